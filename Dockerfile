@@ -1,0 +1,22 @@
+# The Tact application image: the `tact` command, used by every app service in
+# docker-compose.yml (migrate now; worker, beat and web later).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Runs as an unprivileged user. Keys are never baked in: they come in at run
+# time as a secret (TACT_KEYRING_FILE), and .dockerignore keeps var/ out.
+RUN groupadd --system --gid 10001 tact \
+    && useradd --system --uid 10001 --gid tact --home-dir /home/tact --create-home \
+       --shell /usr/sbin/nologin tact
+
+WORKDIR /app
+COPY . /app
+RUN pip install .
+
+USER tact
+ENTRYPOINT ["tact"]
+CMD ["--help"]

@@ -1,0 +1,142 @@
+"""``tact contacts``: import, show, export, erase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from engine.cli.console import byte_progress, err, out
+from engine.cli.runtime import Runtime
+from engine.vault.erasure import erase_contact
+from engine.vault.export import contact_status, export_contact
+from engine.vault.importer import ImportReport, import_file
+
+app = typer.Typer(help="Contacts: import, look up, export, erase.", no_args_is_help=True)
+
+
+def import_summary(report: ImportReport) -> Table:
+    table = Table(title=f"import #{report.import_id}: {report.source_name}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    if report.resumed_after_line:
+        table.add_row("resumed after line", str(report.resumed_after_line))
+    table.add_row("rows read", f"{report.rows_read:,}")
+    table.add_row("inserted", f"{report.inserted:,}")
+    table.add_row("updated", f"{report.updated:,}")
+    table.add_row("rejected", f"{report.rejected:,}")
+    table.add_row("suppressed (erased earlier)", f"{report.suppressed:,}")
+    table.add_row("time", f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)")
+    for reason, count in sorted(report.reject_reasons.items()):
+        table.add_row(f"  rejected: {reason}", f"{count:,}")
+    return table
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="CSV (with header) or JSONL, UTF-8."
+    ),
+    rejects: Path | None = typer.Option(
+        None,
+        help="Where to write line numbers and reasons of bad rows "
+        "(default var/imports/import-N.rejects.csv).",
+    ),
+    batch_size: int = typer.Option(0, help="Rows per transaction (0: settings)."),
+) -> None:
+    """Import contacts, upserting by address. Re-running an interrupted import resumes it.
+
+    Known columns: email, first_name, last_name, phone, locale, timezone, topics,
+    consent_source, consent_at, signup_at; any other column is a free attribute.
+    JSONL rows may also carry "attributes", "orders" and "engagement".
+    """
+    rt = Runtime()
+    vault = rt.vault
+    size = file.stat().st_size
+    with byte_progress() as bar:
+        task = bar.add_task(f"importing {file.name}", total=size)
+        report = import_file(
+            rt.engine,
+            vault,
+            rt.settings,
+            file,
+            rejects_path=rejects,
+            progress=lambda consumed: bar.update(task, completed=consumed),
+            batch_size=batch_size or None,
+        )
+    out.print(import_summary(report))
+    if report.rejects_path:
+        err.print(f"bad rows are listed in {report.rejects_path}")
+
+
+@app.command()
+def show(
+    address: str = typer.Argument(..., help="The contact's email address."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """The contact's status: identity, profile counts, consent and suppression."""
+    rt = Runtime()
+    with rt.engine.begin() as conn:
+        status = contact_status(conn, rt.vault, address)
+    if as_json:
+        out.print_json(json.dumps(status, ensure_ascii=False))
+        return
+    table = Table(show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in status.items():
+        table.add_row(key, _display(value))
+    out.print(table)
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@app.command()
+def export(
+    address: str = typer.Argument(..., help="The contact's email address."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write to this file (mode 0600)."),
+) -> None:
+    """Everything held about this person, decrypted, as JSON (GDPR Art. 20)."""
+    rt = Runtime()
+    with rt.engine.begin() as conn:
+        document = export_contact(conn, rt.vault, address, actor="cli")
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    if out_file is None:
+        typer.echo(text)
+    else:
+        out_file.touch(mode=0o600)
+        out_file.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {out_file}")
+
+
+@app.command()
+def erase(
+    address: str = typer.Argument(..., help="The contact's email address."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Erase a contact for good: its data key is destroyed, so every copy becomes unreadable.
+
+    The address stays on the suppression list as a keyed hash and is never mailed again.
+    """
+    if not yes:
+        typer.confirm("Erase this contact permanently? This cannot be undone", abort=True)
+    rt = Runtime()
+    with rt.engine.begin() as conn:
+        result = erase_contact(conn, rt.vault, address, actor="cli")
+    if result.contact_id is None:
+        out.print(
+            "no contact held that address; it is now suppressed"
+            if not result.already_erased
+            else "that address was already erased"
+        )
+    else:
+        out.print(f"contact {result.contact_id} erased; the address stays suppressed")

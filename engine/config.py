@@ -1,0 +1,142 @@
+"""One Settings object for the whole program.
+
+Values come, strongest first, from: keyword arguments, ``TACT_*`` environment
+variables, ``TACT_<NAME>_FILE`` files for secrets (Docker/Kubernetes secrets),
+the local config file written by ``tact init`` (``tact.toml``, or the path in
+``TACT_CONFIG``), and the defaults below. The defaults are the embedded mode:
+SQLite and a Maildir outbox under ``./var``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from engine.errors import ConfigurationError
+
+#: Fields whose value may come from a file named by ``TACT_<NAME>_FILE``.
+SECRET_FIELDS = ("keyring", "database_url")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_path() -> Path:
+    """The local config file: ``$TACT_CONFIG`` or ``./tact.toml``."""
+    return Path(os.environ.get("TACT_CONFIG", "tact.toml"))
+
+
+class FileSecretsSource(PydanticBaseSettingsSource):
+    """Reads ``TACT_<NAME>_FILE`` for the secret fields (the Docker secrets convention)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"TACT_{field_name.upper()}_FILE")
+        if field_name not in SECRET_FIELDS or not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise ConfigurationError(
+                f"TACT_{field_name.upper()}_FILE names {path!r}, which cannot be read: "
+                f"{exc.strerror}"
+            ) from None
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="TACT_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite under var_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    keyring: SecretStr | None = Field(
+        default=None, description="The keyring JSON itself (prefer TACT_KEYRING_FILE)."
+    )
+    key_file: Path | None = Field(
+        default=None, description="Where the keyring lives; default var_dir/keys.json."
+    )
+    log_file: Path | None = None
+    outbox_dir: Path | None = None
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    import_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    rotation_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    #: Free attributes not declared here are treated as personal (encrypted).
+    public_attributes: tuple[str, ...] = ("loyalty_tier", "preferred_channel")
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            FileSecretsSource(settings_cls),
+            TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
+        )
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_placeholder_url(cls, value: str | None) -> str | None:
+        if value is not None and ("changeme" in value or "CHANGE_ME" in value):
+            raise ValueError("database_url still contains a placeholder")
+        return value
+
+    # Derived paths: one place decides where embedded-mode files go.
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'tact.db'}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file or self.var_dir / "keys.json"
+
+    @property
+    def resolved_log_file(self) -> Path:
+        return self.log_file or self.var_dir / "log" / "tact.log"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.var_dir / "outbox"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once."""
+    try:
+        return Settings()
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # pydantic's ValidationError: say it plainly
+        raise ConfigurationError(f"invalid configuration: {exc}") from None

@@ -1,0 +1,88 @@
+"""Database engines: SQLite (embedded default) or PostgreSQL (``TACT_DATABASE_URL``).
+
+On SQLite the keystore is a second database file attached as schema
+``keystore``, so one transaction covers a contact and its data key while a copy
+of ``tact.db`` alone carries no key. The keystore uses a rollback journal with
+``secure_delete`` so an erased data key is overwritten on disk, not left in a
+free page or a write-ahead log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from engine.config import Settings
+from engine.models import KEYSTORE_SCHEMA
+
+
+def keystore_path_for(main_db: Path) -> Path:
+    """``var/tact.db`` → ``var/tact.keystore.db``."""
+    return main_db.with_name(f"{main_db.stem}.keystore{main_db.suffix or '.db'}")
+
+
+def make_engine(url: str, *, pool: bool = True) -> Engine:
+    """An engine for ``url`` with Tact's pragmas (SQLite) or schema layout (PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ValueError("Tact needs a file-backed SQLite database (the keystore is attached)")
+        main = Path(parsed.database)
+        main.parent.mkdir(parents=True, exist_ok=True)
+        keystore = keystore_path_for(main)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy manage transactions; pysqlite's own BEGIN handling is off.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"ATTACH DATABASE ? AS {KEYSTORE_SCHEMA}", (str(keystore),))
+            cur.execute(f"PRAGMA {KEYSTORE_SCHEMA}.journal_mode=DELETE")
+            cur.execute(f"PRAGMA {KEYSTORE_SCHEMA}.synchronous=FULL")
+            cur.execute(f"PRAGMA {KEYSTORE_SCHEMA}.secure_delete=ON")
+            cur.execute("PRAGMA secure_delete=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # Readers never block in WAL mode. A transaction opened by ``writing()``
+            # takes the write lock up front (IMMEDIATE), so concurrent writers queue on
+            # busy_timeout instead of failing when a read would upgrade to a write.
+            if conn.get_execution_options().get("tact_immediate"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+        return engine
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if not pool:
+        kwargs = {"poolclass": NullPool}
+    return create_engine(url, **kwargs)
+
+
+def engine_from_settings(settings: Settings) -> Engine:
+    return make_engine(settings.resolved_database_url)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A read-then-write transaction that holds the write lock from its start.
+
+    On PostgreSQL this is ``engine.begin()``; on SQLite it begins IMMEDIATE, so a
+    transaction that reads before it writes cannot fail when another writer commits.
+    """
+    with engine.connect() as conn:
+        conn = conn.execution_options(tact_immediate=True)
+        with conn.begin():
+            yield conn

@@ -1,0 +1,57 @@
+"""Maildir transport: the embedded default outbox (``var/outbox``).
+
+Each message is written to ``tmp/`` and renamed into ``new/`` under a name
+derived from its Message-ID, so delivering the same message twice is detected
+and refused: a re-run never duplicates the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage
+
+
+class MaildirTransport:
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+        self.root = root
+        self.fsync = fsync
+
+    def open(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def filename(self, message_id: str) -> str:
+        return hashlib.sha256(message_id.encode()).hexdigest()[:40] + ".tact"
+
+    def send(self, message: OutgoingMessage) -> DeliveryResult:
+        name = self.filename(message.message_id)
+        final = self.root / "new" / name
+        if final.exists() or (self.root / "cur" / name).exists():
+            return DeliveryResult(DeliveryStatus.DUPLICATE, "already in the outbox")
+        tmp = self.root / "tmp" / f"{name}.{os.getpid()}"
+        with tmp.open("wb") as fh:
+            fh.write(message.data)
+            if self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        try:
+            os.link(tmp, final)  # fails if a concurrent sender got there first
+        except FileExistsError:
+            return DeliveryResult(DeliveryStatus.DUPLICATE, "already in the outbox")
+        finally:
+            tmp.unlink(missing_ok=True)
+        return DeliveryResult(DeliveryStatus.SENT)
+
+    def flush(self) -> None:
+        if self.fsync:
+            fd = os.open(self.root / "new", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,76 @@
+"""Every error Tact raises on purpose, in one tree.
+
+Messages never carry personal data: no address, name or phone number, and no
+key or ciphertext bytes. They name the contact by its id, the file by its path
+and line, and say what to do next.
+
+    ConfigurationError          -- cannot run at all; fix the setup and restart.
+    │                              Deliberately outside TactError so that no
+    │                              ``except TactError`` can swallow it.
+    ├── MissingKeysError        -- no keyring: run ``tact init`` or set TACT_KEYRING_FILE
+    ├── PlaceholderSecretError  -- a key is missing, short, or a known placeholder
+    └── KeyMismatchError        -- the keyring does not open this database's data keys
+
+    TactError
+    ├── VaultError
+    │   ├── DecryptionError     -- a ciphertext was altered or moved to another row/column
+    │   ├── ContactErased       -- the contact was erased; its data is gone for good
+    │   └── ContactNotFound     -- no contact with that address or id
+    ├── InvalidAddress          -- an address email-validator refuses (reason given)
+    ├── ImportFileError         -- the import file cannot be read at all (format, encoding)
+    └── RotationError           -- key rotation cannot proceed (e.g. keyring not file-backed)
+"""
+
+from __future__ import annotations
+
+
+class ConfigurationError(Exception):
+    """The program cannot run with this configuration."""
+
+
+class MissingKeysError(ConfigurationError):
+    """No keyring was found."""
+
+
+class PlaceholderSecretError(ConfigurationError):
+    """A secret is empty, too short or a well-known placeholder."""
+
+
+class KeyMismatchError(ConfigurationError):
+    """The keyring given does not belong to this database."""
+
+
+class TactError(Exception):
+    """Base of every runtime error Tact raises deliberately."""
+
+
+class VaultError(TactError):
+    """Something the vault refused to do."""
+
+
+class DecryptionError(VaultError):
+    """A ciphertext does not open under its own key and place."""
+
+
+class ContactErased(VaultError):
+    """The contact was erased; nothing about them can be read any more."""
+
+
+class ContactNotFound(VaultError):
+    """No contact matches."""
+
+
+class InvalidAddress(TactError):
+    """An email address that Tact refuses to store or send to."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ImportFileError(TactError):
+    """The import file as a whole cannot be read."""
+
+
+class RotationError(TactError):
+    """Key rotation cannot proceed."""

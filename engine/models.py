@@ -1,0 +1,214 @@
+"""The tables. Personal fields exist only as ``*_ct`` ciphertext columns.
+
+Two stores: the contact data (default schema) and the keystore (schema
+``keystore``: on PostgreSQL a schema of its own, on SQLite a separate database
+file attached under that name). A backup of the contact data alone carries no
+key that could open it.
+
+Behavioural data (orders, engagement) is pseudonymous: it names a contact by
+id only, holds no address or name, and is deleted on erasure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+KEYSTORE_SCHEMA = "keystore"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Tact stores UTC-aware timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    column: Column[datetime] = Column(UTCDateTime(), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+class ContactStatus(StrEnum):
+    ACTIVE = "active"
+    ERASED = "erased"
+
+
+class SuppressionReason(StrEnum):
+    ERASED = "erased"
+    UNSUBSCRIBED = "unsubscribed"
+    HARD_BOUNCE = "hard-bounce"
+    COMPLAINT = "complaint"
+
+
+class EventType(StrEnum):
+    """Audit events: what happened, never to whom by address."""
+
+    CONTACT_IMPORTED = "contact.imported"
+    CONTACT_ERASED = "contact.erased"
+    CONTACT_EXPORTED = "contact.exported"
+    IMPORT_FINISHED = "import.finished"
+    KEYS_ROTATION_STARTED = "keys.rotation-started"
+    KEYS_ROTATION_FINISHED = "keys.rotation-finished"
+    SUPPRESSION_ADDED = "suppression.added"
+
+
+#: Columns holding ciphertext, in the order export shows them.
+PERSONAL_COLUMNS = ("email_ct", "first_name_ct", "last_name_ct", "phone_ct", "attributes_ct")
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+
+    id: uuid.UUID = Field(primary_key=True)
+    public_id: uuid.UUID = Field(unique=True)
+    #: HMAC of the normalized address; NULL once erased.
+    blind_index: bytes | None = Field(default=None, sa_column=Column(LargeBinary, unique=True))
+    status: str = Field(default=ContactStatus.ACTIVE, max_length=16)
+    key_version: int = 1
+    email_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    first_name_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    last_name_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    phone_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    #: Free attributes that are personal (everything not declared public), as encrypted JSON.
+    attributes_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    #: Attributes declared public in settings (e.g. loyalty tier), plain JSON.
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    locale: str | None = Field(default=None, max_length=35)
+    timezone: str | None = Field(default=None, max_length=64)
+    signup_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    erased_at: datetime | None = _ts(nullable=True)
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "order_ref"),
+        Index("ix_orders_contact", "contact_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", ondelete="CASCADE")
+    order_ref: str = Field(max_length=64)
+    ordered_at: datetime = _ts()
+    amount_cents: int
+    currency: str = Field(max_length=3)
+    category: str = Field(max_length=32)
+
+
+class EngagementEvent(SQLModel, table=True):
+    __tablename__ = "engagement_events"
+    __table_args__ = (Index("ix_engagement_contact", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", ondelete="CASCADE")
+    occurred_at: datetime = _ts()
+    kind: str = Field(max_length=16)
+    campaign: str | None = Field(default=None, max_length=64)
+
+
+class ImportedConsent(SQLModel, table=True):
+    """Consent as stated by an import file; the consent issue turns these into ledger events."""
+
+    __tablename__ = "imported_consents"
+
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True, ondelete="CASCADE")
+    topic: str = Field(primary_key=True, max_length=64)
+    source: str | None = Field(default=None, max_length=64)
+    consented_at: datetime | None = _ts(nullable=True)
+    import_id: int | None = Field(default=None, foreign_key="import_runs.id")
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses never to mail, keyed by the blind index. Survives erasure (keyed hash only)."""
+
+    __tablename__ = "suppressions"
+
+    address_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    reason: str = Field(max_length=16)
+    created_at: datetime = _ts()
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_contact", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurred_at: datetime = _ts()
+    action: str = Field(max_length=48)
+    actor: str = Field(default="system", max_length=64)
+    contact_id: uuid.UUID | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class ImportRun(SQLModel, table=True):
+    __tablename__ = "import_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_name: str = Field(max_length=255)
+    file_sha256: str = Field(max_length=64)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+    status: str = Field(default="running", max_length=16)
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+    #: Last input line whose batch committed: a re-run resumes after it.
+    checkpoint_line: int = 0
+
+
+# --- keystore -------------------------------------------------------------------------------
+
+
+class DataKey(SQLModel, table=True):
+    """One data key per contact, wrapped by a KEK. Deleting the row erases the contact."""
+
+    __tablename__ = "data_keys"
+    __table_args__ = (Index("ix_data_keys_kek", "kek_id"), {"schema": KEYSTORE_SCHEMA})
+
+    contact_id: uuid.UUID = Field(primary_key=True)
+    key_version: int = Field(default=1, primary_key=True)
+    kek_id: str = Field(max_length=64)
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts()
+    rewrapped_at: datetime | None = _ts(nullable=True)
+
+
+class KekCheck(SQLModel, table=True):
+    """A known value sealed under each KEK: a wrong keyring is reported, not decrypted to noise."""
+
+    __tablename__ = "kek_checks"
+    __table_args__ = ({"schema": KEYSTORE_SCHEMA},)
+
+    kek_id: str = Field(primary_key=True, max_length=64)
+    check_ct: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts()
+    retired_at: datetime | None = _ts(nullable=True)

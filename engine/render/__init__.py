@@ -1,0 +1,1 @@
+"""Rendering: the sandboxed brand base, MIME building."""

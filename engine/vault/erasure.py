@@ -1,0 +1,112 @@
+"""Erasure by crypto-shredding (GDPR Art. 17), and the export of everything held (Art. 20).
+
+Erasing a contact deletes its data key from the keystore (overwritten on disk:
+``secure_delete``), removes its blind index, ciphertexts and behavioural
+history, and leaves a tombstone row with no personal data. Any copy of the
+contact data taken before — a backup, a replica — holds ciphertext whose key no
+longer exists, so it stays unreadable. The keyed hash of the address stays on
+the suppression list, so a later import of that address is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from engine.models import (
+    AuditEvent,
+    ContactStatus,
+    EngagementEvent,
+    EventType,
+    ImportedConsent,
+    Order,
+    Suppression,
+    SuppressionReason,
+)
+from engine.vault.vault import FIELD_COLUMNS, Vault, contacts, data_keys
+
+log = logging.getLogger(__name__)
+
+orders_t = Order.__table__  # type: ignore[attr-defined]
+engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
+consents_t = ImportedConsent.__table__  # type: ignore[attr-defined]
+suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
+audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    contact_id: UUID | None
+    already_erased: bool
+
+
+def suppress(conn: Connection, address_hash: bytes, reason: SuppressionReason) -> bool:
+    """Put a keyed hash on the suppression list; True if it was not there with this reason."""
+    current = conn.execute(
+        select(suppressions_t.c.reason).where(suppressions_t.c.address_hash == address_hash)
+    ).scalar()
+    if current == reason:
+        return False
+    if current is None:
+        conn.execute(
+            insert(suppressions_t).values(
+                address_hash=address_hash, reason=reason, created_at=datetime.now(UTC)
+            )
+        )
+    elif reason == SuppressionReason.ERASED:  # erasure is the strongest reason; it wins
+        conn.execute(
+            update(suppressions_t)
+            .where(suppressions_t.c.address_hash == address_hash)
+            .values(reason=reason)
+        )
+    return True
+
+
+def erase_contact(conn: Connection, vault: Vault, address: str, *, actor: str) -> ErasureResult:
+    """Erase the contact with this address (or suppress it if unknown); idempotent."""
+    index = vault.index_for(address)
+    row = conn.execute(select(contacts.c.id).where(contacts.c.blind_index == index)).first()
+    added = suppress(conn, index, SuppressionReason.ERASED)
+    if row is None:
+        if added:
+            _audit(conn, None, actor, {"known_contact": False})
+        return ErasureResult(contact_id=None, already_erased=not added)
+    contact_id: UUID = row.id
+    conn.execute(delete(data_keys).where(data_keys.c.contact_id == contact_id))
+    for table in (orders_t, engagement_t, consents_t):
+        conn.execute(delete(table).where(table.c.contact_id == contact_id))
+    conn.execute(
+        update(contacts)
+        .where(contacts.c.id == contact_id)
+        .values(
+            blind_index=None,
+            status=ContactStatus.ERASED,
+            attributes={},
+            locale=None,
+            timezone=None,
+            signup_at=None,
+            erased_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC),
+            **{column: None for column in FIELD_COLUMNS.values()},
+        )
+    )
+    _audit(conn, contact_id, actor, {"known_contact": True})
+    log.info("contact %s erased", contact_id)
+    return ErasureResult(contact_id=contact_id, already_erased=False)
+
+
+def _audit(conn: Connection, contact_id: UUID | None, actor: str, detail: dict[str, Any]) -> None:
+    conn.execute(
+        insert(audit_t).values(
+            occurred_at=datetime.now(UTC),
+            action=EventType.CONTACT_ERASED,
+            actor=actor,
+            contact_id=contact_id,
+            detail=detail,
+        )
+    )

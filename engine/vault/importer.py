@@ -1,0 +1,449 @@
+"""``tact contacts import``: stream a file into the vault in atomic batches.
+
+Each batch of rows is one transaction: contacts, their data keys (keystore),
+orders, engagement and imported consent land together or not at all, with the
+import's checkpoint. Re-running the same file after a crash resumes after the
+last committed line; rows are upserted by blind index, so nothing doubles.
+Rows for an erased address are never stored again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_, update
+
+from engine.config import Settings
+from engine.db import writing
+from engine.models import (
+    AuditEvent,
+    Contact,
+    EngagementEvent,
+    EventType,
+    ImportedConsent,
+    ImportRun,
+    Order,
+    Suppression,
+    SuppressionReason,
+)
+from engine.vault.rows import ContactIn, CountingReader, RowError, parse_row, read_raw_rows
+from engine.vault.vault import ContactCipher, Vault, data_keys
+
+log = logging.getLogger(__name__)
+
+contacts = Contact.__table__  # type: ignore[attr-defined]
+orders_t = Order.__table__  # type: ignore[attr-defined]
+engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
+consents_t = ImportedConsent.__table__  # type: ignore[attr-defined]
+suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
+runs_t = ImportRun.__table__  # type: ignore[attr-defined]
+audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class ImportReport:
+    import_id: int
+    source_name: str
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+    batches: int = 0
+    resumed_after_line: int = 0
+    rejects_path: Path | None = None
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+
+class RejectsWriter:
+    """Line number and reason of each bad row. Never the row itself: it may be personal data."""
+
+    def __init__(self, path: Path, append: bool) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+        self._append = append
+
+    def write(self, line: int, reason: str) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not (self._append and self.path.exists())
+            self._fh = self.path.open("a" if not fresh else "w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._fh)
+            if fresh:
+                self._writer.writerow(["line", "reason"])
+        self._writer.writerow([line, reason])
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def import_file(
+    engine: Engine,
+    vault: Vault,
+    settings: Settings,
+    path: Path,
+    *,
+    rejects_path: Path | None = None,
+    progress: ProgressFn | None = None,
+    batch_size: int | None = None,
+) -> ImportReport:
+    """Import ``path``; resumes an interrupted import of the same file."""
+    started = datetime.now(UTC)
+    batch_size = batch_size or settings.import_batch_size
+    digest = file_sha256(path)
+    with engine.begin() as conn:
+        vault.verify(conn)
+        previous = conn.execute(
+            select(runs_t.c.id, runs_t.c.checkpoint_line)
+            .where(runs_t.c.file_sha256 == digest, runs_t.c.status == "running")
+            .order_by(runs_t.c.id.desc())
+        ).first()
+        if previous is not None:
+            import_id, resume_after = previous
+        else:
+            inserted = conn.execute(
+                insert(runs_t).values(
+                    source_name=path.name[:255], file_sha256=digest, started_at=started
+                )
+            ).inserted_primary_key
+            if inserted is None:
+                raise RuntimeError("the database returned no id for the import run")
+            import_id = inserted[0]
+            resume_after = 0
+    report = ImportReport(
+        import_id=import_id, source_name=path.name, resumed_after_line=resume_after
+    )
+    report.rejects_path = (
+        rejects_path or settings.var_dir / "imports" / f"import-{import_id}.rejects.csv"
+    )
+    rejects = RejectsWriter(report.rejects_path, append=resume_after > 0)
+    batcher = _Batcher(engine, vault, settings, import_id)
+    now = datetime.now(UTC)
+    try:
+        with path.open("rb") as raw:
+            counter = CountingReader(raw)
+            batch: list[ContactIn] = []
+            last_line = resume_after
+            for line, record in read_raw_rows(path, counter):
+                if line <= resume_after:
+                    continue
+                report.rows_read += 1
+                last_line = line
+                try:
+                    batch.append(parse_row(line, record, now=now))
+                except RowError as exc:
+                    report.rejected += 1
+                    reason = str(exc)
+                    key = reason.split(":", 1)[0]
+                    report.reject_reasons[key] = report.reject_reasons.get(key, 0) + 1
+                    rejects.write(line, reason)
+                    log.info("import %s: line %d rejected: %s", import_id, line, reason)
+                if len(batch) >= batch_size:
+                    batcher.commit(batch, last_line, report)
+                    batch = []
+                    if progress:
+                        progress(counter.consumed)
+            batcher.commit(batch, last_line, report)
+            if progress:
+                progress(counter.consumed)
+    finally:
+        rejects.close()
+    report.seconds = (datetime.now(UTC) - started).total_seconds()
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs_t)
+            .where(runs_t.c.id == import_id)
+            .values(status="finished", finished_at=datetime.now(UTC))
+        )
+        conn.execute(
+            insert(audit_t).values(
+                occurred_at=datetime.now(UTC),
+                action=EventType.IMPORT_FINISHED,
+                actor="import",
+                detail={
+                    "import_id": import_id,
+                    "rows": report.rows_read,
+                    "inserted": report.inserted,
+                    "updated": report.updated,
+                    "rejected": report.rejected,
+                    "suppressed": report.suppressed,
+                },
+            )
+        )
+    if report.rejected == 0 and report.rejects_path.exists() and resume_after == 0:
+        report.rejects_path.unlink()
+    if report.rejected == 0:
+        report.rejects_path = None
+    log.info(
+        "import %s finished: %d rows, %d inserted, %d updated, %d rejected, %d suppressed",
+        import_id,
+        report.rows_read,
+        report.inserted,
+        report.updated,
+        report.rejected,
+        report.suppressed,
+    )
+    return report
+
+
+class _Batcher:
+    """Writes one batch of validated rows in one transaction."""
+
+    def __init__(self, engine: Engine, vault: Vault, settings: Settings, import_id: int) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.import_id = import_id
+        self.public = frozenset(settings.public_attributes)
+
+    def commit(self, batch: list[ContactIn], last_line: int, report: ImportReport) -> None:
+        with writing(self.engine) as conn:
+            if batch:
+                self._write(conn, batch, report)
+            conn.execute(
+                update(runs_t)
+                .where(runs_t.c.id == self.import_id)
+                .values(
+                    checkpoint_line=last_line,
+                    rows_read=report.rows_read,
+                    inserted=report.inserted,
+                    updated=report.updated,
+                    rejected=report.rejected,
+                    suppressed=report.suppressed,
+                )
+            )
+        report.batches += 1
+
+    def _write(self, conn: Connection, batch: list[ContactIn], report: ImportReport) -> None:
+        # Rows for one address merge in file order, as if applied one after another.
+        by_index: dict[bytes, ContactIn] = {}
+        for row in batch:
+            index = self.vault.blind_index(row.email)
+            earlier = by_index.get(index)
+            if earlier is None:
+                by_index[index] = row
+            else:
+                _merge_into(earlier, row)
+                report.updated += 1
+        indexes = list(by_index)
+        erased = set(
+            conn.execute(
+                select(suppressions_t.c.address_hash).where(
+                    suppressions_t.c.address_hash.in_(indexes),
+                    suppressions_t.c.reason == SuppressionReason.ERASED,
+                )
+            ).scalars()
+        )
+        existing = {
+            r.blind_index: r
+            for r in conn.execute(
+                select(
+                    contacts.c.id,
+                    contacts.c.key_version,
+                    contacts.c.blind_index,
+                    contacts.c.attributes_ct,
+                    contacts.c.attributes,
+                ).where(contacts.c.blind_index.in_(indexes))
+            )
+        }
+        ciphers = self.vault.ciphers(conn, ((r.id, r.key_version) for r in existing.values()))
+        now = datetime.now(UTC)
+        new_contacts: list[dict[str, Any]] = []
+        new_keys: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        touched: list[tuple[UUID, ContactIn]] = []
+        for index, row in by_index.items():
+            if index in erased:
+                report.suppressed += 1
+                continue
+            public = {k: v for k, v in row.attributes.items() if k in self.public}
+            personal = {k: v for k, v in row.attributes.items() if k not in self.public}
+            current = existing.get(index)
+            if current is None:
+                contact_id = uuid.uuid4()
+                key_row, cipher = self.vault.new_contact_key(contact_id)
+                new_keys.append(key_row)
+                new_contacts.append(
+                    {
+                        "id": contact_id,
+                        "public_id": uuid.uuid4(),
+                        "blind_index": index,
+                        "status": "active",
+                        "key_version": cipher.key_version,
+                        "email_ct": cipher.seal("email_ct", row.email),
+                        "first_name_ct": cipher.seal("first_name_ct", row.first_name),
+                        "last_name_ct": cipher.seal("last_name_ct", row.last_name),
+                        "phone_ct": cipher.seal("phone_ct", row.phone),
+                        "attributes_ct": cipher.seal_json("attributes_ct", personal),
+                        "attributes": public,
+                        "locale": row.locale,
+                        "timezone": row.timezone,
+                        "signup_at": row.signup_at,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                report.inserted += 1
+            else:
+                contact_id = current.id
+                cipher_or_none = ciphers.get(contact_id)
+                if cipher_or_none is None:
+                    report.suppressed += 1  # key destroyed mid-flight: treat as erased
+                    continue
+                updates.append(
+                    self._update_values(cipher_or_none, current, row, public, personal, now)
+                )
+                report.updated += 1
+            touched.append((contact_id, row))
+        if new_keys:
+            conn.execute(insert(data_keys), new_keys)
+        if new_contacts:
+            conn.execute(insert(contacts), new_contacts)
+        if updates:
+            self._apply_updates(conn, updates)
+        self._write_history(conn, touched)
+
+    @staticmethod
+    def _update_values(
+        cipher: ContactCipher,
+        current: Any,
+        row: ContactIn,
+        public: dict[str, Any],
+        personal: dict[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Fields given in the file overwrite; fields left empty keep what is stored."""
+        merged_personal = {**cipher.open_json("attributes_ct", current.attributes_ct), **personal}
+        values: dict[str, Any] = {
+            "b_id": current.id,
+            "email_ct": cipher.seal("email_ct", row.email),
+            "attributes_ct": cipher.seal_json("attributes_ct", merged_personal),
+            "attributes": {**(current.attributes or {}), **public},
+            "updated_at": now,
+        }
+        for name in ("first_name", "last_name", "phone"):
+            value = getattr(row, name)
+            values[f"{name}_ct"] = cipher.seal(f"{name}_ct", value) if value is not None else None
+        for name in ("locale", "timezone", "signup_at"):
+            values[name] = getattr(row, name)
+        return values
+
+    @staticmethod
+    def _apply_updates(conn: Connection, updates: list[dict[str, Any]]) -> None:
+        # Group by which optional columns are given, so one executemany per shape.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for values in updates:
+            given = {k: v for k, v in values.items() if v is not None}
+            shapes.setdefault(tuple(sorted(given)), []).append(given)
+        for keys, rows in shapes.items():
+            stmt = (
+                update(contacts)
+                .where(contacts.c.id == bindparam("b_id"))
+                .values({k: bindparam(k) for k in keys if k != "b_id"})
+            )
+            conn.execute(stmt, rows)
+
+    def _write_history(self, conn: Connection, touched: list[tuple[UUID, ContactIn]]) -> None:
+        with_orders = [cid for cid, row in touched if row.orders is not None]
+        with_events = [cid for cid, row in touched if row.engagement is not None]
+        if with_orders:
+            conn.execute(delete(orders_t).where(orders_t.c.contact_id.in_(with_orders)))
+        if with_events:
+            conn.execute(delete(engagement_t).where(engagement_t.c.contact_id.in_(with_events)))
+        order_rows: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        consent_rows: list[dict[str, Any]] = []
+        for cid, row in touched:
+            seen_refs: set[str] = set()
+            for o in row.orders or []:
+                if o.order_ref in seen_refs:
+                    continue
+                seen_refs.add(o.order_ref)
+                order_rows.append(
+                    {
+                        "contact_id": cid,
+                        "order_ref": o.order_ref,
+                        "ordered_at": o.ordered_at,
+                        "amount_cents": o.amount_cents,
+                        "currency": o.currency,
+                        "category": o.category,
+                    }
+                )
+            for e in row.engagement or []:
+                event_rows.append(
+                    {
+                        "contact_id": cid,
+                        "occurred_at": e.occurred_at,
+                        "kind": e.kind,
+                        "campaign": e.campaign,
+                    }
+                )
+            for topic in row.topics:
+                consent_rows.append(
+                    {
+                        "contact_id": cid,
+                        "topic": topic,
+                        "source": row.consent_source or "import",
+                        "consented_at": row.consent_at,
+                        "import_id": self.import_id,
+                    }
+                )
+        if order_rows:
+            conn.execute(insert(orders_t), order_rows)
+        if event_rows:
+            conn.execute(insert(engagement_t), event_rows)
+        if consent_rows:
+            pairs = [(r["contact_id"], r["topic"]) for r in consent_rows]
+            conn.execute(
+                delete(consents_t).where(
+                    tuple_(consents_t.c.contact_id, consents_t.c.topic).in_(pairs)
+                )
+            )
+            conn.execute(insert(consents_t), consent_rows)
+
+
+def _merge_into(earlier: ContactIn, later: ContactIn) -> None:
+    """Apply ``later`` on top of ``earlier``: given fields override, lists of topics add up."""
+    for name in (
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "locale",
+        "timezone",
+        "signup_at",
+        "consent_source",
+        "consent_at",
+        "orders",
+        "engagement",
+    ):
+        value = getattr(later, name)
+        if value is not None:
+            setattr(earlier, name, value)
+    earlier.topics += [t for t in later.topics if t not in earlier.topics]
+    earlier.attributes.update(later.attributes)
+    earlier.line = later.line

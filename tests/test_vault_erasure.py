@@ -1,0 +1,140 @@
+"""Erasure is crypto-shredding: pre-erasure copies stay unreadable; the address stays suppressed."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, insert, select
+
+from engine.config import Settings
+from engine.db import make_engine
+from engine.errors import ContactErased
+from engine.migrate import upgrade
+from engine.models import AuditEvent, Suppression
+from engine.vault import Keyring, Vault
+from engine.vault.erasure import erase_contact
+from engine.vault.export import export_contact
+from engine.vault.vault import contacts, data_keys
+from tests.helpers import contact_ids, emails, import_rows, people
+
+audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
+suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
+
+
+def _with_history(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    for i, row in enumerate(rows):
+        row["orders"] = [
+            {
+                "order_id": f"o{i}",
+                "ordered_at": "2026-01-02T10:00:00Z",
+                "amount": "12.50",
+                "currency": "EUR",
+                "category": "outdoor",
+            }
+        ]
+        row["engagement"] = [{"at": "2026-01-03T10:00:00Z", "kind": "open", "campaign": "c1"}]
+        row["topics"] = ["news"]
+    return rows
+
+
+def test_restored_pre_erasure_rows_no_longer_decrypt(
+    engine: Engine, vault: Vault, settings: Settings
+) -> None:
+    rows = _with_history(people(4))
+    import_rows(engine, vault, settings, rows)
+    with engine.connect() as conn:
+        backup = [dict(r._mapping) for r in conn.execute(select(contacts))]
+    target = rows[1]["email"]
+    with engine.begin() as conn:
+        erased = erase_contact(conn, vault, str(target), actor="test")
+    assert erased.contact_id is not None
+
+    # Restore the contact data from the pre-erasure copy, next to the current keystore.
+    with engine.begin() as conn:
+        conn.execute(delete(contacts))
+        conn.execute(insert(contacts), backup)
+        assert (
+            conn.execute(
+                select(data_keys).where(data_keys.c.contact_id == erased.contact_id)
+            ).first()
+            is None
+        )
+    restored = emails(engine, vault)
+    assert erased.contact_id not in restored
+    assert set(restored.values()) == {r["email"] for r in rows} - {target}
+
+
+def test_sqlite_file_backup_restored_next_to_current_keystore(tmp_path: Path) -> None:
+    """The embedded mode's backup is a copy of tact.db; it must not outlive an erasure."""
+    settings = Settings(var_dir=tmp_path / "var")
+    keyring = Keyring.generate()
+    keyring.save(settings.resolved_key_file)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    vault = Vault(keyring)
+    rows = people(5)
+    import_rows(engine, vault, settings, rows)
+    main = settings.var_dir / "tact.db"
+    engine.dispose()
+    with sqlite3.connect(main) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backup = tmp_path / "backup-tact.db"
+    shutil.copy(main, backup)
+    with engine.begin() as conn:
+        erased = erase_contact(conn, vault, str(rows[0]["email"]), actor="test")
+    engine.dispose()
+    with sqlite3.connect(main) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(backup, main)  # the old contact data file, the current keystore
+    restored = emails(engine, vault)
+    assert erased.contact_id is not None
+    assert erased.contact_id not in restored
+    assert len(restored) == 4
+    # The erased key is overwritten in the keystore file itself (secure_delete), not just unlinked.
+    keystore_bytes = (settings.var_dir / "tact.keystore.db").read_bytes()
+    assert erased.contact_id.hex.encode() not in keystore_bytes
+    assert erased.contact_id.bytes not in keystore_bytes
+    engine.dispose()
+
+
+def test_erasure_removes_everything_and_leaves_only_a_keyed_hash(
+    engine: Engine, vault: Vault, settings: Settings
+) -> None:
+    rows = _with_history(people(2))
+    import_rows(engine, vault, settings, rows)
+    address = str(rows[0]["email"])
+    with engine.begin() as conn:
+        result = erase_contact(conn, vault, address, actor="test")
+        row = conn.execute(select(contacts).where(contacts.c.id == result.contact_id)).one()
+        events = conn.execute(select(audit_t).where(audit_t.c.action == "contact.erased")).all()
+        hashes = conn.execute(select(suppressions_t)).all()
+    assert row.status == "erased" and row.blind_index is None
+    assert row.email_ct is None and row.first_name_ct is None and row.attributes == {}
+    assert len(events) == 1 and events[0].contact_id == result.contact_id
+    assert address not in repr(events[0]._mapping)
+    assert [h.reason for h in hashes] == ["erased"]
+    assert hashes[0].address_hash == vault.index_for(address)
+    with engine.begin() as conn, pytest.raises(ContactErased):
+        export_contact(conn, vault, address, actor="test")
+    # Erasing again is harmless.
+    with engine.begin() as conn:
+        again = erase_contact(conn, vault, address, actor="test")
+    assert again.contact_id is None and again.already_erased
+
+
+def test_reimport_of_an_erased_address_is_suppressed(
+    engine: Engine, vault: Vault, settings: Settings
+) -> None:
+    rows = people(3)
+    import_rows(engine, vault, settings, rows)
+    with engine.begin() as conn:
+        erase_contact(conn, vault, str(rows[2]["email"]), actor="test")
+    again = [dict(r) for r in rows]
+    again[2]["email"] = str(rows[2]["email"]).upper()  # another spelling of the same mailbox
+    report = import_rows(engine, vault, settings, again, name="again")
+    assert report.suppressed == 1 and report.updated == 2 and report.inserted == 0
+    assert len(emails(engine, vault)) == 2
+    assert len(contact_ids(engine)) == 3  # the tombstone, nothing more
