@@ -80,6 +80,24 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     outbox_dir: Path | None = None
     templates_dir: Path = PROJECT_ROOT / "templates"
+    topics_file: Path | None = None
+    #: Public base URL of the web app (links in emails): https in production.
+    public_base_url: str = "http://127.0.0.1:8000"
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    #: Address for ``mailto:`` unsubscribes (List-Unsubscribe); local part + token.
+    unsubscribe_mailbox: str = "unsubscribe@northwind.example"
+    #: Unsubscribe and preference links stay valid this long (>= 60 days: CASL).
+    link_token_days: int = Field(default=400, ge=60)
+    #: Export and erasure links are short-lived.
+    sensitive_token_minutes: int = Field(default=60, ge=5, le=1440)
+    confirm_token_days: int = Field(default=7, ge=1, le=60)
+    #: Retired token keys still verify for this long after a newer one was added.
+    token_grace_days: int = Field(default=400, ge=60)
+    #: At most this many double opt-in emails per address per day.
+    optin_requests_per_day: int = Field(default=3, ge=1)
+    #: Default regime of consent given at import when the file does not say.
+    import_regime: str = "gdpr-consent"
     import_batch_size: int = Field(default=1000, ge=1, le=100_000)
     rotation_batch_size: int = Field(default=1000, ge=1, le=100_000)
     #: Free attributes not declared here are treated as personal (encrypted).
@@ -117,6 +135,10 @@ class Settings(BaseSettings):
     @property
     def resolved_key_file(self) -> Path:
         return self.key_file or self.var_dir / "keys.json"
+
+    @property
+    def resolved_topics_file(self) -> Path:
+        return self.topics_file or self.templates_dir / "topics.toml"
 
     @property
     def resolved_log_file(self) -> Path:

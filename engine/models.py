@@ -133,18 +133,6 @@ class EngagementEvent(SQLModel, table=True):
     campaign: str | None = Field(default=None, max_length=64)
 
 
-class ImportedConsent(SQLModel, table=True):
-    """Consent as stated by an import file; the consent issue turns these into ledger events."""
-
-    __tablename__ = "imported_consents"
-
-    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True, ondelete="CASCADE")
-    topic: str = Field(primary_key=True, max_length=64)
-    source: str | None = Field(default=None, max_length=64)
-    consented_at: datetime | None = _ts(nullable=True)
-    import_id: int | None = Field(default=None, foreign_key="import_runs.id")
-
-
 class Suppression(SQLModel, table=True):
     """Addresses never to mail, keyed by the blind index. Survives erasure (keyed hash only)."""
 
@@ -212,3 +200,118 @@ class KekCheck(SQLModel, table=True):
     check_ct: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _ts()
     retired_at: datetime | None = _ts(nullable=True)
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+class ConsentEventType(StrEnum):
+    GRANTED = "granted"
+    CONFIRMED = "confirmed"  # double opt-in link followed
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class ConsentState(StrEnum):
+    SUBSCRIBED = "subscribed"
+    PENDING = "pending"  # granted, awaiting double opt-in confirmation
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class ConsentRecord(SQLModel, table=True):
+    """One append-only ledger event. Never updated, never deleted; chained per contact.
+
+    ``hash`` = HMAC(ledger key, ``prev_hash`` || canonical form of this event), so an
+    edited, deleted or reordered event breaks the chain (``tact consent verify``).
+    IP address and user agent are sealed by the vault under the contact's data key.
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (UniqueConstraint("contact_id", "seq"), Index("ix_consent_topic", "topic"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id")
+    seq: int
+    topic: str = Field(max_length=64)
+    event: str = Field(max_length=16)
+    occurred_at: datetime = _ts()
+    source: str = Field(max_length=32)
+    lawful_basis: str = Field(max_length=32)
+    regime: str = Field(max_length=32)
+    expires_at: datetime | None = _ts(nullable=True)
+    text_hash: str | None = Field(default=None, max_length=64)
+    ip_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    user_agent_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class ConsentHead(SQLModel, table=True):
+    """The last link of each contact's chain: deleting the newest event is detected too."""
+
+    __tablename__ = "consent_heads"
+
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True)
+    seq: int
+    hash: str = Field(max_length=64)
+
+
+class ConsentStateRow(SQLModel, table=True):
+    """Current state per (contact, topic), derived from the ledger in the same transaction.
+
+    A cache for the sending gate; the ledger stays the truth and ``tact consent verify``
+    checks that the two agree.
+    """
+
+    __tablename__ = "consent_state"
+    __table_args__ = (Index("ix_consent_state_topic", "topic", "state"),)
+
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True)
+    topic: str = Field(primary_key=True, max_length=64)
+    state: str = Field(max_length=16)
+    since: datetime = _ts()
+    source: str = Field(max_length=32)
+    regime: str = Field(max_length=32)
+    expires_at: datetime | None = _ts(nullable=True)
+
+
+class Cadence(StrEnum):
+    AS_IT_HAPPENS = "as-it-happens"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class ContactPreferences(SQLModel, table=True):
+    """Per-contact choices that are not consent: personalization opt-out (GDPR Art. 21)."""
+
+    __tablename__ = "contact_preferences"
+
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True)
+    personalization_opt_out: bool = False
+    updated_at: datetime = _ts()
+
+
+class TopicPreference(SQLModel, table=True):
+    """Cadence per topic, and a pause; the frequency caps obey these."""
+
+    __tablename__ = "topic_preferences"
+
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True)
+    topic: str = Field(primary_key=True, max_length=64)
+    cadence: str = Field(default=Cadence.AS_IT_HAPPENS, max_length=16)
+    paused_until: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()
+
+
+class OptInRequest(SQLModel, table=True):
+    """Double opt-in requests per address (blind index), for the rate limit."""
+
+    __tablename__ = "optin_requests"
+    __table_args__ = (Index("ix_optin_address_time", "address_hash", "requested_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    topic: str = Field(max_length=64)
+    requested_at: datetime = _ts()

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from engine.config import Settings
 from engine.errors import ImportFileError
-from engine.models import EngagementEvent, ImportedConsent, Order
+from engine.models import ConsentStateRow, EngagementEvent, Order
 from engine.vault import Vault
 from engine.vault.importer import _Batcher, import_file
 from engine.vault.vault import contacts, data_keys
@@ -19,7 +19,7 @@ from tests.helpers import contact_ids, emails, people, write_jsonl
 
 orders_t = Order.__table__  # type: ignore[attr-defined]
 engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
-consents_t = ImportedConsent.__table__  # type: ignore[attr-defined]
+consents_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
 
 MESSY_CSV = (
     "\ufeffEmail,First Name,Last-Name,Locale,Time Zone,Topics,Consent Source,Consent At,vip\r\n"

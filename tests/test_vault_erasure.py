@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, select, update
 
 from engine.config import Settings
 from engine.db import make_engine
@@ -54,8 +54,8 @@ def test_restored_pre_erasure_rows_no_longer_decrypt(
 
     # Restore the contact data from the pre-erasure copy, next to the current keystore.
     with engine.begin() as conn:
-        conn.execute(delete(contacts))
-        conn.execute(insert(contacts), backup)
+        for row in backup:
+            conn.execute(update(contacts).where(contacts.c.id == row["id"]).values(**row))
         assert (
             conn.execute(
                 select(data_keys).where(data_keys.c.contact_id == erased.contact_id)
@@ -118,7 +118,7 @@ def test_erasure_removes_everything_and_leaves_only_a_keyed_hash(
     assert [h.reason for h in hashes] == ["erased"]
     assert hashes[0].address_hash == vault.index_for(address)
     with engine.begin() as conn, pytest.raises(ContactErased):
-        export_contact(conn, vault, address, actor="test")
+        export_contact(conn, vault, settings, address, actor="test")
     # Erasing again is harmless.
     with engine.begin() as conn:
         again = erase_contact(conn, vault, address, actor="test")

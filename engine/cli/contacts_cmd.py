@@ -80,7 +80,7 @@ def show(
     """The contact's status: identity, profile counts, consent and suppression."""
     rt = Runtime()
     with rt.engine.begin() as conn:
-        status = contact_status(conn, rt.vault, address)
+        status = contact_status(conn, rt.vault, rt.settings, address)
     if as_json:
         out.print_json(json.dumps(status, ensure_ascii=False))
         return
@@ -108,7 +108,7 @@ def export(
     """Everything held about this person, decrypted, as JSON (GDPR Art. 20)."""
     rt = Runtime()
     with rt.engine.begin() as conn:
-        document = export_contact(conn, rt.vault, address, actor="cli")
+        document = export_contact(conn, rt.vault, rt.settings, address, actor="cli")
     text = json.dumps(document, ensure_ascii=False, indent=2)
     if out_file is None:
         typer.echo(text)

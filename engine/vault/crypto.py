@@ -27,9 +27,13 @@ VERSION = b"\x01"
 NONCE_BYTES = 12
 
 
-def field_ad(table: str, column: str, contact_id: UUID, key_version: int) -> bytes:
-    """Associated data binding a field ciphertext to its table, column, row and key version."""
-    return f"tact/field|{table}|{column}|{contact_id.hex}|{key_version}".encode("ascii")
+def field_ad(table: str, column: str, contact_id: UUID, key_version: int, row: str = "") -> bytes:
+    """Associated data binding a field ciphertext to its table, column, row and key version.
+
+    ``row`` names the row further when a contact owns several rows of a table
+    (e.g. the sequence number of a consent event).
+    """
+    return f"tact/field|{table}|{column}|{contact_id.hex}|{row}|{key_version}".encode("ascii")
 
 
 def wrap_ad(contact_id: UUID, key_version: int, kek_id: str) -> bytes:

@@ -18,15 +18,18 @@ from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from engine.consent.ledger import Source
+from engine.consent.service import Origin, withdraw
+from engine.consent.suppression import suppress
 from engine.models import (
     AuditEvent,
+    ContactPreferences,
     ContactStatus,
     EngagementEvent,
     EventType,
-    ImportedConsent,
     Order,
-    Suppression,
     SuppressionReason,
+    TopicPreference,
 )
 from engine.vault.vault import FIELD_COLUMNS, Vault, contacts, data_keys
 
@@ -34,8 +37,8 @@ log = logging.getLogger(__name__)
 
 orders_t = Order.__table__  # type: ignore[attr-defined]
 engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
-consents_t = ImportedConsent.__table__  # type: ignore[attr-defined]
-suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
+preferences_t = ContactPreferences.__table__  # type: ignore[attr-defined]
+topic_prefs_t = TopicPreference.__table__  # type: ignore[attr-defined]
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
@@ -43,28 +46,6 @@ audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 class ErasureResult:
     contact_id: UUID | None
     already_erased: bool
-
-
-def suppress(conn: Connection, address_hash: bytes, reason: SuppressionReason) -> bool:
-    """Put a keyed hash on the suppression list; True if it was not there with this reason."""
-    current = conn.execute(
-        select(suppressions_t.c.reason).where(suppressions_t.c.address_hash == address_hash)
-    ).scalar()
-    if current == reason:
-        return False
-    if current is None:
-        conn.execute(
-            insert(suppressions_t).values(
-                address_hash=address_hash, reason=reason, created_at=datetime.now(UTC)
-            )
-        )
-    elif reason == SuppressionReason.ERASED:  # erasure is the strongest reason; it wins
-        conn.execute(
-            update(suppressions_t)
-            .where(suppressions_t.c.address_hash == address_hash)
-            .values(reason=reason)
-        )
-    return True
 
 
 def erase_contact(conn: Connection, vault: Vault, address: str, *, actor: str) -> ErasureResult:
@@ -77,8 +58,11 @@ def erase_contact(conn: Connection, vault: Vault, address: str, *, actor: str) -
             _audit(conn, None, actor, {"known_contact": False})
         return ErasureResult(contact_id=None, already_erased=not added)
     contact_id: UUID = row.id
+    # The ledger keeps its proof of consent (pseudonymous; sealed fields die with the key),
+    # and records that erasure ended every subscription.
+    withdraw(conn, vault, contact_id, None, Origin(source=Source.ERASURE))
     conn.execute(delete(data_keys).where(data_keys.c.contact_id == contact_id))
-    for table in (orders_t, engagement_t, consents_t):
+    for table in (orders_t, engagement_t, preferences_t, topic_prefs_t):
         conn.execute(delete(table).where(table.c.contact_id == contact_id))
     conn.execute(
         update(contacts)

@@ -12,11 +12,14 @@ from uuid import UUID
 
 from sqlalchemy import Connection, func, insert, select
 
+from engine.config import Settings
+from engine.consent.ledger import history as ledger_history
+from engine.consent.service import consent_summary
+from engine.consent.topics import cached_topics
 from engine.models import (
     AuditEvent,
     EngagementEvent,
     EventType,
-    ImportedConsent,
     Order,
     Suppression,
 )
@@ -24,7 +27,6 @@ from engine.vault.vault import Vault, data_keys
 
 orders_t = Order.__table__  # type: ignore[attr-defined]
 engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
-consents_t = ImportedConsent.__table__  # type: ignore[attr-defined]
 suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 
@@ -35,25 +37,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _suppression(conn: Connection, blind_index: bytes | None) -> str | None:
-    if blind_index is None:
-        return None
-    reason: str | None = conn.execute(
-        select(suppressions_t.c.reason).where(suppressions_t.c.address_hash == blind_index)
-    ).scalar()
-    return reason
+def _consent(conn: Connection, settings: Settings, contact_id: UUID) -> dict[str, Any]:
+    return consent_summary(conn, cached_topics(settings.resolved_topics_file), contact_id)
 
 
-def _topics(conn: Connection, contact_id: UUID) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(consents_t).where(consents_t.c.contact_id == contact_id).order_by(consents_t.c.topic)
-    )
-    return [
-        {"topic": r.topic, "source": r.source, "consented_at": _iso(r.consented_at)} for r in rows
-    ]
-
-
-def contact_status(conn: Connection, vault: Vault, address: str) -> dict[str, Any]:
+def contact_status(
+    conn: Connection, vault: Vault, settings: Settings, address: str
+) -> dict[str, Any]:
     """A short summary for ``tact contacts show``."""
     row = vault.find(conn, address)
     personal = vault.read(conn, [row.id], ["first_name", "last_name"], purpose="show").get(row.id)
@@ -81,15 +71,21 @@ def contact_status(conn: Connection, vault: Vault, address: str) -> dict[str, An
         "orders": n_orders,
         "last_order": _iso(last_order),
         "engagement_events": n_events,
-        # The consent issue replaces this with the ledger's derived state per topic.
-        "consent": {"imported_topics": _topics(conn, row.id)},
-        "suppression": _suppression(conn, row.blind_index),
+        **_consent(conn, settings, row.id),
     }
 
 
-def export_contact(conn: Connection, vault: Vault, address: str, *, actor: str) -> dict[str, Any]:
+def export_contact(
+    conn: Connection, vault: Vault, settings: Settings, address: str, *, actor: str
+) -> dict[str, Any]:
     """Everything held about the person with this address, decrypted, as one document."""
-    row = vault.find(conn, address)
+    return export_by_id(conn, vault, settings, vault.find(conn, address), actor=actor)
+
+
+def export_by_id(
+    conn: Connection, vault: Vault, settings: Settings, row: Any, *, actor: str
+) -> dict[str, Any]:
+    """The export for a contact row (``vault.find`` or a lookup by public id)."""
     personal = vault.read(
         conn,
         [row.id],
@@ -142,8 +138,13 @@ def export_contact(conn: Connection, vault: Vault, address: str, *, actor: str) 
             "updated": _iso(row.updated_at),
             "attributes": {**(row.attributes or {}), **(personal.attributes if personal else {})},
         },
-        "consent": {"imported_topics": _topics(conn, row.id)},
-        "suppression": _suppression(conn, row.blind_index),
+        "consent": {
+            **_consent(conn, settings, row.id),
+            "ledger": [
+                {k: _iso(v) if isinstance(v, datetime) else v for k, v in event.items()}
+                for event in ledger_history(conn, row.id)
+            ],
+        },
         "orders": orders,
         "engagement": engagement,
         "audit": audit,

@@ -20,16 +20,20 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from engine.config import Settings
+from engine.consent import ledger
+from engine.consent.ledger import CASL_IMPLIED_PURCHASE, NewEvent, Regime, Source
 from engine.db import writing
 from engine.models import (
     AuditEvent,
+    ConsentEventType,
+    ConsentState,
+    ConsentStateRow,
     Contact,
     EngagementEvent,
     EventType,
-    ImportedConsent,
     ImportRun,
     Order,
     Suppression,
@@ -43,9 +47,9 @@ log = logging.getLogger(__name__)
 contacts = Contact.__table__  # type: ignore[attr-defined]
 orders_t = Order.__table__  # type: ignore[attr-defined]
 engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
-consents_t = ImportedConsent.__table__  # type: ignore[attr-defined]
 suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
 runs_t = ImportRun.__table__  # type: ignore[attr-defined]
+state_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 
 ProgressFn = Callable[[int], None]
@@ -219,6 +223,7 @@ class _Batcher:
         self.vault = vault
         self.import_id = import_id
         self.public = frozenset(settings.public_attributes)
+        self.regime = settings.import_regime
 
     def commit(self, batch: list[ContactIn], last_line: int, report: ImportReport) -> None:
         with writing(self.engine) as conn:
@@ -376,7 +381,6 @@ class _Batcher:
             conn.execute(delete(engagement_t).where(engagement_t.c.contact_id.in_(with_events)))
         order_rows: list[dict[str, Any]] = []
         event_rows: list[dict[str, Any]] = []
-        consent_rows: list[dict[str, Any]] = []
         for cid, row in touched:
             seen_refs: set[str] = set()
             for o in row.orders or []:
@@ -402,28 +406,65 @@ class _Batcher:
                         "campaign": e.campaign,
                     }
                 )
-            for topic in row.topics:
-                consent_rows.append(
-                    {
-                        "contact_id": cid,
-                        "topic": topic,
-                        "source": row.consent_source or "import",
-                        "consented_at": row.consent_at,
-                        "import_id": self.import_id,
-                    }
-                )
         if order_rows:
             conn.execute(insert(orders_t), order_rows)
         if event_rows:
             conn.execute(insert(engagement_t), event_rows)
-        if consent_rows:
-            pairs = [(r["contact_id"], r["topic"]) for r in consent_rows]
-            conn.execute(
-                delete(consents_t).where(
-                    tuple_(consents_t.c.contact_id, consents_t.c.topic).in_(pairs)
+        self._grant_imported_consent(conn, touched)
+
+    def _grant_imported_consent(
+        self, conn: Connection, touched: list[tuple[UUID, ContactIn]]
+    ) -> None:
+        """Consent stated by the file becomes ledger events, never overriding a withdrawal.
+
+        A topic is granted when the contact has no state for it yet, or when the file
+        proves consent (``consent_at``) newer than the withdrawal or expiry it has.
+        Re-importing the same file therefore records nothing twice and never
+        re-subscribes someone who unsubscribed.
+        """
+        wanted = [(cid, row) for cid, row in touched if row.topics]
+        if not wanted:
+            return
+        known: dict[tuple[UUID, str], Any] = {}
+        ids = [cid for cid, _ in wanted]
+        for start in range(0, len(ids), 500):
+            for r in conn.execute(
+                select(
+                    state_t.c.contact_id, state_t.c.topic, state_t.c.state, state_t.c.since
+                ).where(state_t.c.contact_id.in_(ids[start : start + 500]))
+            ):
+                known[(r.contact_id, r.topic)] = r
+        events: list[NewEvent] = []
+        now = datetime.now(UTC)
+        for cid, row in wanted:
+            for topic in row.topics:
+                current = known.get((cid, topic))
+                if current is not None and (
+                    current.state in (ConsentState.SUBSCRIBED, ConsentState.PENDING)
+                    or row.consent_at is None
+                    or row.consent_at <= current.since
+                ):
+                    continue
+                at = row.consent_at or now
+                regime = row.consent_regime or self.regime
+                events.append(
+                    NewEvent(
+                        contact_id=cid,
+                        topic=topic,
+                        event=ConsentEventType.GRANTED,
+                        source=Source.IMPORT,
+                        regime=regime,
+                        lawful_basis="consent" if regime != Regime.CASL_IMPLIED else "implied",
+                        occurred_at=at,
+                        expires_at=at + CASL_IMPLIED_PURCHASE
+                        if regime == Regime.CASL_IMPLIED
+                        else None,
+                        detail={"import_id": self.import_id, "stated_source": row.consent_source}
+                        if row.consent_source
+                        else {"import_id": self.import_id},
+                    )
                 )
-            )
-            conn.execute(insert(consents_t), consent_rows)
+        ledger.append(conn, self.vault, events)
 
 
 def _merge_into(earlier: ContactIn, later: ContactIn) -> None:
@@ -437,6 +478,7 @@ def _merge_into(earlier: ContactIn, later: ContactIn) -> None:
         "timezone",
         "signup_at",
         "consent_source",
+        "consent_regime",
         "consent_at",
         "orders",
         "engagement",

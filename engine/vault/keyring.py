@@ -11,6 +11,7 @@ Format::
      "kek": {"primary": "kek-…", "keys": [{"id": "kek-…", "key": "<base64 32 bytes>",
                                            "created": "…", "state": "active"}]},
      "blind_index_key": "<base64 32 bytes>",
+     "ledger_key": "<base64 32 bytes>",
      "token_keys": [{"id": "tok-…", "key": "<base64 32 bytes>", "created": "…"}]}
 
 A KEK is ``active`` (may unwrap; the primary also wraps) or ``retired`` (no data
@@ -85,6 +86,7 @@ class Keyring:
     primary_kek_id: str
     keks: dict[str, Kek]
     blind_index_key: bytes
+    ledger_key: bytes
     token_keys: list[TokenKey] = field(default_factory=list)
     source: Path | None = None
 
@@ -96,12 +98,19 @@ class Keyring:
             primary_kek_id=kek.id,
             keks={kek.id: kek},
             blind_index_key=_new_key(),
+            ledger_key=_new_key(),
             token_keys=[TokenKey(id=_new_id("tok"), key=_new_key(), created=now)],
         )
 
     @property
     def primary(self) -> Kek:
         return self.keks[self.primary_kek_id]
+
+    def add_token_key(self) -> TokenKey:
+        """A new primary token-signing key; older ones keep verifying for the grace period."""
+        key = TokenKey(id=_new_id("tok"), key=_new_key(), created=datetime.now(UTC).isoformat())
+        self.token_keys.insert(0, key)
+        return key
 
     def active_keks(self) -> list[Kek]:
         return [k for k in self.keks.values() if k.state == "active"]
@@ -124,6 +133,7 @@ class Keyring:
                 ],
             },
             "blind_index_key": _encode_key(self.blind_index_key),
+            "ledger_key": _encode_key(self.ledger_key),
             "token_keys": [
                 {"id": t.id, "key": _encode_key(t.key), "created": t.created}
                 for t in self.token_keys
@@ -164,10 +174,13 @@ class Keyring:
             raise PlaceholderSecretError(f"{where} is missing required entries") from None
         if primary not in keks or keks[primary].state != "active":
             raise PlaceholderSecretError(f"{where}: the primary KEK is missing or retired")
+        if not tokens:
+            raise PlaceholderSecretError(f"{where}: no token key")
         return cls(
             primary_kek_id=primary,
             keks=keks,
             blind_index_key=_decode_key(doc.get("blind_index_key"), f"blind index key in {where}"),
+            ledger_key=_decode_key(doc.get("ledger_key"), f"ledger key in {where}"),
             token_keys=tokens,
             source=source,
         )

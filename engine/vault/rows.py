@@ -50,6 +50,8 @@ ALIASES: dict[str, str] = {
     "topic": "topics",
     "topics": "topics",
     "consent_source": "consent_source",
+    "consent_regime": "consent_regime",
+    "regime": "consent_regime",
     "consent_at": "consent_at",
     "consent_timestamp": "consent_at",
     "consented_at": "consent_at",
@@ -102,6 +104,7 @@ class ContactIn:
     signup_at: datetime | None = None
     topics: list[str] = field(default_factory=list)
     consent_source: str | None = None
+    consent_regime: str | None = None
     consent_at: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     orders: list[OrderIn] | None = None
@@ -249,6 +252,7 @@ def parse_row(line: int, raw: dict[str, Any], *, now: datetime | None = None) ->
     row.topics = _topics(known.get("topics"))
     row.consent_source = _short(known.get("consent_source"), "consent_source")
     row.consent_at = _timestamp(known.get("consent_at"), "consent_at", now)
+    row.consent_regime = _regime(known.get("consent_regime"))
     attributes = known.get("attributes")
     if attributes not in (None, ""):
         if not isinstance(attributes, dict):
@@ -338,6 +342,18 @@ def _short(value: Any, what: str) -> str | None:
     if text is not None and (len(text) > 64 or _CONTROL.search(text)):
         raise RowError(f"{what}: at most 64 printable characters")
     return text
+
+
+REGIMES = frozenset({"gdpr-consent", "casl-express", "casl-implied", "can-spam"})
+
+
+def _regime(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    if text.lower() not in REGIMES:
+        raise RowError(f"consent_regime: one of {sorted(REGIMES)}")
+    return text.lower()
 
 
 def _topics(value: Any) -> list[str]:

@@ -77,17 +77,21 @@ class ContactCipher:
         self.key_version = key_version
         self._aead = AESGCM(data_key)
 
-    def seal(self, column: str, value: str | None) -> bytes | None:
+    def seal(
+        self, column: str, value: str | None, *, table: str = "contacts", row: str = ""
+    ) -> bytes | None:
         if value is None:
             return None
-        ad = crypto.field_ad("contacts", column, self.contact_id, self.key_version)
+        ad = crypto.field_ad(table, column, self.contact_id, self.key_version, row)
         return crypto.seal(self._aead, value.encode("utf-8"), ad)
 
-    def open(self, column: str, blob: bytes | None) -> str | None:
+    def open(
+        self, column: str, blob: bytes | None, *, table: str = "contacts", row: str = ""
+    ) -> str | None:
         if blob is None:
             return None
-        ad = crypto.field_ad("contacts", column, self.contact_id, self.key_version)
-        what = f"contacts.{column} of contact {self.contact_id}"
+        ad = crypto.field_ad(table, column, self.contact_id, self.key_version, row)
+        what = f"{table}.{column} of contact {self.contact_id}"
         return crypto.unseal(self._aead, blob, ad, what=what).decode("utf-8")
 
     def seal_json(self, column: str, value: dict[str, Any]) -> bytes | None:
