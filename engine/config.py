@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     )
     log_file: Path | None = None
     outbox_dir: Path | None = None
+    #: maildir (embedded default: var/outbox), null; smtp arrives with the campaigns work.
+    transport: Literal["maildir", "null"] = "maildir"
     templates_dir: Path = PROJECT_ROOT / "templates"
     topics_file: Path | None = None
     #: Public base URL of the web app (links in emails): https in production.
