@@ -1,0 +1,289 @@
+"""A campaign: the brand base plus blocks chosen per segment.
+
+Layout of ``templates/campaigns/<name>/``::
+
+    campaign.toml               topic, declared personal fields, subjects, block order
+    blocks/<block>/default.html.j2   the standard version of a block (required)
+    blocks/<block>/default.txt.j2
+    blocks/<block>/<segment>.html.j2 a segment's variant (optional)
+    blocks/<block>/<segment>.txt.j2
+
+A contact gets its segment's variant of each block, else the default; a contact
+with no segment (standard audience, or opted out of personalization) gets the
+defaults and the default subject. The blocks are wrapped by the brand base
+(``templates/brand/email.html.j2`` / ``email.txt.j2``), which the campaign cannot
+replace: it carries the header, the postal address, the unsubscribe and
+preference links and the "why you got this" line. Render refuses output
+without the unsubscribe link.
+
+Everything that is the same for every recipient is done once, when the
+campaign loads: templates are compiled, the brand stylesheet is inlined into
+each HTML block variant (css-inline), the MIME header frame is encoded.
+Per recipient there remains: render the chosen variants, build the bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import Template
+from markupsafe import Markup
+
+from engine.errors import TactError
+from engine.render.brand import Brand
+from engine.render.sandbox import (
+    RenderError,
+    TactSandbox,
+    compile_template,
+    render_capped,
+    sandbox,
+)
+
+#: Personal fields a campaign may declare; each must be asked of the vault by name.
+PERSONAL_FIELDS = frozenset({"first_name", "last_name"})
+#: Context names every template may use besides the declared fields.
+COMMON_CONTEXT = frozenset({"brand", "segment", "lang"})
+STANDARD = "default"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class CampaignError(TactError):
+    """A campaign directory that cannot be used (names the file)."""
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    name: str
+    directory: Path
+    topic: str
+    fields: tuple[str, ...]
+    subjects: dict[str, str]
+    blocks: tuple[str, ...]
+    preheader: str = ""
+    transactional: bool = False
+
+    @classmethod
+    def load(cls, directory: Path) -> CampaignSpec:
+        path = directory / "campaign.toml"
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise CampaignError(f"{path}: not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CampaignError(f"{path}: {exc}") from None
+        name = str(data.get("name", directory.name))
+        fields = tuple(data.get("fields", ()))
+        unknown = set(fields) - PERSONAL_FIELDS
+        if unknown:
+            raise CampaignError(
+                f"{path}: fields {sorted(unknown)} are not available to campaigns "
+                f"(allowed: {sorted(PERSONAL_FIELDS)})"
+            )
+        subjects = {str(k): str(v) for k, v in dict(data.get("subject", {})).items()}
+        if STANDARD not in subjects:
+            raise CampaignError(f"{path}: [subject] needs a 'default'")
+        blocks = tuple(data.get("blocks", ()))
+        if not blocks:
+            raise CampaignError(f"{path}: 'blocks' lists no block")
+        for item in (name, *blocks, *subjects):
+            if not _NAME.match(item):
+                raise CampaignError(f"{path}: {item!r} is not a valid name")
+        for forbidden in ("base", "layout", "footer", "extends"):
+            if forbidden in data:
+                raise CampaignError(
+                    f"{path}: '{forbidden}' is not allowed: the brand base and its footer "
+                    "are the same for every campaign"
+                )
+        return cls(
+            name=name,
+            directory=directory,
+            topic=str(data.get("topic", "")),
+            fields=fields,
+            subjects=subjects,
+            blocks=blocks,
+            preheader=str(data.get("preheader", "")),
+            transactional=bool(data.get("transactional", False)),
+        )
+
+    def variants(self, block: str, kind: str) -> dict[str, Path]:
+        """Segment (or 'default') → template file of ``block`` in ``kind`` ('html' or 'txt')."""
+        folder = self.directory / "blocks" / block
+        return {p.name.removesuffix(f".{kind}.j2"): p for p in sorted(folder.glob(f"*.{kind}.j2"))}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the renderer may see of one contact: declared fields only, plus links."""
+
+    segment: str | None
+    lang: str
+    fields: dict[str, str | None]
+    unsubscribe_url: str
+    preferences_url: str
+    why: str
+
+
+@dataclass
+class _Block:
+    html: dict[str, Template] = field(default_factory=dict)
+    text: dict[str, Template] = field(default_factory=dict)
+
+
+class CampaignRenderer:
+    """Compiled once per campaign; ``render`` per recipient."""
+
+    def __init__(self, templates_dir: Path, campaign: str | Path) -> None:
+        directory = (
+            campaign if isinstance(campaign, Path) else templates_dir / "campaigns" / campaign
+        )
+        self.spec = CampaignSpec.load(directory)
+        self.brand = Brand.load(templates_dir / "brand")
+        self._brand_ctx = self.brand.as_context()
+        self.env: TactSandbox = sandbox([directory, templates_dir / "brand"])
+        css_path = templates_dir / "brand" / "email.css"
+        self._css = css_path.read_text("utf-8") if css_path.exists() else ""
+        self._blocks: dict[str, _Block] = {}
+        for block in self.spec.blocks:
+            compiled = _Block()
+            for kind, target in (("html", compiled.html), ("txt", compiled.text)):
+                files = self.spec.variants(block, kind)
+                if STANDARD not in files:
+                    raise CampaignError(
+                        f"{directory.name}/blocks/{block}/default.{kind}.j2 is missing: "
+                        "every block needs a standard version"
+                    )
+                for variant, path in files.items():
+                    name = str(path.relative_to(directory))
+                    source = path.read_text("utf-8")
+                    if kind == "html" and self._css:
+                        source = css_inline.inline_fragment(source, self._css)
+                    if kind == "txt":
+                        source = plain_text(source)
+                    target[variant] = compile_template(self.env, name, source)
+            self._blocks[block] = compiled
+        self._subjects = {
+            segment: compile_template(
+                self.env, f"campaign.toml [subject] {segment}", plain_text(source)
+            )
+            for segment, source in self.spec.subjects.items()
+        }
+        brand_text = templates_dir / "brand" / "email.txt.j2"
+        self._frame_html = _Frame(
+            compile_template(self.env, "email.html.j2"),
+            self._brand_ctx,
+            len(self.spec.blocks),
+            self.spec.preheader,
+        )
+        self._frame_text = _Frame(
+            compile_template(self.env, str(brand_text), plain_text(brand_text.read_text("utf-8"))),
+            self._brand_ctx,
+            len(self.spec.blocks),
+            self.spec.preheader,
+        )
+
+    @property
+    def segments(self) -> set[str]:
+        """Segments with at least one block variant or subject of their own."""
+        found = {s for s in self.spec.subjects if s != STANDARD}
+        for block in self._blocks.values():
+            found |= set(block.html) | set(block.text)
+        return found - {STANDARD}
+
+    def _context(self, r: Recipient) -> dict[str, Any]:
+        context: dict[str, Any] = {"brand": self._brand_ctx, "segment": r.segment, "lang": r.lang}
+        for name in self.spec.fields:
+            context[name] = r.fields.get(name)
+        return context
+
+    def render(self, r: Recipient) -> Rendered:
+        context = self._context(r)
+        segment = r.segment or STANDARD
+        subject_t = self._subjects.get(segment, self._subjects[STANDARD])
+        subject = " ".join(render_capped(subject_t, context, limit=998).split())
+        html_parts: list[Markup] = []
+        text_parts: list[str] = []
+        for block in self._blocks.values():
+            html_t = block.html.get(segment, block.html[STANDARD])
+            text_t = block.text.get(segment, block.text[STANDARD])
+            html_parts.append(Markup(render_capped(html_t, context)))
+            text_parts.append(render_capped(text_t, context).strip("\n"))
+        values = {
+            "lang": r.lang,
+            "subject": subject,
+            "unsubscribe_url": r.unsubscribe_url,
+            "preferences_url": r.preferences_url,
+            "why": r.why,
+        }
+        html = self._frame_html.fill(values, html_parts, escape=True)
+        text = self._frame_text.fill(values, text_parts, escape=False)
+        if r.unsubscribe_url not in text or _attr(r.unsubscribe_url) not in html:
+            raise RenderError("the output lacks the unsubscribe link; refusing to send it")
+        return Rendered(subject=subject, text=text, html=html)
+
+
+class _Frame:
+    """The brand base rendered once per campaign, with slots for what varies per recipient.
+
+    The base is rendered with marker strings in place of the per-recipient values
+    and split at the markers; a recipient's email is the static pieces joined with
+    that recipient's (escaped) values. Same output as rendering the base each time,
+    at the cost of a join.
+    """
+
+    SLOTS = ("lang", "subject", "unsubscribe_url", "preferences_url", "why")
+
+    def __init__(self, template: Template, brand: dict[str, Any], blocks: int, preheader: str):
+        markers = {name: f"\x1eTACT:{name}\x1e" for name in self.SLOTS}
+        block_markers = [f"\x1eTACT:block{i}\x1e" for i in range(blocks)]
+        context: dict[str, Any] = {
+            "brand": brand,
+            "preheader": preheader,
+            "blocks": [Markup(m) for m in block_markers],
+            "text_blocks": block_markers,
+            **markers,
+        }
+        rendered = render_capped(template, context)
+        pieces = re.split("\x1eTACT:([a-z_0-9]+)\x1e", rendered)
+        self.static: list[str] = pieces[0::2]
+        self.slots: list[str] = pieces[1::2]
+        missing = {"unsubscribe_url"} - set(self.slots)
+        if missing:
+            raise RenderError("the brand base lacks the unsubscribe link", template.name)
+
+    def fill(self, values: dict[str, str], blocks: list[Any], *, escape: bool) -> str:
+        out: list[str] = [self.static[0]]
+        for slot, static in zip(self.slots, self.static[1:], strict=True):
+            if slot.startswith("block"):
+                out.append(str(blocks[int(slot[5:])]))
+            else:
+                value = values[slot]
+                out.append(str(Markup.escape(value)) if escape else value)
+            out.append(static)
+        return "".join(out)
+
+
+def plain_text(source: str) -> str:
+    """Text parts and subjects are not HTML: switch autoescaping off for this template only.
+
+    The environment keeps ``autoescape=True``; escaping ``<`` as ``&lt;`` in a
+    text/plain part would only garble it. Line numbers are unchanged.
+    """
+    return "{% autoescape false %}" + source + "{% endautoescape %}"
+
+
+def _attr(url: str) -> str:
+    """How a URL appears inside an HTML attribute after autoescaping."""
+    return str(Markup.escape(url))
