@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     transport: Literal["maildir", "null"] = "maildir"
     templates_dir: Path = PROJECT_ROOT / "templates"
     topics_file: Path | None = None
-    #: Public base URL of the web app (links in emails): https in production.
-    public_base_url: str = "http://127.0.0.1:8000"
+    #: Public base URL of the web app, as links in emails show it. Always https:
+    #: List-Unsubscribe must be https (RFC 8058). ``tact serve`` listens on
+    #: web_host:web_port behind the TLS proxy that answers for this URL.
+    public_base_url: str = "https://prefs.northwind.example"
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     #: Address for ``mailto:`` unsubscribes (List-Unsubscribe); local part + token.
