@@ -48,8 +48,9 @@ require redis-server redis-server
 require initdb       postgresql
 require pg_ctl       postgresql
 require postgres     postgresql
-# A later issue adds browser tests here:
-# require chromium     chromium
+# The preference-center browser tests drive Debian's Chromium (/usr/bin/chromium)
+# through Playwright; Playwright's own browser download is not used.
+require chromium     chromium
 # ---------------------------------------------------------------------------
 
 is_debian_like() {

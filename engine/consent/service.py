@@ -151,10 +151,16 @@ def set_cadence(
     cadence: Cadence,
     *,
     pause_weeks: int | None = None,
+    paused_until: datetime | None = None,
     now: datetime | None = None,
 ) -> None:
+    """Store the cadence and the pause: ``pause_weeks`` from now, or an exact ``paused_until``.
+
+    ``paused_until`` lets a caller change the cadence while keeping a running pause.
+    """
     now = now or datetime.now(UTC)
-    paused_until = now + timedelta(weeks=pause_weeks) if pause_weeks else None
+    if pause_weeks:
+        paused_until = now + timedelta(weeks=pause_weeks)
     conn.execute(
         delete(topic_prefs_t).where(
             topic_prefs_t.c.contact_id == contact_id, topic_prefs_t.c.topic == topic

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from engine.consent.ledger import Source
 from engine.consent.service import Origin, withdraw
 from engine.consent.suppression import suppress
+from engine.errors import ContactNotFound
 from engine.models import (
     AuditEvent,
     ContactPreferences,
@@ -57,7 +58,36 @@ def erase_contact(conn: Connection, vault: Vault, address: str, *, actor: str) -
         if added:
             _audit(conn, None, actor, {"known_contact": False})
         return ErasureResult(contact_id=None, already_erased=not added)
-    contact_id: UUID = row.id
+    _shred(conn, vault, row.id, actor)
+    return ErasureResult(contact_id=row.id, already_erased=False)
+
+
+def erase_contact_id(
+    conn: Connection, vault: Vault, contact_id: UUID, *, actor: str
+) -> ErasureResult:
+    """Erase a contact known by id (the web erasure link carries no address); idempotent.
+
+    ContactNotFound if no contact ever had this id; an already erased contact
+    is reported as such and nothing changes.
+    """
+    row = conn.execute(
+        select(contacts.c.blind_index, contacts.c.status).where(contacts.c.id == contact_id)
+    ).first()
+    if row is None:
+        raise ContactNotFound("no such contact")
+    if row.status == ContactStatus.ERASED or row.blind_index is None:
+        return ErasureResult(contact_id=contact_id, already_erased=True)
+    suppress(conn, row.blind_index, SuppressionReason.ERASED)
+    _shred(conn, vault, contact_id, actor)
+    return ErasureResult(contact_id=contact_id, already_erased=False)
+
+
+def _shred(conn: Connection, vault: Vault, contact_id: UUID, actor: str) -> None:
+    """Everything after the suppression: shared by erasure by address and by id.
+
+    The caller has already put the keyed hash on the suppression list, so the
+    address stays unmailable even though the blind index is cleared here.
+    """
     # The ledger keeps its proof of consent (pseudonymous; sealed fields die with the key),
     # and records that erasure ended every subscription.
     withdraw(conn, vault, contact_id, None, Origin(source=Source.ERASURE))
@@ -81,7 +111,6 @@ def erase_contact(conn: Connection, vault: Vault, address: str, *, actor: str) -
     )
     _audit(conn, contact_id, actor, {"known_contact": True})
     log.info("contact %s erased", contact_id)
-    return ErasureResult(contact_id=contact_id, already_erased=False)
 
 
 def _audit(conn: Connection, contact_id: UUID | None, actor: str, detail: dict[str, Any]) -> None:

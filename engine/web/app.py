@@ -1,0 +1,176 @@
+"""The web face of Tact: one-click unsubscribe, preference center, sign-up, export, erasure.
+
+Server-rendered pages that work without JavaScript, in English and Simplified
+Chinese, with one inline stylesheet in the brand's colours and nothing loaded
+from elsewhere. Every response carries a strict Content-Security-Policy (no
+script at all, only our stylesheet by hash), ``Referrer-Policy: same-origin``
+(capability tokens in our URLs never travel to other sites), ``Cache-Control:
+no-store`` (pages show a person's choices) and no cookie.
+
+Routes::
+
+    GET  /u/{token}          what the unsubscribe button will do (changes nothing)
+    POST /u/{token}          RFC 8058 one-click unsubscribe; 200, committed first
+    POST /u/{token}/undo     subscribe again to what was just withdrawn
+    GET  /p/{token}          preference center
+    POST /p/{token}          save choices, or unsubscribe from everything
+    POST /p/{token}/export   email a short-lived download link
+    POST /p/{token}/erase    email a short-lived erasure link
+    GET  /x/{token}          download page;  POST: the JSON export (attachment)
+    GET  /e/{token}          erasure page;   POST: erase
+    GET  /subscribe          sign-up form;   POST: request double opt-in
+    GET  /confirm/{token}    confirmation page; POST: confirm
+    GET  /healthz            liveness (plain "ok")
+
+The access log names the route template (``/u/{token}``), never the token
+(a capability) or the client address.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from engine.config import Settings, get_settings
+from engine.consent.notices import NoticeNotSent
+from engine.consent.tokens import ExpiredToken, InvalidToken, TokenSigner
+from engine.consent.topics import cached_topics
+from engine.db import engine_from_settings, writing
+from engine.delivery.factory import transport_from_settings
+from engine.errors import ContactNotFound
+from engine.render.brand import Brand
+from engine.vault import Vault
+from engine.web import personal_data, preferences, signup, unsubscribe
+from engine.web.csrf import Csrf, CsrfRejected
+from engine.web.i18n import load_translations
+from engine.web.pages import Pages
+from engine.web.state import WebState
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("engine.web.access")
+
+
+def build_state(settings: Settings) -> WebState:
+    """Everything the handlers share; fails at start-up, not on the first request."""
+    engine = engine_from_settings(settings)
+    vault = Vault.from_settings(settings)
+    with writing(engine) as conn:
+        vault.verify(conn)
+    brand = Brand.load(settings.templates_dir / "brand")
+    translations = load_translations(settings.templates_dir / "web" / "locales")
+    return WebState(
+        settings=settings,
+        engine=engine,
+        vault=vault,
+        signer=TokenSigner(vault.keyring, settings),
+        topics=cached_topics(settings.resolved_topics_file),
+        transport=transport_from_settings(settings),
+        pages=Pages(settings.templates_dir, brand, translations),
+        csrf=Csrf(vault.keyring.token_keys[0].key, settings.public_base_url),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    state = build_state(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.engine.dispose()
+
+    # No /docs: Swagger UI would load scripts from a CDN, which the CSP forbids anyway.
+    app = FastAPI(
+        title="Tact",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.tact = state
+    for module in (unsubscribe, preferences, personal_data, signup):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    csp = (
+        "default-src 'none'; "
+        f"style-src '{state.pages.style_hash}'; "
+        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+    @app.middleware("http")
+    async def headers_and_access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = csp
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+        route = request.scope.get("route")
+        access_log.info(
+            "%s %s %d %.1fms",
+            request.method,
+            getattr(route, "path", "(no route)"),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    def error_page(request: Request, status: int, kind: str) -> Response:
+        html = state.pages.render("error.html", state.lang(request), None, kind=kind)
+        return HTMLResponse(html, status_code=status)
+
+    async def on_expired(request: Request, exc: Exception) -> Response:
+        return error_page(request, 410, "expired")
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        return error_page(request, 404, "invalid")
+
+    async def on_gone(request: Request, exc: Exception) -> Response:
+        return error_page(request, 404, "gone")
+
+    async def on_not_sent(request: Request, exc: Exception) -> Response:
+        return error_page(request, 503, "not_sent")
+
+    async def on_csrf(request: Request, exc: Exception) -> Response:
+        log.info("form refused: %s", exc)
+        return error_page(request, 403, "forbidden")
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 400
+        kind = {404: "not_found", 405: "method"}.get(status, "bad_request")
+        response = error_page(request, status, kind)
+        if isinstance(exc, StarletteHTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        return error_page(request, 400, "bad_request")
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", getattr(request.scope.get("route"), "path", "?"))
+        return error_page(request, 500, "server")
+
+    app.add_exception_handler(ExpiredToken, on_expired)
+    app.add_exception_handler(InvalidToken, on_invalid)
+    app.add_exception_handler(ContactNotFound, on_gone)
+    app.add_exception_handler(CsrfRejected, on_csrf)
+    app.add_exception_handler(NoticeNotSent, on_not_sent)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_crash)
+    return app

@@ -1,0 +1,112 @@
+"""Cross-site request forgery protection without cookies or sessions.
+
+The pages live behind capability URLs (a signed token in the path), and Tact
+sets no cookie anywhere, so there is no ambient credential for a forged request
+to ride on. What is left to stop is a third-party page making a visitor's
+browser submit one of our forms. Two stateless checks do that:
+
+1. **A form field** ``csrf`` = HMAC-SHA256(csrf key, ``"csrf|" + purpose + "|" +
+   subject``), where the subject is the signed token of the page that served
+   the form (or, for the anonymous sign-up form, the hour it was served, valid
+   for a day). The csrf key is derived from the primary token key, so it
+   rotates with it and never appears anywhere. The field binds a submission to
+   a page we served for that very token and purpose; it is compared in
+   constant time.
+2. **The browser's own word on where the request comes from**: ``Origin``
+   (every current browser sends it on a form POST) or, without it,
+   ``Referer`` must be our origin (the public base URL, or the origin the
+   request was addressed to). ``Origin: null`` (sandboxed frames, opaque
+   origins) is refused. Pages send ``Referrer-Policy: same-origin``, which keeps
+   ``Origin`` intact for our own forms while tokens never leak to other sites.
+
+Why not a double-submit cookie: RFC 8058 forbids requiring cookies on the
+one-click endpoint, and a cookie on the other pages would be the only cookie
+Tact sets, for no gain over the checks above. The one-click ``POST /u/{token}``
+is exempt from both checks by design (mail providers post it from their
+servers): it can only unsubscribe, which is harmless for anyone holding the
+link to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+
+#: The anonymous sign-up form's field stays valid this long after the page was served.
+ANONYMOUS_FIELD_HOURS = 24
+
+
+class CsrfRejected(Exception):
+    """The request did not come from one of our own pages."""
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Csrf:
+    def __init__(self, token_key: bytes, public_base_url: str) -> None:
+        self._key = hmac.new(token_key, b"tact-web-csrf/1", hashlib.sha256).digest()
+        self._public_origin = _origin_of(public_base_url)
+
+    def _mac(self, purpose: str, subject: str) -> str:
+        digest = hmac.new(self._key, f"csrf|{purpose}|{subject}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+    # -- fields bound to a page token ---------------------------------------------------------
+
+    def field(self, purpose: str, page_token: str) -> str:
+        return self._mac(purpose, page_token)
+
+    def check(self, request: Request, value: object, purpose: str, page_token: str) -> None:
+        self.check_origin(request)
+        expected = self._mac(purpose, page_token)
+        if not isinstance(value, str) or not hmac.compare_digest(value.encode(), expected.encode()):
+            raise CsrfRejected("form field missing or not ours")
+
+    # -- the anonymous sign-up form -----------------------------------------------------------
+
+    def anonymous_field(self, purpose: str, *, now: float | None = None) -> str:
+        hour = int((now or time.time()) // 3600)
+        return f"{hour}.{self._mac(purpose, str(hour))}"
+
+    def check_anonymous(
+        self, request: Request, value: object, purpose: str, *, now: float | None = None
+    ) -> None:
+        self.check_origin(request)
+        if not isinstance(value, str) or "." not in value:
+            raise CsrfRejected("form field missing")
+        hour_text, _, mac = value.partition(".")
+        if not hour_text.isdigit():
+            raise CsrfRejected("form field malformed")
+        hour = int(hour_text)
+        current = int((now or time.time()) // 3600)
+        if not 0 <= current - hour <= ANONYMOUS_FIELD_HOURS:
+            raise CsrfRejected("form too old; reload the page")
+        if not hmac.compare_digest(mac.encode(), self._mac(purpose, str(hour)).encode()):
+            raise CsrfRejected("form field not ours")
+
+    # -- where the request comes from ---------------------------------------------------------
+
+    def allowed_origins(self, request: Request) -> set[str]:
+        own = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+        return {o for o in (self._public_origin, own.lower()) if o}
+
+    def check_origin(self, request: Request) -> None:
+        """Refuse a browser request that says it comes from another site."""
+        origin = request.headers.get("origin")
+        if origin is not None:
+            if origin.strip().lower() not in self.allowed_origins(request):
+                raise CsrfRejected("cross-origin form submission")
+            return
+        referer = request.headers.get("referer")
+        if referer is not None and _origin_of(referer) not in self.allowed_origins(request):
+            raise CsrfRejected("cross-origin form submission")

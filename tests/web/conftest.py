@@ -1,0 +1,26 @@
+"""Fixtures for the web tests: the app on both backends, built by the real factory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from engine.config import Settings
+from engine.vault import Keyring, Vault
+from engine.web.app import create_app
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, keyring: Keyring, vault: Vault) -> Iterator[FastAPI]:
+    """``create_app(settings)`` on the test's database; its own engine is disposed after."""
+    application = create_app(settings)
+    yield application
+    application.state.tact.engine.dispose()
