@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -43,13 +43,18 @@ class FileSecretsSource(PydanticBaseSettingsSource):
         path = os.environ.get(f"TACT_{field_name.upper()}_FILE")
         if field_name not in SECRET_FIELDS or not path:
             return None, field_name, False
+        variable = f"TACT_{field_name.upper()}_FILE"
         try:
-            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
-        except OSError as exc:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ConfigurationError(
-                f"TACT_{field_name.upper()}_FILE names {path!r}, which cannot be read: "
-                f"{exc.strerror}"
+                f"{variable} names {path!r}, which cannot be read: {reason}"
             ) from None
+        if not value:
+            # An empty mounted secret must not fall back to a default (e.g. local SQLite).
+            raise ConfigurationError(f"{variable} names {path!r}, which is empty")
+        return value, field_name, False
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -164,5 +169,11 @@ def get_settings() -> Settings:
         return Settings()
     except ConfigurationError:
         raise
-    except Exception as exc:  # pydantic's ValidationError: say it plainly
+    except ValidationError as exc:  # say it plainly, without echoing values (secrets)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    except Exception as exc:  # e.g. a syntax error in tact.toml
         raise ConfigurationError(f"invalid configuration: {exc}") from None

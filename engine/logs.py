@@ -19,6 +19,13 @@ def redact(text: str) -> str:
     return _ADDRESS.sub("<address>", text)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Masks addresses in the whole formatted record, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class RedactingFilter(logging.Filter):
     """Masks address-shaped strings in the final message of every record."""
 
@@ -37,7 +44,7 @@ def configure(log_file: Path, level: str = "INFO") -> None:
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(RedactingFormatter(FORMAT))
     handler.addFilter(RedactingFilter())
     handler._tact = True  # type: ignore[attr-defined]
     root.addHandler(handler)

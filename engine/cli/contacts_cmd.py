@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from engine.cli.console import byte_progress, err, out
 from engine.cli.runtime import Runtime
+from engine.db import writing
 from engine.vault.erasure import erase_contact
 from engine.vault.export import contact_status, export_contact
 from engine.vault.importer import ImportReport, import_file
@@ -79,8 +81,9 @@ def show(
 ) -> None:
     """The contact's status: identity, profile counts, consent and suppression."""
     rt = Runtime()
+    vault = rt.vault  # refuse missing or wrong keys before touching the database
     with rt.engine.begin() as conn:
-        status = contact_status(conn, rt.vault, rt.settings, address)
+        status = contact_status(conn, vault, rt.settings, address)
     if as_json:
         out.print_json(json.dumps(status, ensure_ascii=False))
         return
@@ -107,14 +110,17 @@ def export(
 ) -> None:
     """Everything held about this person, decrypted, as JSON (GDPR Art. 20)."""
     rt = Runtime()
+    vault = rt.vault
     with rt.engine.begin() as conn:
-        document = export_contact(conn, rt.vault, rt.settings, address, actor="cli")
+        document = export_contact(conn, vault, rt.settings, address, actor="cli")
     text = json.dumps(document, ensure_ascii=False, indent=2)
     if out_file is None:
         typer.echo(text)
     else:
-        out_file.touch(mode=0o600)
-        out_file.write_text(text + "\n", encoding="utf-8")
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
         err.print(f"wrote {out_file}")
 
 
@@ -130,8 +136,9 @@ def erase(
     if not yes:
         typer.confirm("Erase this contact permanently? This cannot be undone", abort=True)
     rt = Runtime()
-    with rt.engine.begin() as conn:
-        result = erase_contact(conn, rt.vault, address, actor="cli")
+    vault = rt.vault
+    with writing(rt.engine) as conn:
+        result = erase_contact(conn, vault, address, actor="cli")
     if result.contact_id is None:
         out.print(
             "no contact held that address; it is now suppressed"
@@ -140,3 +147,53 @@ def erase(
         )
     else:
         out.print(f"contact {result.contact_id} erased; the address stays suppressed")
+
+
+@app.command()
+def subscribe(
+    address: str = typer.Argument(..., help="The email address to subscribe."),
+    topic: str = typer.Option(..., "--topic", "-t", help="The topic (see `tact topics list`)."),
+    locale: str | None = typer.Option(
+        None, help="Language of the confirmation email, e.g. zh_CN (default: the contact's)."
+    ),
+) -> None:
+    """Subscribe an address to a topic, recorded as an operator action (source "admin").
+
+    Topics with double opt-in stay pending and a confirmation email is sent (to the
+    outbox in the embedded mode); the others are subscribed at once. Confirmation
+    emails are limited per address per day (optin_requests_per_day). An erased
+    address cannot be subscribed.
+    """
+    from engine.consent.ledger import Source
+    from engine.consent.optin import request_subscription
+    from engine.consent.service import Origin
+    from engine.db import writing
+    from engine.delivery.factory import transport_from_settings
+    from engine.models import ConsentState
+
+    rt = Runtime()
+    vault = rt.vault
+    with writing(rt.engine) as conn:
+        result = request_subscription(
+            conn,
+            vault,
+            rt.settings,
+            address,
+            topic,
+            Origin(source=Source.ADMIN),
+            transport=transport_from_settings(rt.settings),
+            locale=locale,
+        )
+    if result.state == ConsentState.SUBSCRIBED:
+        out.print(f"subscribed: contact {result.contact_id} to {topic}")
+    elif result.email_sent:
+        out.print(
+            f"confirmation sent: contact {result.contact_id} is pending for {topic} "
+            "until the link in the email is followed"
+        )
+    else:
+        err.print(
+            f"[bold red]error:[/] contact {result.contact_id} is pending for {topic}, "
+            "but the confirmation email could not be sent"
+        )
+        raise typer.Exit(1)

@@ -212,4 +212,9 @@ def load_keyring(settings: Settings) -> Keyring:
             f"No keys found at {path}. Run `tact init` to create them for the embedded mode, "
             "or set TACT_KEYRING_FILE to the keyring of this installation."
         )
-    return Keyring.from_json(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise PlaceholderSecretError(f"cannot read the keyring {path}: {reason}") from None
+    return Keyring.from_json(text, path)
