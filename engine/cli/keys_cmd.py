@@ -62,3 +62,34 @@ def status() -> None:
     left = pending(rt.engine, keyring)
     if left:
         out.print(f"[yellow]{left} data keys await re-wrapping: run `tact keys rotate`[/]")
+
+
+@app.command("rotate-tokens")
+def rotate_tokens() -> None:
+    """Add a new token-signing key; links in emails are signed with it from now on.
+
+    Links already sent keep working: older token keys still verify for
+    token_grace_days after their successor was added. Needs a keyring file
+    (TACT_KEYRING_FILE or the key file), which is rewritten atomically. Restart
+    the web app and workers afterwards so they load the new key.
+    """
+    from engine.errors import RotationError
+
+    rt = Runtime()
+    keyring = load_keyring(rt.settings)
+    rt.vault  # noqa: B018  (refuse a wrong keyring before touching anything)
+    if keyring.source is None:
+        raise RotationError(
+            "rotating token keys writes the keyring, but it came from TACT_KEYRING; "
+            "use a keyring file (TACT_KEYRING_FILE or the key file)"
+        )
+    key = keyring.add_token_key()
+    try:
+        keyring.save(keyring.source)
+    except OSError as exc:
+        raise RotationError(f"cannot write the keyring {keyring.source}: {exc.strerror}") from None
+    out.print(f"new token key {key.id} signs all new links")
+    out.print(
+        f"links signed with the previous key keep working for {rt.settings.token_grace_days} "
+        "days; restart the web app and workers so they sign with the new key"
+    )

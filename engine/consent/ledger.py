@@ -153,7 +153,7 @@ def append(conn: Connection, vault: Vault, events: Sequence[NewEvent]) -> list[d
                 select(contacts.c.id, contacts.c.key_version).where(
                     contacts.c.id.in_(set(needs_cipher))
                 )
-            ).tuples()
+            ).all()
         )
         ciphers = vault.ciphers(conn, versions.items())
     now = datetime.now(UTC)
@@ -327,8 +327,18 @@ def verify(
             r.topic: r.state
             for r in conn.execute(select(state_t).where(state_t.c.contact_id == cid))
         }
-        if cached != _derive_state(rows):
-            problems.append(ChainProblem(cid, 0, "cached state disagrees with the ledger"))
+        derived = _derive_state(rows)
+        last_seq = {row.topic: row.seq for row in rows}
+        for topic in sorted(set(cached) | set(derived)):
+            if cached.get(topic) != derived.get(topic):
+                problems.append(
+                    ChainProblem(
+                        cid,
+                        last_seq.get(topic, 0),
+                        f"cached state of topic {topic!r} is {cached.get(topic) or 'missing'}, "
+                        f"the ledger says {derived.get(topic) or 'nothing'}",
+                    )
+                )
 
     with_events: set[UUID] = set()
     for row in conn.execute(query):

@@ -68,7 +68,7 @@ def suppressed_among(conn: Connection, hashes: Iterable[bytes]) -> dict[bytes, s
                 select(suppressions.c.address_hash, suppressions.c.reason).where(
                     suppressions.c.address_hash.in_(chunk)
                 )
-            ).tuples()
+            ).all()
         )
     return found
 

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from engine.vault.keyring import Keyring, TokenKey
 VERSION = 1
 SIG_BYTES = 16
 _HEAD = struct.Struct(">BB4sI16s")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class TokenKind(StrEnum):
@@ -109,12 +111,16 @@ class TokenSigner:
         self, text: str, kinds: set[TokenKind] | TokenKind, *, now: datetime | None = None
     ) -> Token:
         allowed = {kinds} if isinstance(kinds, TokenKind) else kinds
-        if not text or len(text) > 1024:
+        if not text or len(text) > 1024 or not _BASE64URL.fullmatch(text):
             raise InvalidToken("not a valid link")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             raise InvalidToken("not a valid link") from None
+        # One token, one spelling: the decoder ignores the unused low bits of the last
+        # character, so without this check a few altered tokens would still verify.
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
+            raise InvalidToken("not a valid link")
         if len(raw) < _HEAD.size + 2 + SIG_BYTES:
             raise InvalidToken("not a valid link")
         body, sig = raw[:-SIG_BYTES], raw[-SIG_BYTES:]

@@ -1,0 +1,83 @@
+"""``tact inbound``: messages received by Tact's mailboxes (the mailto: unsubscribe)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from engine.cli.console import out
+from engine.cli.runtime import Runtime
+from engine.consent.inbound import InboundStatus, handle_unsubscribe_email
+from engine.db import writing
+from engine.errors import TactError
+
+app = typer.Typer(help="Incoming mail: the mailto: unsubscribe.", no_args_is_help=True)
+
+#: Larger messages are not unsubscribe requests; refuse them rather than parse them.
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+REFUSED = {InboundStatus.NO_TOKEN, InboundStatus.INVALID_TOKEN, InboundStatus.EXPIRED_TOKEN}
+
+
+@app.command("unsubscribe")
+def unsubscribe(
+    file: str = typer.Argument(
+        ..., help="The message as received (RFC 5322, e.g. FILE.eml), or - to read stdin."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    exit_zero: bool = typer.Option(
+        False,
+        "--exit-zero",
+        help="Exit 0 even when the message carries no valid token "
+        "(for a mail hook that would otherwise bounce it to a possibly forged sender).",
+    ),
+) -> None:
+    """Handle a message sent to the unsubscribe mailbox (List-Unsubscribe mailto:, RFC 2369).
+
+    The signed token is taken from the Subject ("unsubscribe TOKEN"), else from the
+    body, else from an unsubscribe+TOKEN recipient address. A valid token withdraws
+    consent for its topic (or everything) at once, recorded with source "mailto".
+    A message without a valid token changes nothing.
+
+    Exit status: 0 when the token was genuine (withdrawn, nothing left to withdraw, or
+    its subscriber erased), 1 when there was none or it was invalid or expired (unless
+    --exit-zero). Mail hook: pipe each message to
+    `tact inbound unsubscribe -`.
+    """
+    raw = _read(file)
+    rt = Runtime()
+    vault = rt.vault
+    with writing(rt.engine) as conn:
+        outcome = handle_unsubscribe_email(conn, vault, rt.settings, raw)
+    if as_json:
+        doc = {
+            "status": str(outcome.status),
+            "reason": outcome.reason,
+            "contact_id": str(outcome.contact_id) if outcome.contact_id else None,
+            "topic": outcome.topic,
+            "withdrawn": list(outcome.withdrawn),
+            "found_in": outcome.found_in,
+        }
+        out.print_json(json.dumps(doc))
+    else:
+        who = f"contact {outcome.contact_id}: " if outcome.contact_id else ""
+        out.print(f"{outcome.status}: {who}{outcome.reason}", markup=False, highlight=False)
+    if outcome.status in REFUSED and not exit_zero:
+        raise typer.Exit(1)
+
+
+def _read(file: str) -> bytes:
+    if file == "-":
+        data = sys.stdin.buffer.read(MAX_MESSAGE_BYTES + 1)
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise TactError(f"{path}: no such file")
+        if path.stat().st_size > MAX_MESSAGE_BYTES:
+            raise TactError(f"{path}: larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB")
+        data = path.read_bytes()
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise TactError(f"message larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB")
+    return data
