@@ -357,3 +357,43 @@ def test_notice_parts_are_escaped_for_html_only(tmp_path: Path) -> None:
     assert "Smith & Sons <Est. 1901>" in text and "&amp;" not in text
     assert "Smith &amp; Sons &lt;Est. 1901&gt;" in html and "<Est." not in html
     assert msg["Subject"] == "Your data from Smith & Sons <Est. 1901>"
+
+
+def test_data_links_share_the_daily_budget_so_a_forwarded_link_cannot_flood(
+    engine: Engine, vault: Vault, settings: Settings, outbox: MaildirTransport
+) -> None:
+    rows = people(1)
+    import_rows(engine, vault, settings, rows)
+    with engine.connect() as conn:
+        public_id = _public_id(conn, vault, str(rows[0]["email"]))
+    for _ in range(settings.optin_requests_per_day):
+        with writing(engine) as conn:
+            send_data_link(conn, vault, settings, public_id, TokenKind.EXPORT, transport=outbox)
+    with pytest.raises(RateLimited), writing(engine) as conn:
+        send_data_link(conn, vault, settings, public_id, TokenKind.ERASE, transport=outbox)
+    assert len(_messages(outbox)) == settings.optin_requests_per_day
+
+
+def test_a_bounced_or_complaining_address_gets_no_confirmation(
+    engine: Engine, vault: Vault, settings: Settings, outbox: MaildirTransport
+) -> None:
+    from engine.consent.suppression import suppress
+    from engine.models import SuppressionReason
+
+    with writing(engine) as conn:
+        suppress(conn, vault.index_for(ADDRESS), SuppressionReason.HARD_BOUNCE)
+    result = _request(engine, vault, settings, outbox, "news")
+    assert not result.email_sent and result.state == ConsentState.WITHDRAWN
+    assert _messages(outbox) == []
+    with engine.connect() as conn:
+        assert ledger.current_states(conn, result.contact_id) == {}
+
+
+def test_erasure_forgets_the_rate_limit_rows(
+    engine: Engine, vault: Vault, settings: Settings, outbox: MaildirTransport
+) -> None:
+    _request(engine, vault, settings, outbox, "news")
+    with writing(engine) as conn:
+        erase_contact(conn, vault, ADDRESS, actor="test")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(optin_t)).scalar_one() == 0

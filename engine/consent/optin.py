@@ -34,11 +34,12 @@ from engine.consent.notices import (
     send_notice,
 )
 from engine.consent.service import Origin
+from engine.consent.suppression import reason_for
 from engine.consent.tokens import InvalidToken, Token, TokenKind, TokenSigner
 from engine.consent.topics import cached_topics
 from engine.delivery.base import Transport
 from engine.errors import ContactNotFound, TactError
-from engine.models import ConsentState, OptInRequest
+from engine.models import ConsentState, OptInRequest, SuppressionReason
 from engine.vault.addresses import normalize_address
 from engine.vault.contacts import ensure_contact
 from engine.vault.vault import Vault, contacts
@@ -98,6 +99,12 @@ def request_subscription(
     spec = topics.get(topic)
     locale = normalize_locale(locale)
     contact = ensure_contact(conn, vault, normalized, locale=locale)
+    blocked = reason_for(conn, vault.blind_index(normalized))
+    if blocked in (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT):
+        # The mailbox bounced or its owner reported us: a confirmation would go to the
+        # same place. Record nothing, send nothing; the caller's answer stays the same.
+        log.info("subscription request for contact %s refused: %s", contact.id, blocked)
+        return OptInResult(contact.id, contact.public_id, ConsentState.WITHDRAWN, False)
     query = select(contacts.c.locale).where(contacts.c.id == contact.id)
     if conn.dialect.name == "postgresql":
         # Requests for one address queue here, so two at once cannot both pass the limit.
@@ -207,6 +214,9 @@ def send_data_link(
         raise ValueError(f"send_data_link sends export or erasure links, not {kind!r}")
     path, notice = DATA_LINKS[kind]
     row = service.contact_by_public_id(conn, public_id)
+    if row.blind_index is not None:
+        # A forwarded preference link must not let anyone flood the owner with these.
+        _take_slot(conn, settings, row.blind_index, f"_{notice}")
     person = vault.read(conn, [row.id], ["email"], purpose="notice").get(row.id)
     if person is None or not person.email:
         raise ContactNotFound("no such subscriber")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from engine.errors import ContactErased
 from engine.models import ContactStatus, SuppressionReason
 from engine.vault.addresses import normalize_address
-from engine.vault.vault import Vault, contacts, data_keys, suppressions
+from engine.vault.vault import ContactCipher, Vault, contacts, data_keys, suppressions
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,44 @@ def ensure_contact(
     public_id = uuid.uuid4()
     key_row, cipher = vault.new_contact_key(contact_id)
     now = datetime.now(UTC)
+    try:
+        # A savepoint: when two first sign-ups of one new address race (PostgreSQL),
+        # the loser's insert fails on the unique blind index and it takes the winner's row.
+        with conn.begin_nested():
+            _insert(
+                conn,
+                key_row,
+                contact_id,
+                public_id,
+                index,
+                cipher,
+                normalized,
+                locale,
+                timezone,
+                now,
+            )
+    except IntegrityError:
+        row = conn.execute(
+            select(contacts.c.id, contacts.c.public_id).where(contacts.c.blind_index == index)
+        ).first()
+        if row is None:
+            raise
+        return EnsuredContact(row.id, row.public_id, created=False)
+    return EnsuredContact(contact_id, public_id, created=True)
+
+
+def _insert(
+    conn: Connection,
+    key_row: dict[str, Any],
+    contact_id: UUID,
+    public_id: UUID,
+    index: bytes,
+    cipher: ContactCipher,
+    normalized: str,
+    locale: str | None,
+    timezone: str | None,
+    now: datetime,
+) -> None:
     conn.execute(insert(data_keys).values(**key_row))
     conn.execute(
         insert(contacts).values(
@@ -68,4 +108,3 @@ def ensure_contact(
             updated_at=now,
         )
     )
-    return EnsuredContact(contact_id, public_id, created=True)

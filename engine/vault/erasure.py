@@ -28,6 +28,7 @@ from engine.models import (
     ContactStatus,
     EngagementEvent,
     EventType,
+    OptInRequest,
     Order,
     SuppressionReason,
     TopicPreference,
@@ -41,6 +42,7 @@ engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
 preferences_t = ContactPreferences.__table__  # type: ignore[attr-defined]
 topic_prefs_t = TopicPreference.__table__  # type: ignore[attr-defined]
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
+optin_t = OptInRequest.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ def _shred(conn: Connection, vault: Vault, contact_id: UUID, actor: str) -> None
     # The ledger keeps its proof of consent (pseudonymous; sealed fields die with the key),
     # and records that erasure ended every subscription.
     withdraw(conn, vault, contact_id, None, Origin(source=Source.ERASURE))
+    index = conn.execute(select(contacts.c.blind_index).where(contacts.c.id == contact_id)).scalar()
+    if index is not None:  # the opt-in rate limit's rows are keyed by the same hash
+        conn.execute(delete(optin_t).where(optin_t.c.address_hash == index))
     conn.execute(delete(data_keys).where(data_keys.c.contact_id == contact_id))
     for table in (orders_t, engagement_t, preferences_t, topic_prefs_t):
         conn.execute(delete(table).where(table.c.contact_id == contact_id))

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from engine.consent.optin import send_data_link
+from engine.consent.optin import RateLimited, send_data_link
 from engine.consent.tokens import TokenKind
 from engine.db import writing
 from engine.vault.erasure import erase_contact_id
@@ -59,16 +59,23 @@ def _request_link(
 ) -> HTMLResponse:
     tok = state.verify(token, PAGE_KINDS)
     state.csrf.check(request, csrf, what, token)
-    with writing(state.engine) as conn:
-        contact = state.contact(conn, tok.public_id)
-        send_data_link(
-            conn,
-            state.vault,
-            state.settings,
-            contact.public_id,
-            _KINDS[what],
-            transport=state.transport,
+    try:
+        with writing(state.engine) as conn:
+            contact = state.contact(conn, tok.public_id)
+            send_data_link(
+                conn,
+                state.vault,
+                state.settings,
+                contact.public_id,
+                _KINDS[what],
+                transport=state.transport,
+            )
+    except RateLimited as exc:
+        response = state.page(
+            "rate_limited.html", state.lang(request, None), f"/p/{token}", status=429
         )
+        response.headers["Retry-After"] = str(max(60, int(exc.retry_after.total_seconds())))
+        return response
     log.info("%s link sent: contact %s", what, contact.id)
     lang = state.lang(request, contact.locale)
     return state.page(
