@@ -18,7 +18,19 @@ and line, and say what to do next.
     │   └── ContactNotFound     -- no contact with that address or id
     ├── InvalidAddress          -- an address email-validator refuses (reason given)
     ├── ImportFileError         -- the import file cannot be read at all (format, encoding)
-    └── RotationError           -- key rotation cannot proceed (e.g. keyring not file-backed)
+    ├── RotationError           -- key rotation cannot proceed (e.g. keyring not file-backed)
+    ├── RenderError             -- engine.render.sandbox: a template failed (file:line)
+    │   ├── RenderSecurityError -- a template reached outside its context
+    │   └── OutputTooLarge      -- the output cap, or a huge '*' / '**'
+    ├── CampaignError           -- engine.render.campaign: an unusable campaign directory
+    ├── HeaderError             -- engine.render.mime: a value a header cannot carry
+    │   └── HeaderInjection     -- CR, LF or NUL in a header-bound value: refused, never stripped
+    ├── InvalidToken            -- engine.consent.tokens: forged, altered or unknown-key link
+    │   └── ExpiredToken        -- genuine but too old for what it opens
+    ├── RateLimited             -- engine.consent.optin: too many requests for one address
+    └── NoticeNotSent           -- engine.consent.notices: a transactional email was refused
+
+    Configuration errors raised elsewhere: DkimError (engine.render.dkim, a bad key).
 """
 
 from __future__ import annotations
