@@ -28,9 +28,8 @@ and line, and say what to do next.
     ├── InvalidToken            -- engine.consent.tokens: forged, altered or unknown-key link
     │   └── ExpiredToken        -- genuine but too old for what it opens
     ├── RateLimited             -- engine.consent.optin: too many requests for one address
-    └── NoticeNotSent           -- engine.consent.notices: a transactional email was refused
-
-    Configuration errors raised elsewhere: DkimError (engine.render.dkim, a bad key).
+    ├── NoticeNotSent           -- engine.consent.notices: a transactional email was refused
+    └── DkimError               -- engine.render.dkim: a key or selector that cannot sign
 """
 
 from __future__ import annotations

@@ -315,3 +315,45 @@ class OptInRequest(SQLModel, table=True):
     address_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     topic: str = Field(max_length=64)
     requested_at: datetime = _ts()
+
+
+# --- segments -------------------------------------------------------------------------------
+
+
+class SegmentModelRecord(SQLModel, table=True):
+    """One build of the learned segments, as plain JSON parameters (never a pickle).
+
+    ``params`` is the model (features, scaler, centroids, names, descriptions);
+    ``summary`` records the build around it: the rule segments applied, in order,
+    and how many contacts each segment received.
+    """
+
+    __tablename__ = "segment_models"
+
+    version: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts()
+    k: int
+    seed: int
+    silhouette: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SegmentAssignment(SQLModel, table=True):
+    """The one segment of each profiled contact, replaced by every build.
+
+    ``segment`` is NULL for the standard audience (folded clusters). Contacts who
+    objected to profiling have no row at all.
+    """
+
+    __tablename__ = "segment_assignments"
+    __table_args__ = (Index("ix_segment_assignments_segment", "segment"),)
+
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", primary_key=True, ondelete="CASCADE")
+    segment: str | None = Field(default=None, max_length=64)
+    #: rule, learned or standard.
+    source: str = Field(max_length=16)
+    cluster: int | None = None
+    model_version: int = Field(foreign_key="segment_models.version")
+    distance: float | None = None
+    assigned_at: datetime = _ts()

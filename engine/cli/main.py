@@ -11,8 +11,21 @@ import sys
 
 import typer
 
-from engine.cli import contacts_cmd, db_cmd, demo_cmd, generate_cmd, init_cmd, keys_cmd
+from engine.cli import (
+    contacts_cmd,
+    db_cmd,
+    demo_cmd,
+    generate_cmd,
+    init_cmd,
+    keys_cmd,
+    segments_cmd,
+    serve_cmd,
+    templates_cmd,
+)
+from engine.cli.consent_cmd import app as consent_app
 from engine.cli.console import err
+from engine.cli.inbound_cmd import app as inbound_app
+from engine.cli.topics_cmd import app as topics_app
 from engine.errors import ConfigurationError, TactError
 
 app = typer.Typer(
@@ -29,6 +42,13 @@ app.command("generate")(generate_cmd.generate)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(contacts_cmd.app, name="contacts")
+app.add_typer(segments_cmd.app, name="segments")
+app.command("serve")(serve_cmd.serve)
+app.add_typer(topics_app, name="topics")
+app.add_typer(consent_app, name="consent")
+app.add_typer(inbound_app, name="inbound")
+app.add_typer(templates_cmd.app, name="templates")
+app.command("preview")(templates_cmd.preview)
 
 
 def main(argv: list[str] | None = None) -> int:
