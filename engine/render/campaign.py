@@ -166,7 +166,7 @@ class CampaignRenderer:
                         "every block needs a standard version"
                     )
                 for variant, path in files.items():
-                    name = str(path.relative_to(directory))
+                    name = f"campaigns/{directory.name}/{path.relative_to(directory)}"
                     source = path.read_text("utf-8")
                     if kind == "html" and self._css:
                         source = css_inline.inline_fragment(source, self._css)

@@ -1,0 +1,218 @@
+"""The renderer: sandbox, size cap, escaping, block selection, footer, lint, preview."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from engine.config import PROJECT_ROOT, Settings
+from engine.consent.tokens import TokenSigner
+from engine.render.campaign import CampaignError, CampaignRenderer, Recipient
+from engine.render.compose import Composer
+from engine.render.lint import lint_campaign
+from engine.render.preview import write_preview
+from engine.render.sandbox import (
+    OutputTooLarge,
+    RenderError,
+    RenderSecurityError,
+    compile_template,
+    render_capped,
+    sandbox,
+)
+from engine.vault import Keyring
+
+UNSUB = "https://prefs.example/u/TOKEN"
+
+
+def recipient(segment: str | None = None, first_name: str | None = "Mei") -> Recipient:
+    return Recipient(
+        segment=segment,
+        lang="en",
+        fields={"first_name": first_name},
+        unsubscribe_url=UNSUB,
+        preferences_url="https://prefs.example/p/TOKEN",
+        why="You subscribed to offers.",
+    )
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    """A copy of the shipped templates plus a small campaign with two segment variants."""
+    root = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", root)
+    camp = root / "campaigns" / "trial"
+    (camp / "blocks" / "hero").mkdir(parents=True)
+    (camp / "campaign.toml").write_text(
+        'topic = "offers"\nfields = ["first_name"]\nblocks = ["hero"]\n'
+        '[subject]\ndefault = "Hello"\noutdoor = "Trails, {{ first_name }}"\n',
+        "utf-8",
+    )
+    for variant, words in (("default", "STANDARD"), ("outdoor", "OUTDOOR"), ("lapsed", "MISSED")):
+        (camp / "blocks" / "hero" / f"{variant}.html.j2").write_text(
+            f"<p>{words} {{{{ first_name }}}}</p>\n", "utf-8"
+        )
+        (camp / "blocks" / "hero" / f"{variant}.txt.j2").write_text(
+            f"{words} {{{{ first_name }}}}\n", "utf-8"
+        )
+    return root
+
+
+def block(templates: Path, source: str, name: str = "hero/default.html.j2") -> Path:
+    path = templates / "campaigns" / "trial" / "blocks" / name
+    path.write_text(source, "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ first_name|attr('format') }}",
+        "{{ first_name.__class__.__base__.__subclasses__() }}",
+        "{{ first_name.format(x=1) }}",
+        "{{ (first_name|attr('__class__')) }}",
+    ],
+)
+def test_reaching_outside_the_context_is_a_security_error_naming_the_template(
+    templates: Path, source: str
+) -> None:
+    block(templates, "<p>fine</p>\n" + source)
+    renderer = CampaignRenderer(templates, "trial")
+    with pytest.raises(RenderError) as info:
+        renderer.render(recipient())
+    assert isinstance(info.value, RenderSecurityError)
+    message = str(info.value)
+    assert message.startswith("campaigns/trial/blocks/hero/default.html.j2:2: not allowed")
+    for leak in ("<class", "<function", "0x", "Mei", "mro"):
+        assert leak not in message
+
+
+def test_huge_output_fails_cleanly_on_the_size_cap(templates: Path) -> None:
+    block(templates, "{{ 'a' * 10**8 }}")
+    with pytest.raises(OutputTooLarge) as info:
+        CampaignRenderer(templates, "trial").render(recipient())
+    assert "blocks/hero/default.html.j2:1" in str(info.value)
+    env = sandbox([templates / "brand"])
+    template = compile_template(env, "loop.html.j2", "{% for x in items %}{{ x }}{% endfor %}")
+    with pytest.raises(OutputTooLarge):
+        render_capped(template, {"items": ["y" * 1000] * 1000}, limit=100_000)
+
+
+def test_script_in_a_name_arrives_escaped_in_html_and_plain_in_text(templates: Path) -> None:
+    out = CampaignRenderer(templates, "trial").render(recipient(first_name="<script>x</script>"))
+    assert "<script>" not in out.html and "&lt;script&gt;x&lt;/script&gt;" in out.html
+    assert "STANDARD <script>x</script>" in out.text  # text/plain is not HTML
+
+
+def test_each_segment_gets_its_variants_and_the_rest_the_standard(templates: Path) -> None:
+    renderer = CampaignRenderer(templates, "trial")
+    assert renderer.segments == {"outdoor", "lapsed"}
+    outdoor = renderer.render(recipient("outdoor"))
+    lapsed = renderer.render(recipient("lapsed"))
+    standard = renderer.render(recipient(None))
+    unknown = renderer.render(recipient("no-such-segment"))
+    assert "OUTDOOR Mei" in outdoor.html and outdoor.subject == "Trails, Mei"
+    assert "MISSED Mei" in lapsed.html and lapsed.subject == "Hello"
+    assert "STANDARD Mei" in standard.html and standard.subject == "Hello"
+    assert unknown == standard
+
+
+def test_an_opted_out_contact_gets_exactly_the_standard_version(templates: Path) -> None:
+    """Opted out of profiling means no segment (None): byte for byte the standard version."""
+    renderer = CampaignRenderer(templates, "trial")
+    assert renderer.render(recipient(None)) == renderer.render(recipient(None))
+    assert renderer.render(recipient(None)).html.count("STANDARD") == 1
+
+
+def test_undeclared_fields_are_not_reachable(templates: Path) -> None:
+    block(templates, "<p>{{ last_name }}</p>")
+    with pytest.raises(RenderError) as info:
+        CampaignRenderer(templates, "trial").render(recipient())
+    assert "'last_name' is undefined" in str(info.value)
+    report = lint_campaign(templates, "trial")
+    assert any("'last_name' is not declared" in f.message for f in report.errors)
+
+
+def test_the_footer_cannot_be_removed(templates: Path) -> None:
+    camp = templates / "campaigns" / "trial"
+    toml = (camp / "campaign.toml").read_text("utf-8")
+    (camp / "campaign.toml").write_text('base = "mine.html.j2"\n' + toml, "utf-8")
+    with pytest.raises(CampaignError, match="not allowed"):
+        CampaignRenderer(templates, "trial")
+    (camp / "campaign.toml").write_text(toml, "utf-8")
+    block(templates, "{% extends 'email.html.j2' %}{% block x %}{% endblock %}")
+    assert any(
+        "'extends' is not allowed" in f.message for f in lint_campaign(templates, "trial").errors
+    )
+    # A brand base without the unsubscribe link: render refuses to produce anything.
+    block(templates, "<p>STANDARD</p>")
+    base = templates / "brand" / "email.html.j2"
+    base.write_text(base.read_text("utf-8").replace("{{ unsubscribe_url }}", "#"), "utf-8")
+    with pytest.raises(RenderError, match="unsubscribe"):
+        CampaignRenderer(templates, "trial").render(recipient())
+    assert any("unsubscribe_url" in f.message for f in lint_campaign(templates, "trial").errors)
+
+
+def test_lint_points_at_syntax_errors_and_missing_defaults(templates: Path) -> None:
+    block(templates, "<p>ok</p>\n{% if %}\n")
+    (templates / "campaigns" / "trial" / "blocks" / "hero" / "default.txt.j2").unlink()
+    report = lint_campaign(templates, "trial", known_segments={"outdoor", "lapsed", "family"})
+    wheres = {(f.where, f.level) for f in report.findings}
+    assert ("campaigns/trial/blocks/hero/default.html.j2:2", "error") in wheres
+    assert ("campaigns/trial/blocks/hero/default.txt.j2", "error") in wheres
+    assert any("segment 'family' gets the default" in f.message for f in report.findings)
+
+
+def test_lint_flags_variants_of_segments_that_do_not_exist(templates: Path) -> None:
+    report = lint_campaign(templates, "trial", known_segments={"outdoor"})
+    assert any("no segment named 'lapsed'" in f.message for f in report.errors)
+
+
+def test_the_shipped_example_campaign_lints_clean() -> None:
+    report = lint_campaign(PROJECT_ROOT / "templates", "autumn-2026")
+    assert report.errors == []
+
+
+def test_same_campaign_and_contact_give_the_same_message_id(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path / "var")
+    composer = Composer(settings, "autumn-2026", TokenSigner(Keyring.generate(), settings))
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert composer.message_id(a) == composer.message_id(a)
+    assert composer.message_id(a) != composer.message_id(b)
+    first = composer.compose(
+        contact_id=a,
+        public_id=uuid.uuid4(),
+        to_addr="mei@example.com",
+        fields={"first_name": "Mei"},
+        segment=None,
+        locale="zh_CN",
+    )
+    msg = message_from_bytes(first.data, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    assert msg["Message-ID"] == composer.message_id(a)
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Unsubscribe"].startswith("<https://")
+    assert "订阅" in str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+
+
+def test_preview_writes_every_version_with_a_screenshot(tmp_path: Path, templates: Path) -> None:
+    settings = Settings(var_dir=tmp_path / "var", templates_dir=templates)
+    files = write_preview(
+        settings,
+        TokenSigner(Keyring.generate(), settings),
+        "trial",
+        tmp_path / "out",
+        segments={"outdoor", "lapsed"},
+    )
+    assert [f.version for f in files] == ["standard", "lapsed", "outdoor"]
+    for f in files:
+        assert f.html.read_text("utf-8") and f.text.read_text("utf-8")
+        parsed = message_from_bytes(f.eml.read_bytes(), policy=policy.default)
+        assert parsed["List-Unsubscribe"]
+        assert f.png is not None and f.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
