@@ -29,6 +29,9 @@ and line, and say what to do next.
     │   └── ExpiredToken        -- genuine but too old for what it opens
     ├── RateLimited             -- engine.consent.optin: too many requests for one address
     ├── NoticeNotSent           -- engine.consent.notices: a transactional email was refused
+    ├── SegmentError            -- engine.segments: a build or model that cannot be used
+    │   ├── RuleError           -- a rule segment that does not parse (file:line:column)
+    │   └── ModelFormatError    -- a stored model that is not a valid Tact model
     └── DkimError               -- engine.render.dkim: a key or selector that cannot sign
 """
 

@@ -25,6 +25,7 @@ from engine.models import (
     ConsentState,
     ContactPreferences,
     ContactStatus,
+    SegmentAssignment,
     SuppressionReason,
     TopicPreference,
 )
@@ -32,6 +33,7 @@ from engine.vault.vault import Vault, contacts
 
 prefs_t = ContactPreferences.__table__  # type: ignore[attr-defined]
 topic_prefs_t = TopicPreference.__table__  # type: ignore[attr-defined]
+segments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
 
 ACTIVE = (ConsentState.SUBSCRIBED, ConsentState.PENDING)
 
@@ -200,6 +202,8 @@ def set_personalization(
         ],
     )
     now = datetime.now(UTC)
+    if opted_out:  # stop being profiled now: the segment goes with the objection
+        conn.execute(delete(segments_t).where(segments_t.c.contact_id == contact_id))
     updated = conn.execute(
         update(prefs_t)
         .where(prefs_t.c.contact_id == contact_id)

@@ -30,6 +30,7 @@ from engine.models import (
     EventType,
     OptInRequest,
     Order,
+    SegmentAssignment,
     SuppressionReason,
     TopicPreference,
 )
@@ -43,6 +44,7 @@ preferences_t = ContactPreferences.__table__  # type: ignore[attr-defined]
 topic_prefs_t = TopicPreference.__table__  # type: ignore[attr-defined]
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 optin_t = OptInRequest.__table__  # type: ignore[attr-defined]
+segments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _shred(conn: Connection, vault: Vault, contact_id: UUID, actor: str) -> None
     if index is not None:  # the opt-in rate limit's rows are keyed by the same hash
         conn.execute(delete(optin_t).where(optin_t.c.address_hash == index))
     conn.execute(delete(data_keys).where(data_keys.c.contact_id == contact_id))
-    for table in (orders_t, engagement_t, preferences_t, topic_prefs_t):
+    for table in (orders_t, engagement_t, preferences_t, topic_prefs_t, segments_t):
         conn.execute(delete(table).where(table.c.contact_id == contact_id))
     conn.execute(
         update(contacts)
