@@ -1,42 +1,53 @@
-"""The main job, first cut: one brand email for every active contact, into a transport.
+"""The main job: render one campaign for every eligible contact, into a transport.
 
-Data flow (the later pipeline keeps this shape and grows each step):
-ids from the database → fields from the vault, per batch → render → MIME → transport.
-Personal data exists in memory for one batch at a time and leaves only inside
-the message handed to the transport.
+Data flow: the audience's ids from the database → per batch, the fields the
+campaign declares from the vault and each contact's segment → compose (blocks
+for the segment, brand frame, links, MIME) → transport. Personal data exists
+in memory for one batch at a time and leaves only inside the message.
+
+Eligible, for now: active, subscribed to the campaign's topic in the consent
+ledger, not on the suppression list. The sending gate (frequency caps, quiet
+hours, pauses, deferral) replaces this check in the campaigns work, in the
+same place: per batch, right before rendering.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from typing import Any
 
 from sqlalchemy import Engine, select
 
 from engine.config import Settings
+from engine.consent.tokens import TokenSigner
 from engine.delivery.base import DeliveryStatus, OutgoingMessage, Transport
-from engine.models import ContactStatus
-from engine.render.brand import WelcomeRenderer
+from engine.models import ConsentState, ConsentStateRow, ContactStatus, Suppression
+from engine.render.compose import Composer
+from engine.render.mime import HeaderError
+from engine.segments import segment_for_contacts
 from engine.vault import Vault
 from engine.vault.vault import contacts
 
 log = logging.getLogger(__name__)
-MESSAGE_NAMESPACE = uuid.UUID("3f6d2f0e-9c55-4d1b-8e3e-7a1c2b9d4e10")
 BATCH = 500
+STANDARD = "standard"
+
+state_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
+suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
 class JobReport:
-    job: str
-    considered: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+    campaign: str
+    topic: str
+    audience: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_segment: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     @property
@@ -44,68 +55,94 @@ class JobReport:
         return self.by_status.get(DeliveryStatus.SENT, 0)
 
 
-def message_id(job: str, contact_id: uuid.UUID, domain: str) -> str:
-    """The same job and contact always give the same Message-ID (retries reuse it)."""
-    return f"<{uuid.uuid5(MESSAGE_NAMESPACE, f'{job}:{contact_id}').hex}@{domain}>"
+def audience(engine: Engine, topic: str, *, at: datetime | None = None) -> list[Any]:
+    """Ids of active contacts subscribed to ``topic`` and not suppressed, in a stable order."""
+    at = at or datetime.now(UTC)
+    query = (
+        select(contacts.c.id)
+        .join(state_t, state_t.c.contact_id == contacts.c.id)
+        .outerjoin(suppressions_t, suppressions_t.c.address_hash == contacts.c.blind_index)
+        .where(
+            contacts.c.status == ContactStatus.ACTIVE,
+            state_t.c.topic == topic,
+            state_t.c.state == ConsentState.SUBSCRIBED,
+            (state_t.c.expires_at.is_(None)) | (state_t.c.expires_at > at),
+            suppressions_t.c.address_hash.is_(None),
+        )
+        .order_by(contacts.c.id)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
 
 
-def run_main_job(
+def run_campaign(
     engine: Engine,
     vault: Vault,
     settings: Settings,
     transport: Transport,
+    campaign: str,
     *,
-    job: str = "welcome",
     progress: Callable[[int, int], None] | None = None,
 ) -> JobReport:
     started = time.perf_counter()
-    renderer = WelcomeRenderer(settings.templates_dir)
-    brand = renderer.brand
-    sender = Address(brand.sender_name, addr_spec=brand.sender_address)
-    domain = brand.sender_address.rpartition("@")[2]
-    report = JobReport(job=job)
-    with engine.connect() as conn:
-        ids = list(
-            conn.execute(
-                select(contacts.c.id)
-                .where(contacts.c.status == ContactStatus.ACTIVE)
-                .order_by(contacts.c.id)
-            ).scalars()
-        )
+    composer = Composer(settings, campaign, TokenSigner(vault.keyring, settings))
+    fields = ["email", *composer.spec.fields]
+    report = JobReport(campaign=composer.spec.name, topic=composer.topic.name)
+    ids = audience(engine, composer.topic.name)
+    report.audience = len(ids)
     transport.open()
     try:
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             with engine.connect() as conn:
-                people = vault.read(conn, chunk, ["email", "first_name"], purpose=f"render:{job}")
+                people = vault.read(conn, chunk, fields, purpose=f"campaign:{campaign}")
+                segments = segment_for_contacts(conn, chunk)
+                meta = {
+                    r.id: r
+                    for r in conn.execute(
+                        select(contacts.c.id, contacts.c.public_id, contacts.c.locale).where(
+                            contacts.c.id.in_(chunk)
+                        )
+                    )
+                }
+            now = datetime.now(UTC)
             for contact_id in chunk:
                 person = people.get(contact_id)
-                report.considered += 1
                 if person is None or not person.email:
-                    report.by_status["erased"] = report.by_status.get("erased", 0) + 1
+                    report.by_status["erased"] += 1  # erased between the two reads
                     continue
-                rendered = renderer.render(
-                    person.first_name,
-                    why=f"You are receiving this because you are a customer of {brand.name}.",
-                )
-                msg = EmailMessage()
-                msg["From"] = sender
-                msg["To"] = person.email
-                msg["Subject"] = rendered.subject
-                msg["Date"] = format_datetime(datetime.now(UTC))
-                mid = message_id(job, contact_id, domain)
-                msg["Message-ID"] = mid
-                msg.set_content(rendered.text)
-                msg.add_alternative(rendered.html, subtype="html")
+                segment = segments.get(contact_id)
+                try:
+                    composed = composer.compose(
+                        contact_id=contact_id,
+                        public_id=meta[contact_id].public_id,
+                        to_addr=person.email,
+                        fields={f: getattr(person, f) for f in composer.spec.fields},
+                        segment=segment,
+                        locale=meta[contact_id].locale,
+                        date=now,
+                    )
+                except HeaderError as exc:  # e.g. an internationalized address (SMTPUTF8)
+                    log.info("contact %s not sendable: %s", contact_id, exc)
+                    report.by_status["unsendable"] += 1
+                    continue
                 result = transport.send(
-                    OutgoingMessage(mid, brand.sender_address, person.email, msg.as_bytes())
+                    OutgoingMessage(
+                        composed.message_id,
+                        composer.renderer.brand.sender_address,
+                        person.email,
+                        composed.data,
+                    )
                 )
-                report.by_status[result.status] = report.by_status.get(result.status, 0) + 1
+                report.by_status[result.status] += 1
+                report.by_segment[segment or STANDARD] += 1
             transport.flush()
             if progress:
                 progress(min(start + BATCH, len(ids)), len(ids))
     finally:
         transport.close()
     report.seconds = time.perf_counter() - started
-    log.info("job %s: %d contacts, outcome %s", job, report.considered, report.by_status)
+    log.info(
+        "campaign %s: %d recipients, outcome %s", campaign, report.audience, dict(report.by_status)
+    )
     return report

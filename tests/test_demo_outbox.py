@@ -21,6 +21,15 @@ SEED = 21
 BAD_ROWS = 12  # run_demo's default
 
 
+def eligible_addresses() -> set[str]:
+    """The demo's campaign goes to the customers subscribed to its topic (offers)."""
+    return {
+        normalize_address(r["email"])
+        for r in generate_customers(CUSTOMERS, seed=SEED)
+        if "offers" in r.get("topics", [])
+    }
+
+
 def parse(path: Path) -> EmailMessage:
     with path.open("rb") as fh:
         message = email.parser.BytesParser(policy=email.policy.default).parse(fh)
@@ -37,16 +46,18 @@ def test_demo_outbox_is_well_formed_and_a_rerun_adds_nothing(settings: Settings)
     assert first.imported.inserted == CUSTOMERS
     assert first.imported.updated == 0
     assert first.imported.rejected == BAD_ROWS
-    assert first.job.considered == CUSTOMERS
-    assert first.job.by_status == {DeliveryStatus.SENT: CUSTOMERS}
+    expected_to = eligible_addresses()
+    eligible = len(expected_to)
+    assert 0 < eligible < CUSTOMERS
+    assert first.job.audience == eligible
+    assert first.job.by_status == {DeliveryStatus.SENT: eligible}
 
     new = first.outbox / "new"
     assert first.outbox == settings.resolved_outbox_dir
     files = sorted(new.iterdir())
-    assert len(files) == CUSTOMERS
+    assert len(files) == eligible
     assert not list((first.outbox / "tmp").iterdir())  # nothing left half-written
 
-    expected_to = {normalize_address(r["email"]) for r in generate_customers(CUSTOMERS, seed=SEED)}
     message_ids: list[str] = []
     recipients: list[str] = []
     for path in files:
@@ -68,9 +79,12 @@ def test_demo_outbox_is_well_formed_and_a_rerun_adds_nothing(settings: Settings)
         assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", mid), mid
         assert msg["From"].addresses and msg["From"].addresses[0].addr_spec
         (to,) = msg["To"].addresses
+        assert msg["List-Unsubscribe"].startswith("<https://"), path.name
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["List-Id"], path.name
         message_ids.append(mid)
         recipients.append(to.addr_spec)
-    assert len(set(message_ids)) == CUSTOMERS
+    assert len(set(message_ids)) == eligible
     assert sorted(recipients) == sorted(expected_to)
     before = outbox_digest(new)
 
@@ -78,8 +92,8 @@ def test_demo_outbox_is_well_formed_and_a_rerun_adds_nothing(settings: Settings)
     assert second.imported.inserted == 0
     assert second.imported.updated == CUSTOMERS
     assert second.imported.rejected == BAD_ROWS
-    assert second.job.considered == CUSTOMERS
-    assert second.job.by_status == {DeliveryStatus.DUPLICATE: CUSTOMERS}
+    assert second.job.audience == eligible
+    assert second.job.by_status == {DeliveryStatus.DUPLICATE: eligible}
     assert second.job.delivered == 0
     # Not a message added, none rewritten (a rewrite would carry a new Date).
     assert outbox_digest(new) == before

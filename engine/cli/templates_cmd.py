@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
@@ -18,13 +19,15 @@ app = typer.Typer(help="Campaign templates.", no_args_is_help=True)
 
 
 def _known_segments(rt: Runtime) -> set[str] | None:
-    """Segment names of the current build, or None before any build (no check then)."""
+    """Segment names of the current build; None before any build or database (no check then)."""
+    from engine.segments.store import known_segment_names
+
     try:
-        from engine.segments.store import known_segment_names
-    except ImportError:  # segments not built in this installation
+        with rt.engine.connect() as conn:
+            return known_segment_names(conn)
+    except DBAPIError:
+        err.print("[dim]no segment build found: segment names are not checked[/]")
         return None
-    with rt.engine.connect() as conn:
-        return known_segment_names(conn)
 
 
 @app.command()
