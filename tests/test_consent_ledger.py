@@ -14,6 +14,7 @@ from engine.consent import ledger, service
 from engine.consent.ledger import NewEvent, Regime, Source
 from engine.consent.service import Origin
 from engine.consent.topics import cached_topics
+from engine.db import writing
 from engine.models import ConsentEventType, ConsentState
 from engine.vault import Vault
 from engine.vault.vault import contacts
@@ -358,3 +359,22 @@ def test_casl_implied_consent_three_years_old_shows_as_expired(
     assert new["expires_at"] > datetime.now(UTC)
     # The ledger itself records a grant; expiry is read from it, so verify still agrees.
     assert _problems(engine, vault) == []
+
+
+def test_the_ledger_records_the_hash_of_the_wording_shown_in_the_persons_language(
+    engine: Engine, vault: Vault, settings: Settings
+) -> None:
+    import_rows(engine, vault, settings, people(2))
+    topics = cached_topics(settings.resolved_topics_file)
+    spec = topics.get("product-updates")
+    assert spec.consent_text_in("zh") != spec.consent_text_in("en")
+    with engine.connect() as conn:
+        first, second = conn.execute(select(contacts.c.id).order_by(contacts.c.id)).scalars()
+    with writing(engine) as conn:
+        service.subscribe(conn, vault, topics, first, "product-updates", Origin("form"), lang="zh")
+        service.subscribe(conn, vault, topics, second, "product-updates", Origin("form"))
+    with engine.connect() as conn:
+        (zh,) = [e for e in ledger.history(conn, first) if e["topic"] == "product-updates"]
+        (en,) = [e for e in ledger.history(conn, second) if e["topic"] == "product-updates"]
+    assert zh["text_hash"] == ledger.text_hash(spec.consent_text_in("zh"))
+    assert en["text_hash"] == ledger.text_hash(spec.consent_text_in("en"))

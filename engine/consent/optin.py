@@ -113,7 +113,10 @@ def request_subscription(
     current = ledger.current_states(conn, contact.id).get(topic, {}).get("state")
     if spec.double_opt_in and current != ConsentState.SUBSCRIBED:
         _take_slot(conn, settings, vault.blind_index(normalized), topic)
-    state = service.subscribe(conn, vault, topics, contact.id, topic, origin, confirmed=False)
+    shown = (locale or stored_locale or "en").split("_", 1)[0]
+    state = service.subscribe(
+        conn, vault, topics, contact.id, topic, origin, confirmed=False, lang=shown
+    )
     sent = False
     if state == ConsentState.PENDING:
         signer = TokenSigner(vault.keyring, settings)

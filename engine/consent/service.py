@@ -110,8 +110,12 @@ def subscribe(
     origin: Origin,
     *,
     confirmed: bool = False,
+    lang: str = "en",
 ) -> ConsentState:
-    """Grant consent for a topic; pending until confirmed where double opt-in is required."""
+    """Grant consent for a topic; pending until confirmed where double opt-in is required.
+
+    ``lang`` is the language the consent wording was shown in: its hash is recorded.
+    """
     spec = topics.get(topic)
     state = ledger.current_states(conn, contact_id).get(topic, {}).get("state")
     needs = spec.double_opt_in and not confirmed
@@ -126,7 +130,9 @@ def subscribe(
                 topic,
                 ConsentEventType.GRANTED,
                 origin,
-                text_hash=ledger.text_hash(spec.consent_text) if spec.consent_text else None,
+                text_hash=ledger.text_hash(spec.consent_text_in(lang))
+                if spec.consent_text_in(lang)
+                else None,
                 detail={"needs_confirmation": True} if needs else {},
             )
         ],

@@ -30,12 +30,17 @@ class Topic:
     consent_text: str
     titles: dict[str, str]
     purposes: dict[str, str]
+    consent_texts: dict[str, str]
 
     def title_in(self, lang: str) -> str:
         return self.titles.get(lang, self.title)
 
     def purpose_in(self, lang: str) -> str:
         return self.purposes.get(lang, self.purpose)
+
+    def consent_text_in(self, lang: str) -> str:
+        """The wording shown in ``lang``; the ledger records the hash of exactly this text."""
+        return self.consent_texts.get(lang, self.consent_text)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,11 @@ def load_topics(path: Path) -> Topics:
         purposes = {
             k.removeprefix("purpose_"): v for k, v in spec.items() if k.startswith("purpose_")
         }
+        texts = {
+            k.removeprefix("consent_text_"): v
+            for k, v in spec.items()
+            if k.startswith("consent_text_")
+        }
         topics[name] = Topic(
             name=name,
             title=spec.get("title", name),
@@ -90,6 +100,7 @@ def load_topics(path: Path) -> Topics:
             consent_text=spec.get("consent_text", ""),
             titles=titles,
             purposes=purposes,
+            consent_texts=texts,
         )
     return Topics(topics)
 

@@ -132,7 +132,7 @@ def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) ->
                 name=spec.name,
                 title=spec.title_in(tlang),
                 purpose=spec.purpose_in(tlang),
-                consent_text=spec.consent_text,
+                consent_text=spec.consent_text_in(tlang),
                 state=state,
                 active=state in ACTIVE,
                 since=clock.day(current["since"]) if current else None,

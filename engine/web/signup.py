@@ -51,7 +51,7 @@ def _form(
                 "name": t.name,
                 "title": t.title_in(tlang),
                 "purpose": t.purpose_in(tlang),
-                "consent_text": t.consent_text,
+                "consent_text": t.consent_text_in(tlang),
                 "checked": t.name == chosen,
             }
             for t in state.topics

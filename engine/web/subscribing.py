@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from engine.consent import service
 from engine.consent.optin import RateLimited, request_subscription
 from engine.consent.service import Origin
+from engine.web import i18n
 from engine.web.state import Contact, WebState
 
 
@@ -30,7 +31,15 @@ def subscribe_topic(
 ) -> str:
     spec = state.topics.get(topic)
     if not spec.double_opt_in:
-        service.subscribe(conn, state.vault, state.topics, contact.id, topic, origin)
+        service.subscribe(
+            conn,
+            state.vault,
+            state.topics,
+            contact.id,
+            topic,
+            origin,
+            lang=i18n.topic_language(lang),
+        )
         return Outcome.SUBSCRIBED
     personal = state.vault.read(
         conn, [contact.id], ["email"], purpose="double opt-in confirmation"
