@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -86,3 +87,19 @@ def writing(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(tact_immediate=True)
         with conn.begin():
             yield conn
+
+
+def upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
+) -> None:
+    """Insert rows, or update the other columns where the ``keys`` already exist.
+
+    One statement per call (``INSERT … ON CONFLICT … DO UPDATE``) on both backends: a
+    delete-then-insert by a list of composite keys makes SQLite scan the table.
+    """
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    others = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=others), rows)

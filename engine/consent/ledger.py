@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, insert, select
 
+from engine.db import upsert
 from engine.models import (
     ConsentEventType,
     ConsentHead,
@@ -201,31 +202,18 @@ def append(conn: Connection, vault: Vault, events: Sequence[NewEvent]) -> list[d
             "expires_at": e.expires_at,
         }
     conn.execute(insert(events_t), rows)
-    existing = set(heads)
-    inserts = [
-        {"contact_id": cid, "seq": s, "hash": h}
-        for cid, (s, h) in new_heads.items()
-        if cid not in existing
-    ]
-    if inserts:
-        conn.execute(insert(heads_t), inserts)
-    for cid, (s, h) in new_heads.items():
-        if cid in existing:
-            conn.execute(update(heads_t).where(heads_t.c.contact_id == cid).values(seq=s, hash=h))
+    upsert(
+        conn,
+        heads_t,
+        [{"contact_id": cid, "seq": s, "hash": h} for cid, (s, h) in new_heads.items()],
+        ("contact_id",),
+    )
     _write_states(conn, list(states.values()))
     return rows
 
 
 def _write_states(conn: Connection, states: list[dict[str, Any]]) -> None:
-    if not states:
-        return
-    for start in range(0, len(states), 500):
-        chunk = states[start : start + 500]
-        pairs = [(s["contact_id"], s["topic"]) for s in chunk]
-        conn.execute(
-            delete(state_t).where(tuple_(state_t.c.contact_id, state_t.c.topic).in_(pairs))
-        )
-        conn.execute(insert(state_t), chunk)
+    upsert(conn, state_t, states, ("contact_id", "topic"))
 
 
 def current_states(
