@@ -26,7 +26,7 @@ from pydantic_settings import (
 from engine.errors import ConfigurationError
 
 #: Fields whose value may come from a file named by ``TACT_<NAME>_FILE``.
-SECRET_FIELDS = ("keyring", "database_url")
+SECRET_FIELDS = ("keyring", "database_url", "dkim_private_key")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     token_grace_days: int = Field(default=400, ge=60)
     #: At most this many double opt-in emails per address per day.
     optin_requests_per_day: int = Field(default=3, ge=1)
+    #: DKIM signing (optional): all three set turns it on. The key is a PEM secret
+    #: (TACT_DKIM_PRIVATE_KEY_FILE); h= covers both list headers (RFC 8058 §4).
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: SecretStr | None = None
+    dkim_algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
     #: Default regime of consent given at import when the file does not say.
     import_regime: str = "gdpr-consent"
     import_batch_size: int = Field(default=1000, ge=1, le=100_000)

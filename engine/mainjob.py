@@ -28,6 +28,7 @@ from engine.consent.tokens import TokenSigner
 from engine.delivery.base import DeliveryStatus, OutgoingMessage, Transport
 from engine.models import ConsentState, ConsentStateRow, ContactStatus, Suppression
 from engine.render.compose import Composer
+from engine.render.dkim import signer_from_settings
 from engine.render.mime import HeaderError
 from engine.segments import segment_for_contacts
 from engine.vault import Vault
@@ -85,7 +86,12 @@ def run_campaign(
     progress: Callable[[int, int], None] | None = None,
 ) -> JobReport:
     started = time.perf_counter()
-    composer = Composer(settings, campaign, TokenSigner(vault.keyring, settings))
+    composer = Composer(
+        settings,
+        campaign,
+        TokenSigner(vault.keyring, settings),
+        dkim=signer_from_settings(settings),
+    )
     fields = ["email", *composer.spec.fields]
     report = JobReport(campaign=composer.spec.name, topic=composer.topic.name)
     ids = audience(engine, composer.topic.name)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from math import lcm
+from pathlib import Path
 
 import dkim
 import pytest
@@ -285,3 +286,30 @@ def test_rsa_and_ed25519_signatures_side_by_side(
     records = [txt_record(rsa_key), txt_record(ed_key)]
     for index, record in enumerate(records):
         assert dkim.DKIM(signed).verify(idx=index, dnsfunc=dns_for(record))
+
+
+def test_signing_is_configured_from_settings_and_half_a_configuration_is_refused(
+    tmp_path: Path,
+) -> None:
+    from engine.config import Settings
+    from engine.errors import ConfigurationError
+    from engine.render.dkim import signer_from_settings
+
+    assert signer_from_settings(Settings(var_dir=tmp_path)) is None
+    with pytest.raises(ConfigurationError, match="TACT_DKIM_DOMAIN"):
+        signer_from_settings(Settings(var_dir=tmp_path, dkim_selector="s1"))
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    signer = signer_from_settings(
+        Settings(
+            var_dir=tmp_path,
+            dkim_selector="s1",
+            dkim_domain="northwind.example",
+            dkim_private_key=pem,
+            dkim_algorithm="ed25519-sha256",
+        )
+    )
+    assert signer is not None and signer.dns_name == "s1._domainkey.northwind.example"

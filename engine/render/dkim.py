@@ -36,6 +36,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
+from engine.config import Settings
 from engine.errors import ConfigurationError, TactError
 
 __all__ = ["SIGNED_HEADERS", "Algorithm", "DkimError", "DkimSigner"]
@@ -268,3 +269,19 @@ def _fold_b(head: str, signature: str) -> str:
         pos += len(chunk)
         room -= len(chunk)
     return "".join(out)
+
+
+def signer_from_settings(settings: Settings) -> DkimSigner | None:
+    """The configured signer, or None when DKIM is off; half a configuration is refused."""
+    selector, domain, key = (
+        settings.dkim_selector,
+        settings.dkim_domain,
+        settings.dkim_private_key,
+    )
+    if not (selector or domain or key):
+        return None
+    if not (selector and domain and key):
+        raise ConfigurationError(
+            "DKIM needs TACT_DKIM_SELECTOR, TACT_DKIM_DOMAIN and TACT_DKIM_PRIVATE_KEY(_FILE)"
+        )
+    return DkimSigner(selector, domain, key.get_secret_value(), settings.dkim_algorithm)
