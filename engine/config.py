@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     dkim_algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
     #: Default regime of consent given at import when the file does not say.
     import_regime: str = "gdpr-consent"
-    import_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    import_batch_size: int = Field(default=2500, ge=1, le=100_000)
     rotation_batch_size: int = Field(default=1000, ge=1, le=100_000)
     #: Free attributes not declared here are treated as personal (encrypted).
     public_attributes: tuple[str, ...] = ("loyalty_tier", "preferred_channel")

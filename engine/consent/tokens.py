@@ -77,6 +77,7 @@ class TokenSigner:
         if not keyring.token_keys:
             raise TactError("the keyring has no token key")
         self._primary = keyring.token_keys[0]
+        self._primary_tag = _tag(self._primary)
         grace = timedelta(days=settings.token_grace_days)
         self._keys = {
             _tag(k): k.key
@@ -97,7 +98,7 @@ class TokenSigner:
             _HEAD.pack(
                 VERSION,
                 ord(token.kind.value),
-                _tag(self._primary),
+                self._primary_tag,
                 int(issued.timestamp() // 60),
                 token.public_id.bytes,
             )
