@@ -47,7 +47,7 @@ def test_defaults_are_the_embedded_mode() -> None:
     assert settings.resolved_key_file == Path("var/keys.json")
     assert settings.resolved_outbox_dir == Path("var/outbox")
     assert settings.resolved_log_file == Path("var/log/tact.log")
-    assert settings.import_batch_size == 1000
+    assert settings.import_batch_size == 2500
     assert settings.keyring is None
     assert settings.is_sqlite
 
