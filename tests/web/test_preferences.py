@@ -143,7 +143,8 @@ async def test_forged_submissions_are_refused(
         if problem == "no-field":
             del data["csrf"]
         elif problem == "wrong-field":
-            data["csrf"] = "x" + str(data["csrf"])[1:]
+            field = str(data["csrf"])
+            data["csrf"] = ("y" if field[0] == "x" else "x") + field[1:]  # always a change
         elif problem == "other-token":
             other_page = await client.get(f"/p/{other}")
             data["csrf"] = form(other_page.text, f"/p/{other}?").fields["csrf"][0]
