@@ -26,7 +26,7 @@ from pydantic_settings import (
 from engine.errors import ConfigurationError
 
 #: Fields whose value may come from a file named by ``TACT_<NAME>_FILE``.
-SECRET_FIELDS = ("keyring", "database_url", "dkim_private_key")
+SECRET_FIELDS = ("keyring", "database_url", "dkim_private_key", "smtp_password")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     )
     log_file: Path | None = None
     outbox_dir: Path | None = None
-    #: maildir (embedded default: var/outbox), null; smtp arrives with the campaigns work.
-    transport: Literal["maildir", "null"] = "maildir"
+    #: maildir (embedded default: var/outbox), null, smtp (settings smtp_* below).
+    transport: Literal["maildir", "null", "smtp"] = "maildir"
     templates_dir: Path = PROJECT_ROOT / "templates"
     topics_file: Path | None = None
     #: Public base URL of the web app, as links in emails show it. Always https:
@@ -118,6 +118,31 @@ class Settings(BaseSettings):
     #: Free attributes not declared here are treated as personal (encrypted).
     public_attributes: tuple[str, ...] = ("loyalty_tier", "preferred_channel")
     log_level: str = "INFO"
+    #: Frequency caps for marketing email (the gate): at most cap_global_count in any
+    #: rolling window of cap_global_window_hours, and at least cap_min_gap_hours apart.
+    #: Per-topic caps come from topics.toml; the customer's cadence adds its own; the
+    #: strictest wins.
+    cap_global_count: int = Field(default=3, ge=1)
+    cap_global_window_hours: int = Field(default=168, ge=1)
+    cap_min_gap_hours: int = Field(default=20, ge=0)
+    #: Quiet hours in the recipient's local time: [start, end), wrapping midnight when
+    #: start > end; start == end turns them off.
+    quiet_hours_start: int = Field(default=21, ge=0, le=23)
+    quiet_hours_end: int = Field(default=8, ge=0, le=23)
+    # -- SMTP transport (transport = "smtp") ------------------------------------------------
+    #: Relay to hand messages to. STARTTLS: unset upgrades when offered, true requires
+    #: it, false never. AUTH when a username is set (password: TACT_SMTP_PASSWORD_FILE),
+    #: only over TLS. Per-domain rate in messages/second per recipient domain.
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_per_domain_rate: float | None = Field(default=None, gt=0)
+    smtp_local_hostname: str | None = None
+    # -- end SMTP transport ------------------------------------------------------------------
 
     @classmethod
     def settings_customise_sources(

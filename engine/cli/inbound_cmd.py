@@ -1,4 +1,4 @@
-"""``tact inbound``: messages received by Tact's mailboxes (the mailto: unsubscribe)."""
+"""``tact inbound``: messages received by Tact's mailboxes (mailto: unsubscribe, bounces)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from engine.cli.console import out
 from engine.cli.runtime import Runtime
 from engine.consent.inbound import InboundStatus, handle_unsubscribe_email
 from engine.db import writing
+from engine.delivery.bounces import ReportType, apply_bounce, parse_bounce
 from engine.errors import TactError
 
-app = typer.Typer(help="Incoming mail: the mailto: unsubscribe.", no_args_is_help=True)
+app = typer.Typer(
+    help="Incoming mail: the mailto: unsubscribe, bounces and complaints.", no_args_is_help=True
+)
 
 #: Larger messages are not unsubscribe requests; refuse them rather than parse them.
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -65,6 +68,56 @@ def unsubscribe(
         who = f"contact {outcome.contact_id}: " if outcome.contact_id else ""
         out.print(f"{outcome.status}: {who}{outcome.reason}", markup=False, highlight=False)
     if outcome.status in REFUSED and not exit_zero:
+        raise typer.Exit(1)
+
+
+@app.command("bounce")
+def bounce(
+    file: str = typer.Argument(
+        ..., help="The report as received (RFC 5322, e.g. FILE.eml), or - to read stdin."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    exit_zero: bool = typer.Option(
+        False,
+        "--exit-zero",
+        help="Exit 0 even when the message is not a bounce or complaint report "
+        "(for a mail hook that would otherwise bounce it back).",
+    ),
+) -> None:
+    """Handle a message sent to the bounce or feedback-loop mailbox.
+
+    Delivery status notifications (RFC 3464): a permanent failure (5.x.x) puts the
+    address on the suppression list as hard-bounce; a delay or 4.x.x changes nothing.
+    Complaints in the Abuse Reporting Format (RFC 5965) suppress as complaint.
+    Addresses Tact does not hold are suppressed too (by keyed hash). Prints counts
+    only, never an address.
+
+    Exit status: 0 for a delivery status or feedback report, 1 for anything else
+    (unless --exit-zero). Mail hook: pipe each message to `tact inbound bounce -`.
+    """
+    raw = _read(file)
+    report = parse_bounce(raw)
+    counts = None
+    if report.report_type is not ReportType.NOT_A_REPORT:
+        rt = Runtime()
+        vault = rt.vault
+        with writing(rt.engine) as conn:
+            counts = apply_bounce(conn, vault, report)
+    if as_json:
+        doc = {"report_type": str(report.report_type), **(counts.as_dict() if counts else {})}
+        out.print_json(json.dumps(doc))
+    elif counts is None:
+        out.print("not-a-report: not a delivery status or feedback report; nothing changed")
+    else:
+        out.print(
+            f"{report.report_type}: {counts.hard_bounces} hard bounce(s), "
+            f"{counts.soft_bounces} soft bounce(s), {counts.complaints} complaint(s); "
+            f"{counts.suppressed} suppressed, {counts.already_suppressed} already suppressed, "
+            f"{counts.invalid} invalid, {counts.unidentified} without a recipient",
+            markup=False,
+            highlight=False,
+        )
+    if counts is None and not exit_zero:
         raise typer.Exit(1)
 
 
