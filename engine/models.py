@@ -357,3 +357,49 @@ class SegmentAssignment(SQLModel, table=True):
     model_version: int = Field(foreign_key="segment_models.version")
     distance: float | None = None
     assigned_at: datetime = _ts()
+
+
+# --- policy (the sending gate) --------------------------------------------------------------
+
+
+class ReservationState(StrEnum):
+    RESERVED = "reserved"
+    SENT = "sent"
+    RELEASED = "released"  # permanent failure: the slot is free again
+
+
+class SendReservation(SQLModel, table=True):
+    """The durable send ledger behind the frequency caps (Invariant 4).
+
+    One row per message (``message_key``, e.g. ``"campaign:contact"``), so a retry
+    reserves nothing twice. Rows in state reserved or sent count against the caps;
+    transactional rows are kept for the audit but never counted.
+    """
+
+    __tablename__ = "send_reservations"
+    __table_args__ = (Index("ix_send_reservations_contact_time", "contact_id", "reserved_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", ondelete="CASCADE")
+    message_key: str = Field(max_length=160, unique=True)
+    topic: str = Field(max_length=64)
+    reserved_at: datetime = _ts()
+    state: str = Field(default=ReservationState.RESERVED, max_length=16)
+    transactional: bool = False
+
+
+class GateDecision(SQLModel, table=True):
+    """Every send, deferral and skip with its reason (Invariant 5). Ids only, no personal data."""
+
+    __tablename__ = "gate_decisions"
+    __table_args__ = (Index("ix_gate_decisions_contact", "contact_id", "decided_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=128)
+    contact_id: uuid.UUID
+    action: str = Field(max_length=16)
+    reason: str = Field(max_length=32)
+    rule: str = Field(max_length=32)
+    decided_at: datetime = _ts()
+    defer_until: datetime | None = _ts(nullable=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

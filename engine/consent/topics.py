@@ -31,6 +31,9 @@ class Topic:
     titles: dict[str, str]
     purposes: dict[str, str]
     consent_texts: dict[str, str]
+    #: Optional per-topic cap (``max_per_window`` sends per ``window_hours``, rolling).
+    max_per_window: int | None = None
+    window_hours: int | None = None
 
     def title_in(self, lang: str) -> str:
         return self.titles.get(lang, self.title)
@@ -91,6 +94,11 @@ def load_topics(path: Path) -> Topics:
             for k, v in spec.items()
             if k.startswith("consent_text_")
         }
+        max_per_window = spec.get("max_per_window")
+        window_hours = spec.get("window_hours", 168 if max_per_window is not None else None)
+        for key, value in (("max_per_window", max_per_window), ("window_hours", window_hours)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise TactError(f"topics file {path}: topic {name}: {key} must be >= 1")
         topics[name] = Topic(
             name=name,
             title=spec.get("title", name),
@@ -101,6 +109,8 @@ def load_topics(path: Path) -> Topics:
             titles=titles,
             purposes=purposes,
             consent_texts=texts,
+            max_per_window=max_per_window,
+            window_hours=window_hours,
         )
     return Topics(topics)
 

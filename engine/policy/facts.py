@@ -1,0 +1,144 @@
+"""What the rules need to know about each recipient, loaded in a few batch queries.
+
+One query per table per 500 recipients — never one per recipient. Nothing here is
+personal data: status, time zone, suppression reason, consent state, preferences
+and the send history, all by contact id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import Connection, select
+
+from engine.consent.suppression import suppressed_among
+from engine.models import (
+    ConsentStateRow,
+    ReservationState,
+    SendReservation,
+    TopicPreference,
+)
+from engine.vault.vault import contacts
+
+consent_state_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
+topic_prefs_t = TopicPreference.__table__  # type: ignore[attr-defined]
+reservations_t = SendReservation.__table__  # type: ignore[attr-defined]
+
+CHUNK = 500
+#: Reservations in these states count against the caps.
+COUNTED = (ReservationState.RESERVED.value, ReservationState.SENT.value)
+
+
+@dataclass(frozen=True)
+class Send:
+    """A counted (non-transactional) reservation in the look-back window."""
+
+    at: datetime
+    topic: str
+    message_key: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    contact_id: UUID
+    #: ``None`` when no such contact exists.
+    status: str | None
+    timezone: str | None = None
+    suppression: str | None = None
+    consent_state: str | None = None
+    consent_expires_at: datetime | None = None
+    cadence: str | None = None
+    paused_until: datetime | None = None
+    #: Oldest first.
+    recent_sends: tuple[Send, ...] = field(default_factory=tuple)
+
+    def without_message(self, message_key: str) -> Facts:
+        """These facts minus the message's own reservation: a retry must not cap itself."""
+        sends = tuple(s for s in self.recent_sends if s.message_key != message_key)
+        return self if len(sends) == len(self.recent_sends) else replace(self, recent_sends=sends)
+
+
+def _chunks(ids: Sequence[UUID]) -> Iterator[list[UUID]]:
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start : start + CHUNK])
+
+
+def load_sends(
+    conn: Connection, contact_ids: Sequence[UUID], since: datetime
+) -> dict[UUID, list[Send]]:
+    """Counted sends reserved after ``since``, oldest first, per contact."""
+    out: dict[UUID, list[Send]] = {}
+    for chunk in _chunks(contact_ids):
+        rows = conn.execute(
+            select(
+                reservations_t.c.contact_id,
+                reservations_t.c.reserved_at,
+                reservations_t.c.topic,
+                reservations_t.c.message_key,
+            )
+            .where(
+                reservations_t.c.contact_id.in_(chunk),
+                reservations_t.c.state.in_(COUNTED),
+                reservations_t.c.transactional.is_(False),
+                reservations_t.c.reserved_at > since,
+            )
+            .order_by(reservations_t.c.reserved_at)
+        )
+        for r in rows:
+            out.setdefault(r.contact_id, []).append(Send(r.reserved_at, r.topic, r.message_key))
+    return out
+
+
+def load_facts(
+    conn: Connection,
+    contact_ids: Iterable[UUID],
+    topic: str,
+    now: datetime,
+    *,
+    lookback: timedelta = timedelta(days=30),
+) -> dict[UUID, Facts]:
+    """Facts for each id (a missing contact gets ``status=None``)."""
+    ids = list(dict.fromkeys(contact_ids))
+    base: dict[UUID, dict[str, object]] = {}
+    hashes: dict[bytes, UUID] = {}
+    for chunk in _chunks(ids):
+        for r in conn.execute(
+            select(
+                contacts.c.id, contacts.c.status, contacts.c.timezone, contacts.c.blind_index
+            ).where(contacts.c.id.in_(chunk))
+        ):
+            base[r.id] = {"status": r.status, "timezone": r.timezone}
+            if r.blind_index is not None:
+                hashes[r.blind_index] = r.id
+        for r in conn.execute(
+            select(
+                consent_state_t.c.contact_id, consent_state_t.c.state, consent_state_t.c.expires_at
+            ).where(consent_state_t.c.contact_id.in_(chunk), consent_state_t.c.topic == topic)
+        ):
+            if r.contact_id in base:
+                base[r.contact_id].update(consent_state=r.state, consent_expires_at=r.expires_at)
+        for r in conn.execute(
+            select(
+                topic_prefs_t.c.contact_id, topic_prefs_t.c.cadence, topic_prefs_t.c.paused_until
+            ).where(topic_prefs_t.c.contact_id.in_(chunk), topic_prefs_t.c.topic == topic)
+        ):
+            if r.contact_id in base:
+                base[r.contact_id].update(cadence=r.cadence, paused_until=r.paused_until)
+    for address_hash, reason in suppressed_among(conn, hashes).items():
+        base[hashes[address_hash]]["suppression"] = reason
+    sends = load_sends(conn, list(base), now - lookback)
+    out: dict[UUID, Facts] = {}
+    for cid in ids:
+        known = base.get(cid)
+        if known is None:
+            out[cid] = Facts(contact_id=cid, status=None)
+            continue
+        out[cid] = Facts(
+            contact_id=cid,
+            recent_sends=tuple(sends.get(cid, ())),
+            **known,  # type: ignore[arg-type]
+        )
+    return out
