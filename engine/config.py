@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     smtp_local_hostname: str | None = None
     # -- end SMTP transport ------------------------------------------------------------------
 
+    # -- campaigns ---------------------------------------------------------------------------
+    #: Recipients per batch (one gate call, one transaction, one broker task).
+    campaign_batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: A campaign pauses itself after this many transport failures in a row.
+    campaign_pause_after_failures: int = Field(default=20, ge=1)
+    #: How long a claimed outbox row is held before another run may take it over.
+    campaign_lease_seconds: int = Field(default=900, ge=10)
+    # -- end campaigns -----------------------------------------------------------------------
+
     @classmethod
     def settings_customise_sources(
         cls,

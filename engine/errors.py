@@ -23,6 +23,8 @@ and line, and say what to do next.
     │   ├── RenderSecurityError -- a template reached outside its context
     │   └── OutputTooLarge      -- the output cap, or a huge '*' / '**'
     ├── CampaignError           -- engine.render.campaign: an unusable campaign directory
+    ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
+    ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
     ├── HeaderError             -- engine.render.mime: a value a header cannot carry
     │   └── HeaderInjection     -- CR, LF or NUL in a header-bound value: refused, never stripped
     ├── InvalidToken            -- engine.consent.tokens: forged, altered or unknown-key link

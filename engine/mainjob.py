@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 
 from engine.config import Settings
 from engine.consent.tokens import TokenSigner
@@ -58,8 +58,14 @@ class JobReport:
 
 def audience(engine: Engine, topic: str, *, at: datetime | None = None) -> list[Any]:
     """Ids of active contacts subscribed to ``topic`` and not suppressed, in a stable order."""
+    with engine.connect() as conn:
+        return list(conn.execute(audience_query(topic, at=at)).scalars())
+
+
+def audience_query(topic: str, *, at: datetime | None = None) -> Select[tuple[Any]]:
+    """The query behind ``audience``, to run inside a caller's transaction."""
     at = at or datetime.now(UTC)
-    query = (
+    return (
         select(contacts.c.id)
         .join(state_t, state_t.c.contact_id == contacts.c.id)
         .outerjoin(suppressions_t, suppressions_t.c.address_hash == contacts.c.blind_index)
@@ -72,8 +78,6 @@ def audience(engine: Engine, topic: str, *, at: datetime | None = None) -> list[
         )
         .order_by(contacts.c.id)
     )
-    with engine.connect() as conn:
-        return list(conn.execute(query).scalars())
 
 
 def run_campaign(

@@ -12,11 +12,20 @@ id only, holds no address or name, and is deleted on erasure.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    LargeBinary,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -403,3 +412,81 @@ class GateDecision(SQLModel, table=True):
     decided_at: datetime = _ts()
     defer_until: datetime | None = _ts(nullable=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+
+
+class Campaign(SQLModel, table=True):
+    """One send of a campaign template to a topic's audience, and where it stands.
+
+    The time to send lives here (``send_at``, or ``local_hour`` on ``send_date`` in each
+    recipient's zone) and a beat tick picks it up: no broker ETA ever carries it.
+    """
+
+    __tablename__ = "campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    #: The campaign directory under templates/campaigns.
+    template: str = Field(max_length=64)
+    topic: str = Field(max_length=64)
+    #: ``{"segments": [...]}`` or ``{"all": true}`` (every subscriber of the topic).
+    audience: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    priority: int = 0
+    send_at: datetime | None = _ts(nullable=True)
+    #: "HH:MM" local time on ``send_date``, in each recipient's time zone (UTC when unknown).
+    local_hour: str | None = Field(default=None, max_length=5)
+    send_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    deadline: datetime | None = _ts(nullable=True)
+    allow_defer: bool = True
+    transactional: bool = False
+    status: str = Field(default=CampaignStatus.DRAFT, max_length=16)
+    created_at: datetime = _ts()
+    scheduled_at: datetime | None = _ts(nullable=True)
+    launched_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    consecutive_failures: int = 0
+    pause_reason: str | None = Field(default=None, max_length=200)
+
+
+class OutboxRow(SQLModel, table=True):
+    """One (campaign, contact) message: unique, claimed atomically, Message-ID fixed (Inv. 3)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id"),
+        Index("ix_outbox_batch", "campaign_id", "batch_no", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE")
+    contact_id: uuid.UUID = Field(foreign_key="contacts.id", ondelete="CASCADE")
+    batch_no: int
+    due_at: datetime = _ts()
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
+    attempts: int = 0
+    message_id: str = Field(max_length=200)
+    lease_until: datetime | None = _ts(nullable=True)
+    reason: str | None = Field(default=None, max_length=64)
+    segment: str | None = Field(default=None, max_length=64)
+    updated_at: datetime = _ts()

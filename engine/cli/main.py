@@ -12,6 +12,7 @@ import sys
 import typer
 
 from engine.cli import (
+    campaigns_cmd,
     contacts_cmd,
     db_cmd,
     demo_cmd,
@@ -49,6 +50,7 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(inbound_app, name="inbound")
 app.add_typer(templates_cmd.app, name="templates")
 app.command("preview")(templates_cmd.preview)
+app.add_typer(campaigns_cmd.app, name="campaigns")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,10 @@ class Composer:
         segment: str | None,
         locale: str | None,
         date: datetime | None = None,
+        message_id: str | None = None,
     ) -> Composed:
+        """One recipient's message; ``message_id`` overrides the template's (a campaign's
+        outbox fixes its own, so two campaigns of one template stay two messages)."""
         lang = "zh" if (locale or "").lower().startswith("zh") else "en"
         links = links_for(
             self.settings, self.signer, public_id, topic=self.topic.name, campaign=self.spec.name
@@ -102,7 +105,7 @@ class Composer:
                 why=self._why[lang],
             )
         )
-        message_id = self.message_id(contact_id)
+        message_id = message_id or self.message_id(contact_id)
         data = self.template.build(
             to_addr=to_addr,
             to_name=None,

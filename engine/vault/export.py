@@ -23,6 +23,7 @@ from engine.models import (
     Order,
     Suppression,
 )
+from engine.policy.decisions import last_decisions
 from engine.vault.vault import Vault, data_keys
 
 orders_t = Order.__table__  # type: ignore[attr-defined]
@@ -72,6 +73,10 @@ def contact_status(
         "last_order": _iso(last_order),
         "engagement_events": n_events,
         **_consent(conn, settings, row.id),
+        "last_decisions": [
+            {k: _iso(v) if isinstance(v, datetime) else v for k, v in d.items()}
+            for d in last_decisions(conn, row.id)
+        ],
     }
 
 

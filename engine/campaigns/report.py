@@ -1,0 +1,74 @@
+"""What happened to a campaign: rows by status, by reason and by segment (Invariant 5).
+
+``by_reason`` is the final reason on each outbox row (the gate's reason for a skip
+or deferral, ``ok``/``transactional-exempt`` for a send, the pipeline's for a
+transport outcome); ``decisions`` counts every gate decision ever taken for the
+campaign, ``"<action>:<reason>"``, deferrals that later went through included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from engine.campaigns.lifecycle import get, outbox_t
+from engine.models import GateDecision
+
+decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
+    camp = get(conn, campaign_id)
+    by_status: dict[str, int] = dict(
+        conn.execute(
+            select(outbox_t.c.status, func.count())
+            .where(outbox_t.c.campaign_id == campaign_id)
+            .group_by(outbox_t.c.status)
+        ).all()
+    )
+    by_reason = {
+        reason or "none": n
+        for reason, n in conn.execute(
+            select(outbox_t.c.reason, func.count())
+            .where(outbox_t.c.campaign_id == campaign_id)
+            .group_by(outbox_t.c.reason)
+        ).all()
+    }
+    by_segment: dict[str, dict[str, int]] = {}
+    for segment, status, n in conn.execute(
+        select(outbox_t.c.segment, outbox_t.c.status, func.count())
+        .where(outbox_t.c.campaign_id == campaign_id)
+        .group_by(outbox_t.c.segment, outbox_t.c.status)
+    ).all():
+        by_segment.setdefault(segment or "standard", {})[status] = n
+    decisions = {
+        f"{action}:{reason}": n
+        for action, reason, n in conn.execute(
+            select(decisions_t.c.action, decisions_t.c.reason, func.count())
+            .where(decisions_t.c.campaign == camp.name)
+            .group_by(decisions_t.c.action, decisions_t.c.reason)
+        ).all()
+    }
+    return {
+        "id": camp.id,
+        "name": camp.name,
+        "template": camp.template,
+        "topic": camp.topic,
+        "status": camp.status,
+        "pause_reason": camp.pause_reason,
+        "consecutive_failures": camp.consecutive_failures,
+        "created": _iso(camp.created_at),
+        "scheduled": _iso(camp.scheduled_at),
+        "launched": _iso(camp.launched_at),
+        "finished": _iso(camp.finished_at),
+        "recipients": sum(by_status.values()),
+        "by_status": by_status,
+        "by_reason": by_reason,
+        "by_segment": by_segment,
+        "decisions": decisions,
+    }
