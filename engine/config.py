@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     campaign_lease_seconds: int = Field(default=900, ge=10)
     # -- end campaigns -----------------------------------------------------------------------
 
+    # -- workers (server mode) ---------------------------------------------------------------
+    #: The Celery broker, Redis (run with ``maxmemory-policy noeviction``), e.g.
+    #: redis://localhost:6379/0. Needed by ``tact worker`` and ``tact beat`` only.
+    broker_url: str | None = None
+    #: Redis redelivers an unacknowledged task after this long. It must exceed the
+    #: longest task: a batch task is killed at ``campaign_lease_seconds``, so this
+    #: has to be larger than the lease.
+    worker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
+    #: ``tact beat`` ticks this often: launch due campaigns, enqueue due batches.
+    beat_interval_seconds: float = Field(default=5.0, gt=0)
+    # -- end workers -------------------------------------------------------------------------
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -22,6 +22,7 @@ from engine.cli import (
     segments_cmd,
     serve_cmd,
     templates_cmd,
+    worker_cmd,
 )
 from engine.cli.consent_cmd import app as consent_app
 from engine.cli.console import err
@@ -51,6 +52,8 @@ app.add_typer(inbound_app, name="inbound")
 app.add_typer(templates_cmd.app, name="templates")
 app.command("preview")(templates_cmd.preview)
 app.add_typer(campaigns_cmd.app, name="campaigns")
+app.command("worker")(worker_cmd.worker)
+app.command("beat")(worker_cmd.beat)
 
 
 def main(argv: list[str] | None = None) -> int:

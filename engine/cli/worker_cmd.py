@@ -1,0 +1,81 @@
+"""``tact worker`` and ``tact beat``: the server mode's Celery worker and its clock.
+
+``tact worker`` runs a Celery worker on the broker at TACT_BROKER_URL (Redis). Run as
+many as you like: batches are claimed in the database, so two workers never send the
+same row.
+
+``tact beat`` is a plain loop, not Celery beat: every ``beat_interval_seconds`` it
+runs the tick in-process (launch the campaigns whose time has come, enqueue one task
+per due batch, mark finished campaigns sent). Campaign times live in the database,
+so the loop keeps no schedule and no state: restarting it loses nothing, and two of
+them only enqueue a few duplicate batch tasks, which find nothing to claim. A failed
+tick (database or broker down) is logged and retried at the next interval.
+
+The ``workers`` package is imported inside the commands only: the engine never
+imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import typer
+
+from engine.cli.console import err, out
+from engine.cli.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _check_broker(rt: Runtime) -> None:
+    from workers.app import celery_config
+
+    celery_config(rt.settings)  # a ConfigurationError names what is missing
+
+
+def worker(
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Worker processes (default: one per CPU)."
+    ),
+    queues: str | None = typer.Option(
+        None, "--queues", "-Q", help="Comma-separated queues to consume (default: tact)."
+    ),
+    pool: str = typer.Option("prefork", help="Celery pool: prefork, solo or threads."),
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="Celery log level."),
+) -> None:
+    """Run a worker that sends campaign batches taken from the broker."""
+    rt = Runtime()
+    _check_broker(rt)
+    from workers.app import DEFAULT_QUEUE, app
+
+    argv = ["worker", "--pool", pool, "--loglevel", loglevel, "-Q", queues or DEFAULT_QUEUE]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    app.worker_main(argv)
+
+
+def beat(
+    once: bool = typer.Option(False, "--once", help="Tick once and exit (e.g. from cron)."),
+    interval: float | None = typer.Option(
+        None, min=0.1, help="Seconds between ticks (default: beat_interval_seconds)."
+    ),
+) -> None:
+    """Launch due campaigns and enqueue their due batches, every few seconds."""
+    rt = Runtime()
+    _check_broker(rt)
+    from workers import tasks
+
+    every = interval or rt.settings.beat_interval_seconds
+    if once:
+        out.print(f"enqueued {tasks.tick()} batch task(s)")
+        return
+    out.print(f"Tact beat: ticking every {every:g}s")
+    while True:
+        started = time.monotonic()
+        try:
+            tasks.tick()
+        except Exception as exc:  # keep ticking: the next tick retries everything
+            log.exception("tick failed")
+            err.print(f"tick failed: {type(exc).__name__}", markup=False, highlight=False)
+        time.sleep(max(0.0, every - (time.monotonic() - started)))

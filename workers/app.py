@@ -1,0 +1,69 @@
+"""The Celery app of the server mode, configured from :class:`engine.config.Settings`.
+
+The configuration is read lazily, the first time Celery needs it (a worker starting,
+a task being sent), so importing this module never fails; a missing broker URL is a
+:class:`~engine.errors.ConfigurationError` at that point.
+
+Delivery semantics (DESIGN.md "Boundaries", STANDARDS.md "Workers"):
+
+- Tasks carry ids only (campaign id, batch number), JSON only.
+- The batch task is acknowledged late and rejected (so redelivered) when its worker
+  process dies: at-least-once from the broker. ``run_batch`` claims rows in the
+  database, so a redelivered or duplicated task sends nothing twice.
+- One task prefetched per process, so a killed worker holds back at most its own.
+- Redis redelivers an unacknowledged task after ``worker_visibility_timeout_seconds``;
+  the batch task is killed at ``campaign_lease_seconds``, which must be shorter.
+- No ETA or countdown is ever used: campaign times live in the database and
+  ``tact beat`` picks them up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from engine.config import Settings, get_settings
+from engine.errors import ConfigurationError
+
+#: The queue the batch and tick tasks go to unless routed elsewhere.
+DEFAULT_QUEUE = "tact"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings for ``settings``; refuses an unusable combination."""
+    if not settings.broker_url:
+        raise ConfigurationError(
+            "no broker configured: set TACT_BROKER_URL (e.g. redis://localhost:6379/0) "
+            "to run workers"
+        )
+    visibility = settings.worker_visibility_timeout_seconds
+    longest = settings.campaign_lease_seconds
+    if visibility <= longest:
+        raise ConfigurationError(
+            f"worker_visibility_timeout_seconds ({visibility}) must be longer than the "
+            f"longest task, campaign_lease_seconds ({longest}), or Redis redelivers "
+            "tasks that are still running"
+        )
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": {"visibility_timeout": visibility},
+        "broker_connection_retry_on_startup": True,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_default_queue": DEFAULT_QUEUE,
+        "worker_prefetch_multiplier": 1,
+        # The hard limit is the row lease: a batch still running when its lease ends
+        # could be claimed by another worker. Well below the visibility timeout.
+        "task_time_limit": longest,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+app = Celery("tact", include=["workers.tasks"])
+app.add_defaults(lambda: celery_config(get_settings()))
