@@ -414,10 +414,7 @@ class Job:
 
     def full_pass(self, keep: list[bytes] | None = None) -> int:
         """One pass of the main job's loop over the audience, without the transport."""
-        from sqlalchemy import select
-
-        from engine.segments import segment_for_contacts
-        from engine.vault.vault import contacts
+        from engine.recipients import load_recipients
 
         composer = self.composer
         spec_fields = composer.spec.fields
@@ -426,16 +423,10 @@ class Job:
         for start in range(0, len(ids), self.batch):
             chunk = ids[start : start + self.batch]
             with self.engine.connect() as conn:
-                people = self.vault.read(conn, chunk, self.fields, purpose=f"campaign:{CAMPAIGN}")
-                segments = segment_for_contacts(conn, chunk)
-                meta = {
-                    r.id: r
-                    for r in conn.execute(
-                        select(contacts.c.id, contacts.c.public_id, contacts.c.locale).where(
-                            contacts.c.id.in_(chunk)
-                        )
-                    )
-                }
+                batch = load_recipients(
+                    conn, self.vault, chunk, self.fields, purpose=f"campaign:{CAMPAIGN}"
+                )
+            people, segments, meta = batch.people, batch.segments, batch.meta
             now = datetime.now(UTC)
             for contact_id in chunk:
                 person = people.get(contact_id)

@@ -27,10 +27,10 @@ from engine.config import Settings
 from engine.consent.tokens import TokenSigner
 from engine.delivery.base import DeliveryStatus, OutgoingMessage, Transport
 from engine.models import ConsentState, ConsentStateRow, ContactStatus, Suppression
+from engine.recipients import load_recipients
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
 from engine.render.mime import HeaderError
-from engine.segments import segment_for_contacts
 from engine.vault import Vault
 from engine.vault.vault import contacts
 
@@ -105,16 +105,8 @@ def run_campaign(
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             with engine.connect() as conn:
-                people = vault.read(conn, chunk, fields, purpose=f"campaign:{campaign}")
-                segments = segment_for_contacts(conn, chunk)
-                meta = {
-                    r.id: r
-                    for r in conn.execute(
-                        select(contacts.c.id, contacts.c.public_id, contacts.c.locale).where(
-                            contacts.c.id.in_(chunk)
-                        )
-                    )
-                }
+                batch = load_recipients(conn, vault, chunk, fields, purpose=f"campaign:{campaign}")
+            people, segments, meta = batch.people, batch.segments, batch.meta
             now = datetime.now(UTC)
             for contact_id in chunk:
                 person = people.get(contact_id)

@@ -51,12 +51,11 @@ from engine.delivery import retry
 from engine.delivery.base import DeliveryStatus, OutgoingMessage, Transport
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
 from engine.policy import Action, GateContext, Limits, gate, mark_sent, release
+from engine.recipients import load_recipients
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
 from engine.render.mime import HeaderError
-from engine.segments import segment_for_contacts
 from engine.vault import Vault
-from engine.vault.vault import contacts
 
 log = logging.getLogger(__name__)
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -256,16 +255,8 @@ def _send(
     wanted = ["email", *composer.spec.fields]
     ids = [r.contact_id for r, _ in allowed]
     with engine.connect() as conn:
-        people = vault.read(conn, ids, wanted, purpose=f"campaign:{camp.name}")
-        segments = segment_for_contacts(conn, ids)
-        meta = {
-            m.id: m
-            for m in conn.execute(
-                select(
-                    contacts.c.id, contacts.c.public_id, contacts.c.locale, contacts.c.blind_index
-                ).where(contacts.c.id.in_(ids))
-            )
-        }
+        batch = load_recipients(conn, vault, ids, wanted, purpose=f"campaign:{camp.name}")
+    people, segments, meta = batch.people, batch.segments, batch.meta
     threshold = settings.campaign_pause_after_failures
     outcomes: list[dict[str, Any]] = []
     to_mark: list[str] = []

@@ -194,18 +194,21 @@ class SmtpTransport:
             self._pool.put(slot)
 
     def send(self, message: OutgoingMessage) -> DeliveryResult:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             self.open()
-        assert self._pool is not None
+            pool = self._pool
+        if pool is None:  # open() always builds it; this keeps the check under python -O
+            raise RuntimeError("SMTP transport pool was not created")
         if self.limiter is not None:
             wait = self.limiter.reserve(recipient_domain(message.recipient), self._clock())
             if wait > 0:
                 self._sleep(wait)
-        slot = self._pool.get()
+        slot = pool.get()
         try:
             return self._send_on(slot, message)
         finally:
-            self._pool.put(slot)
+            pool.put(slot)
 
     def flush(self) -> None:
         """Nothing is buffered: every accepted send has been handed to the server."""
