@@ -1,9 +1,16 @@
 """The sending gate: run in the batch, at send time, for every recipient.
 
-``gate`` loads each recipient's facts in a few batch queries, runs the ordered
-chain (``chain.RULES``), reserves a frequency-cap slot atomically for those that
-pass (``caps.reserve``, which may still refuse when another worker took the last
-slot), and records every decision with its reason (``gate_decisions``).
+``gate`` locks the recipients (PostgreSQL: their contact rows, in id order), loads
+their facts in a few batch queries *after* the lock, so the send history it reads
+cannot change under it, runs the ordered chain (``chain.RULES``, whose frequency
+rule sees that history), writes a cap reservation for each recipient that passes
+(``caps.take_slots``, one statement per chunk) and records every decision with its
+reason (``gate_decisions``). Check and reserve are thus one atomic step for the
+whole batch: a few queries per 500 recipients, never a query per recipient.
+
+``last_look`` re-checks, right before a message leaves, what the customer can change
+while a batch is sending (``lastlook.LAST_LOOK``: status, suppression, consent,
+pause).
 
 Call it inside the transaction that will hand the batch on to rendering: on
 PostgreSQL any ``engine.begin()``; on SQLite ``engine.db.writing()``, which holds
@@ -17,14 +24,25 @@ from uuid import UUID
 
 from sqlalchemy import Connection
 
-from engine.policy.caps import mark_sent, release, reserve
+from engine.policy.caps import (
+    lock_contacts,
+    mark_sent,
+    mark_sent_many,
+    release,
+    release_many,
+    reserve,
+    take_slots,
+    unmark_sent,
+)
 from engine.policy.chain import RULES, evaluate
 from engine.policy.context import GateContext, Limits, TopicCap
 from engine.policy.decisions import last_decisions, record, row
 from engine.policy.facts import Facts, load_facts
+from engine.policy.lastlook import LAST_LOOK, last_look
 from engine.policy.reasons import Action, Reason, Verdict
 
 __all__ = [
+    "LAST_LOOK",
     "RULES",
     "Action",
     "Facts",
@@ -36,10 +54,14 @@ __all__ = [
     "evaluate",
     "gate",
     "last_decisions",
+    "last_look",
     "load_facts",
     "mark_sent",
+    "mark_sent_many",
     "release",
+    "release_many",
     "reserve",
+    "unmark_sent",
 ]
 
 
@@ -52,18 +74,21 @@ def gate(
 ) -> dict[UUID, Verdict]:
     """Decide send, defer or skip for each recipient; reserve and record as it goes."""
     ids = sorted(set(contact_ids))  # a stable lock order across workers
+    lock_contacts(conn, ids)
     facts = load_facts(conn, ids, ctx.topic, ctx.now, lookback=ctx.limits.lookback)
     out: dict[UUID, Verdict] = {}
     rows = []
+    slots: list[tuple[UUID, str]] = []
     for cid in ids:
         key = message_key_for(cid)
         verdict = evaluate(facts[cid].without_message(key), ctx)
         if verdict.action is Action.SEND:
-            verdict = reserve(conn, cid, key, ctx.topic, ctx, ctx.limits)
+            slots.append((cid, key))
         out[cid] = verdict
         detail: dict[str, object] = {"topic": ctx.topic}
         if ctx.transactional:
             detail["transactional"] = True
         rows.append(row(ctx.campaign, cid, verdict, ctx.now, detail))
+    take_slots(conn, slots, ctx.topic, ctx)
     record(conn, rows)
     return out

@@ -21,6 +21,7 @@ is never counted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import Connection, insert, select, update
@@ -28,7 +29,7 @@ from sqlalchemy import Connection, insert, select, update
 from engine.models import ReservationState, SendReservation
 from engine.policy.chain import finalize, passed
 from engine.policy.context import GateContext, Limits
-from engine.policy.facts import load_sends, topic_prefs_t
+from engine.policy.facts import CHUNK, load_sends, topic_prefs_t
 from engine.policy.frequency import cap_verdict
 from engine.policy.reasons import Verdict
 from engine.vault.vault import contacts
@@ -37,8 +38,76 @@ reservations_t = SendReservation.__table__  # type: ignore[attr-defined]
 
 
 def _lock_contact(conn: Connection, contact_id: UUID) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id).with_for_update())
+    lock_contacts(conn, [contact_id])
+
+
+def lock_contacts(conn: Connection, contact_ids: Sequence[UUID]) -> None:
+    """On PostgreSQL, lock the contacts' rows in id order (``FOR UPDATE``), chunk by chunk.
+
+    Every reserver takes its contacts in this one global order, so two batches that
+    share contacts serialize on them and cannot deadlock. SQLite needs nothing: the
+    caller holds ``engine.db.writing()``.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), CHUNK):
+        conn.execute(
+            select(contacts.c.id)
+            .where(contacts.c.id.in_(ids[start : start + CHUNK]))
+            .order_by(contacts.c.id)
+            .with_for_update()
+        ).all()
+
+
+def existing_reservations(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Message key → (reservation id, state), for the keys that have one."""
+    found: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(keys), CHUNK):
+        for r in conn.execute(
+            select(reservations_t.c.message_key, reservations_t.c.id, reservations_t.c.state).where(
+                reservations_t.c.message_key.in_(list(keys[start : start + CHUNK]))
+            )
+        ):
+            found[r.message_key] = (r.id, r.state)
+    return found
+
+
+def take_slots(
+    conn: Connection, wanted: Sequence[tuple[UUID, str]], topic: str, ctx: GateContext
+) -> None:
+    """Write the reservations of messages the gate let through (under ``lock_contacts``).
+
+    ``wanted`` is (contact id, message key). A key already reserved or sent is left as
+    it is (a retry counts once); a released one is taken again.
+    """
+    if not wanted:
+        return
+    existing = existing_reservations(conn, [key for _, key in wanted])
+    values = {
+        "reserved_at": ctx.now,
+        "state": ReservationState.RESERVED.value,
+        "topic": topic,
+        "transactional": ctx.transactional,
+    }
+    fresh = [
+        {"contact_id": cid, "message_key": key, **values}
+        for cid, key in wanted
+        if key not in existing
+    ]
+    revive = [
+        existing[key][0]
+        for _, key in wanted
+        if key in existing and existing[key][1] == ReservationState.RELEASED
+    ]
+    for start in range(0, len(fresh), 1000):
+        conn.execute(insert(reservations_t), fresh[start : start + 1000])
+    for start in range(0, len(revive), CHUNK):
+        conn.execute(
+            update(reservations_t)
+            .where(reservations_t.c.id.in_(revive[start : start + CHUNK]))
+            .values(**values)
+        )
 
 
 def reserve(
@@ -87,26 +156,48 @@ def reserve(
     return passed(ctx)
 
 
-def release(conn: Connection, message_key: str) -> bool:
-    """Free the slot of a message that failed permanently; True if one was held."""
-    result = conn.execute(
-        update(reservations_t)
-        .where(
-            reservations_t.c.message_key == message_key,
-            reservations_t.c.state == ReservationState.RESERVED.value,
+def _move(conn: Connection, keys: Sequence[str], from_: Sequence[str], to: str) -> int:
+    moved = 0
+    for start in range(0, len(keys), CHUNK):
+        result = conn.execute(
+            update(reservations_t)
+            .where(
+                reservations_t.c.message_key.in_(list(keys[start : start + CHUNK])),
+                reservations_t.c.state.in_(list(from_)),
+            )
+            .values(state=to)
         )
-        .values(state=ReservationState.RELEASED.value)
-    )
-    return bool(result.rowcount)
+        moved += result.rowcount
+    return moved
+
+
+def release(conn: Connection, message_key: str, *, sent_too: bool = False) -> bool:
+    """Free the slot of a message that failed permanently; True if one was held.
+
+    ``sent_too`` also frees a slot already marked sent: the server refused the
+    message after it had been handed over (a 5xx to the end of DATA).
+    """
+    return bool(release_many(conn, [message_key], sent_too=sent_too))
+
+
+def release_many(conn: Connection, keys: Sequence[str], *, sent_too: bool = False) -> int:
+    states = [ReservationState.RESERVED.value]
+    if sent_too:
+        states.append(ReservationState.SENT.value)
+    return _move(conn, keys, states, ReservationState.RELEASED.value)
 
 
 def mark_sent(conn: Connection, message_key: str) -> bool:
-    result = conn.execute(
-        update(reservations_t)
-        .where(
-            reservations_t.c.message_key == message_key,
-            reservations_t.c.state == ReservationState.RESERVED.value,
-        )
-        .values(state=ReservationState.SENT.value)
+    return bool(mark_sent_many(conn, [message_key]))
+
+
+def mark_sent_many(conn: Connection, keys: Sequence[str]) -> int:
+    """The messages left: their slots stay counted, now as sent."""
+    return _move(conn, keys, [ReservationState.RESERVED.value], ReservationState.SENT.value)
+
+
+def unmark_sent(conn: Connection, message_key: str) -> bool:
+    """A message handed over and then deferred by the server: its slot is held, not sent."""
+    return bool(
+        _move(conn, [message_key], [ReservationState.SENT.value], ReservationState.RESERVED.value)
     )
-    return bool(result.rowcount)

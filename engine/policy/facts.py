@@ -99,8 +99,15 @@ def load_facts(
     now: datetime,
     *,
     lookback: timedelta = timedelta(days=30),
+    sends: bool = True,
+    lock_consent: bool = False,
 ) -> dict[UUID, Facts]:
-    """Facts for each id (a missing contact gets ``status=None``)."""
+    """Facts for each id (a missing contact gets ``status=None``).
+
+    ``sends=False`` leaves the send history out (the last look needs none).
+    ``lock_consent`` (PostgreSQL) reads the consent rows ``FOR SHARE``: a withdrawal
+    of one of them waits until the caller's transaction ends.
+    """
     ids = list(dict.fromkeys(contact_ids))
     base: dict[UUID, dict[str, object]] = {}
     hashes: dict[bytes, UUID] = {}
@@ -113,11 +120,14 @@ def load_facts(
             base[r.id] = {"status": r.status, "timezone": r.timezone}
             if r.blind_index is not None:
                 hashes[r.blind_index] = r.id
-        for r in conn.execute(
-            select(
-                consent_state_t.c.contact_id, consent_state_t.c.state, consent_state_t.c.expires_at
-            ).where(consent_state_t.c.contact_id.in_(chunk), consent_state_t.c.topic == topic)
-        ):
+        consent_query = select(
+            consent_state_t.c.contact_id, consent_state_t.c.state, consent_state_t.c.expires_at
+        ).where(consent_state_t.c.contact_id.in_(chunk), consent_state_t.c.topic == topic)
+        if lock_consent and conn.dialect.name == "postgresql":
+            consent_query = consent_query.order_by(consent_state_t.c.contact_id).with_for_update(
+                read=True
+            )
+        for r in conn.execute(consent_query).all():
             if r.contact_id in base:
                 base[r.contact_id].update(consent_state=r.state, consent_expires_at=r.expires_at)
         for r in conn.execute(
@@ -129,7 +139,7 @@ def load_facts(
                 base[r.contact_id].update(cadence=r.cadence, paused_until=r.paused_until)
     for address_hash, reason in suppressed_among(conn, hashes).items():
         base[hashes[address_hash]]["suppression"] = reason
-    sends = load_sends(conn, list(base), now - lookback)
+    history = load_sends(conn, list(base), now - lookback) if sends else {}
     out: dict[UUID, Facts] = {}
     for cid in ids:
         known = base.get(cid)
@@ -138,7 +148,7 @@ def load_facts(
             continue
         out[cid] = Facts(
             contact_id=cid,
-            recent_sends=tuple(sends.get(cid, ())),
+            recent_sends=tuple(history.get(cid, ())),
             **known,  # type: ignore[arg-type]
         )
     return out
