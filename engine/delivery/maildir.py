@@ -11,10 +11,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage
+from engine.delivery.base import DeliveryResult, DeliveryStatus, Handover, OutgoingMessage
 
 
 class MaildirTransport:
+    idempotent = True  # a Message-ID already in the outbox is refused
+
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = root
         self.fsync = fsync
@@ -26,7 +28,7 @@ class MaildirTransport:
     def filename(self, message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:40] + ".tact"
 
-    def send(self, message: OutgoingMessage) -> DeliveryResult:
+    def send(self, message: OutgoingMessage, handover: Handover | None = None) -> DeliveryResult:
         name = self.filename(message.message_id)
         final = self.root / "new" / name
         if final.exists() or (self.root / "cur" / name).exists():
@@ -38,6 +40,8 @@ class MaildirTransport:
                 fh.flush()
                 os.fsync(fh.fileno())
         try:
+            if handover is not None and not handover():
+                return DeliveryResult(DeliveryStatus.WITHHELD)
             os.link(tmp, final)  # fails if a concurrent sender got there first
         except FileExistsError:
             return DeliveryResult(DeliveryStatus.DUPLICATE, "already in the outbox")

@@ -14,6 +14,18 @@ Connection-level problems (greeting, EHLO, STARTTLS, AUTH) are never the
 recipient's fault either: they come back DEFERRED whatever their code, so the
 campaign's consecutive-failure pause notices them.
 
+Exactly once (``send(message, handover)``): the SMTP conversation is spelled out
+step by step — MAIL, RCPT, DATA, the dot-stuffed message — and ``handover`` is
+called right before the final ``.``, the point after which the server keeps the
+message. It commits the message as sent; if it says no (the customer unsubscribed
+a moment ago, or the row is no longer ours) the connection is dropped without the
+``.``, which makes the server discard the message (RFC 5321 §4.1.4). A crash
+before the handover loses nothing (the message is resent under the same
+Message-ID later); a crash after it duplicates nothing (the row says sent). What
+happens after the handover is never retried on another connection: a connection
+lost while waiting for the reply to ``.`` counts as sent (RFC 1047: the server
+most likely has it), so a message cannot arrive twice.
+
 Connections are opened lazily, reused across sends (one lock-free ``Queue`` of
 pool slots, last in first out so that a quiet worker keeps reusing one warm
 connection; a send holds one slot at a time), and re-opened once, transparently,
@@ -32,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage
+from engine.delivery.base import DeliveryResult, DeliveryStatus, Handover, OutgoingMessage
 from engine.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -40,6 +52,7 @@ log = logging.getLogger(__name__)
 #: Anything that looks like an address in a server reply is replaced by this.
 _ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
 MAX_DETAIL = 200
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class SmtpConfigurationError(ConfigurationError):
@@ -193,7 +206,9 @@ class SmtpTransport:
         for slot in self._slots:
             self._pool.put(slot)
 
-    def send(self, message: OutgoingMessage) -> DeliveryResult:
+    idempotent = False  # a server accepts the same message twice: senders use ``handover``
+
+    def send(self, message: OutgoingMessage, handover: Handover | None = None) -> DeliveryResult:
         pool = self._pool
         if pool is None:
             self.open()
@@ -206,7 +221,7 @@ class SmtpTransport:
                 self._sleep(wait)
         slot = pool.get()
         try:
-            return self._send_on(slot, message)
+            return self._send_on(slot, message, handover)
         finally:
             pool.put(slot)
 
@@ -221,7 +236,19 @@ class SmtpTransport:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _send_on(self, slot: _Slot, message: OutgoingMessage) -> DeliveryResult:
+    def _send_on(
+        self, slot: _Slot, message: OutgoingMessage, handover: Handover | None
+    ) -> DeliveryResult:
+        handed = False
+
+        def hand_over() -> bool:
+            nonlocal handed
+            if handover is None:
+                return True
+            ok = handover()
+            handed = ok
+            return ok
+
         for attempt in (1, 2):
             reused = slot.smtp is not None
             try:
@@ -229,10 +256,15 @@ class SmtpTransport:
             except _ConnectionFailed as exc:
                 return DeliveryResult(DeliveryStatus.DEFERRED, exc.detail)
             try:
-                smtp.sendmail(message.sender, [message.recipient], message.data)
+                if not self._transact(slot, smtp, message, hand_over):
+                    return DeliveryResult(DeliveryStatus.WITHHELD, "withheld at the handover")
                 return DeliveryResult(DeliveryStatus.SENT)
             except smtplib.SMTPServerDisconnected:
                 self._drop(slot)
+                if handed:  # past the point of no return: the server most likely has it
+                    return DeliveryResult(
+                        DeliveryStatus.SENT, "connection lost after the final dot"
+                    )
                 if attempt == 1 and reused:
                     log.info("pooled SMTP connection was dropped; reconnecting")
                     continue
@@ -255,10 +287,67 @@ class SmtpTransport:
                 return DeliveryResult(DeliveryStatus.FAILED, scrub(f"not supported: {exc}"))
             except (OSError, smtplib.SMTPException) as exc:
                 self._drop(slot)
+                if handed:
+                    return DeliveryResult(
+                        DeliveryStatus.SENT, scrub(f"after the final dot: {type(exc).__name__}")
+                    )
                 return DeliveryResult(
                     DeliveryStatus.DEFERRED, scrub(f"connection error: {type(exc).__name__}")
                 )
         return DeliveryResult(DeliveryStatus.DEFERRED, "connection lost")  # pragma: no cover
+
+    def _transact(
+        self,
+        slot: _Slot,
+        smtp: smtplib.SMTP,
+        message: OutgoingMessage,
+        hand_over: Callable[[], bool],
+    ) -> bool:
+        """One SMTP mail transaction (smtplib's ``sendmail``, with the handover before the dot).
+
+        Raises what ``sendmail`` raises; returns False when the handover withheld it.
+        """
+        smtp.ehlo_or_helo_if_needed()
+        options = [f"size={len(message.data)}"] if smtp.has_extn("size") else []
+        code, reply = smtp.mail(message.sender, options)
+        if code != 250:
+            self._abort(slot, smtp, code)
+            raise smtplib.SMTPSenderRefused(code, reply, message.sender)
+        code, reply = smtp.rcpt(message.recipient)
+        if code not in (250, 251):
+            self._abort(slot, smtp, code)
+            raise smtplib.SMTPRecipientsRefused({message.recipient: (code, reply)})
+        code, reply = smtp.docmd("data")
+        if code != 354:
+            self._abort(slot, smtp, code)
+            raise smtplib.SMTPDataError(code, reply)
+        body = _LEADING_DOT.sub(b"..", message.data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body)
+        try:
+            go = hand_over()
+        except BaseException:
+            self._drop(slot)  # mid-DATA: the server discards what it got
+            raise
+        if not go:
+            self._drop(slot)
+            return False
+        smtp.send(b".\r\n")
+        code, reply = smtp.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        return True
+
+    def _abort(self, slot: _Slot, smtp: smtplib.SMTP, code: int) -> None:
+        """After a refusal before DATA's body: RSET, or drop a connection the server closes."""
+        if code == 421:
+            self._drop(slot)
+            return
+        try:
+            smtp.rset()
+        except smtplib.SMTPServerDisconnected:
+            self._drop(slot)
 
     @staticmethod
     def _classify(code: int, text: bytes | str, message: OutgoingMessage) -> DeliveryResult:
