@@ -150,7 +150,11 @@ class Settings(BaseSettings):
     #: A campaign pauses itself after this many transport failures in a row.
     campaign_pause_after_failures: int = Field(default=20, ge=1)
     #: How long a claimed outbox row is held before another run may take it over.
-    campaign_lease_seconds: int = Field(default=900, ge=10)
+    campaign_lease_seconds: int = Field(default=900, ge=1)
+    #: Backoff after a transient delivery failure: the first retry waits this long,
+    #: each next one twice as long (capped at an hour), for at most this many attempts.
+    delivery_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    delivery_retry_max_attempts: int = Field(default=8, ge=1, le=50)
     # -- end campaigns -----------------------------------------------------------------------
 
     # -- workers (server mode) ---------------------------------------------------------------
@@ -163,6 +167,9 @@ class Settings(BaseSettings):
     worker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
     #: ``tact beat`` ticks this often: launch due campaigns, enqueue due batches.
     beat_interval_seconds: float = Field(default=5.0, gt=0)
+    #: A batch enqueued by the beat is not enqueued again for this long unless its
+    #: task ended (a short Redis key, dropped by the task): one queued task per batch.
+    batch_guard_seconds: int = Field(default=60, ge=1)
     # -- end workers -------------------------------------------------------------------------
 
     @classmethod

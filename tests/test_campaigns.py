@@ -34,12 +34,12 @@ from engine.config import Settings
 from engine.consent.service import Origin, withdraw
 from engine.consent.suppression import reason_for
 from engine.db import writing
-from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage
 from engine.delivery.maildir import MaildirTransport
 from engine.delivery.smtp import SmtpTransport
 from engine.models import SendReservation
 from engine.vault import Vault
 from tests.helpers import import_rows, people
+from tests.services import free_port
 from tests.test_smtp import Server
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # daytime in London and in Tokyo
@@ -233,32 +233,17 @@ def test_frequency_cap_holds_across_three_campaigns(
     assert {r.due_at for r in deferred} == {NOW + timedelta(days=7)}
 
 
-class FailingTransport:
-    """Every send is a transient failure (e.g. the relay is down)."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-
-    def open(self) -> None: ...
-
-    def send(self, message: OutgoingMessage) -> DeliveryResult:
-        self.sent += 1
-        return DeliveryResult(DeliveryStatus.DEFERRED, "421 try later")
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def test_consecutive_failures_pause_the_campaign(
     engine: Engine, vault: Vault, settings: Settings
 ) -> None:
     settings = settings.model_copy(update={"campaign_pause_after_failures": 3})
     subscribers(engine, vault, settings, 5)
     cid = launched(engine, settings)
-    transport = FailingTransport()
+    # The relay is down: nothing listens on its port, every connection is refused.
+    transport = SmtpTransport("127.0.0.1", free_port(), timeout=5.0)
+    transport.open()
     result = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
-    assert result.paused and transport.sent == 3
+    assert result.paused
     assert result.by_status == {"deferred": 3, "pending": 2}
     with engine.connect() as conn:
         camp = get(conn, cid)

@@ -9,18 +9,26 @@ embedded mode calls directly. Its three steps:
    claimers block on the row locks and re-check the condition, so a row goes to one
    of them; on SQLite ``writing()`` serializes them). The gate runs right there,
    at send time, for exactly those contacts; skips and deferrals are written back.
-2. Read, render and send, outside any transaction: the vault gives the declared
-   fields for this batch only; the Message-ID is the one fixed on the row.
-3. Record, in one write transaction: sent (and the cap reservation marked sent),
-   deferred with backoff (``retry.next_attempt``; failed once exhausted, and the
-   slot released), bounced (the blind index suppressed, the slot released).
+2. Read and render, outside any transaction: the vault gives the declared fields
+   for this batch only; the Message-ID is the one fixed on the row.
+3. Last look, send and record (``_BatchSender``): right before a message leaves,
+   ``policy.last_look`` re-checks what the customer may have changed since the
+   claim (unsubscribed, suppressed, paused), in the transaction that records the
+   message as sent. How that transaction meets the send depends on the transport:
+   an idempotent one (Maildir, null) sends a group of 50 inside it; SMTP gets a
+   ``handover`` that commits each row as sent right before the final dot of DATA.
+   Deferred rows get a backoff (``retry.next_attempt`` with the settings' base and
+   attempts; failed once exhausted, and the slot released), bounced rows suppress
+   the blind index and free the slot.
 
-At most once per (campaign, contact) (Invariant 3): a row that is sent is never
-claimed again; a row whose send succeeded but was not recorded (a crash between 2
-and 3) is claimed again after its lease and re-sent under the same Message-ID,
-which the Maildir transport refuses as a duplicate (counted as sent). The cap
-reservation is keyed ``"<campaign id>:<contact id>"``, so that retry reserves
-nothing twice.
+Exactly once per (campaign, contact) (Invariant 3): a row that is sent is never
+claimed again. Every write is fenced by the lease the claim set: a run that
+outlived its lease changes nothing, and its handover refuses to send. A crash
+before a Maildir group commits re-sends the group under the same Message-IDs,
+which the Maildir refuses as duplicates (counted as sent); a crash during SMTP
+delivery re-sends only messages whose handover had not committed, which the
+server never completed. The cap reservation is keyed ``"<campaign id>:<contact id>"``,
+so a retry reserves nothing twice.
 
 Consecutive failures: a transport ``DEFERRED`` or ``FAILED`` counts one, a
 ``SENT`` resets the count; a bounce is the recipient's, not the campaign's, and
@@ -48,9 +56,21 @@ from engine.consent.tokens import TokenSigner
 from engine.consent.topics import cached_topics
 from engine.db import writing
 from engine.delivery import retry
-from engine.delivery.base import DeliveryStatus, OutgoingMessage, Transport
+from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
-from engine.policy import Action, GateContext, Limits, gate, mark_sent, release
+from engine.policy import (
+    Action,
+    GateContext,
+    Limits,
+    Verdict,
+    gate,
+    last_look,
+    mark_sent_many,
+    release_many,
+    unmark_sent,
+)
+from engine.policy.decisions import record as record_decisions
+from engine.policy.decisions import row as decision_row
 from engine.recipients import load_recipients
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
@@ -69,6 +89,8 @@ HARD_BOUNCE = "hard-bounce"
 UNSENDABLE = "unsendable"
 ERASED = "erased"
 CAMPAIGN_PAUSED = "campaign-paused"
+#: Counted in a batch report, never written: a row another run had claimed meanwhile.
+TAKEN_OVER = "taken-over"
 
 
 @dataclass
@@ -109,7 +131,7 @@ def due_condition(now: datetime) -> Any:
 
 
 def claim(
-    conn: Connection, campaign_id: int, batch_no: int, now: datetime, lease: timedelta
+    conn: Connection, campaign_id: int, batch_no: int, now: datetime, lease_until: datetime
 ) -> list[Claimed]:
     """Take the batch's due rows in one atomic statement."""
     result = conn.execute(
@@ -119,7 +141,7 @@ def claim(
             outbox_t.c.batch_no == batch_no,
             due_condition(now),
         )
-        .values(status=OS.CLAIMED.value, lease_until=now + lease, updated_at=now)
+        .values(status=OS.CLAIMED.value, lease_until=lease_until, updated_at=now)
         .returning(
             outbox_t.c.id,
             outbox_t.c.contact_id,
@@ -133,13 +155,23 @@ def claim(
     return sorted(rows, key=lambda r: r.contact_id)
 
 
-def _write_back(conn: Connection, now: datetime, outcomes: list[dict[str, Any]]) -> None:
-    """Bulk-update claimed rows (only while still claimed: a stale run changes nothing)."""
+def _write_back(
+    conn: Connection, now: datetime, outcomes: list[dict[str, Any]], lease_until: datetime
+) -> int:
+    """Bulk-update claimed rows; returns how many changed.
+
+    Fenced: only rows still claimed *under this run's lease* change. A run that
+    outlived its lease, whose rows another run has claimed since, changes nothing.
+    """
     if not outcomes:
-        return
+        return 0
     stmt = (
         update(outbox_t)
-        .where(outbox_t.c.id == bindparam("o_id"), outbox_t.c.status == OS.CLAIMED.value)
+        .where(
+            outbox_t.c.id == bindparam("o_id"),
+            outbox_t.c.status == OS.CLAIMED.value,
+            outbox_t.c.lease_until == lease_until,
+        )
         .values(
             status=bindparam("o_status"),
             due_at=bindparam("o_due"),
@@ -150,7 +182,7 @@ def _write_back(conn: Connection, now: datetime, outcomes: list[dict[str, Any]])
             updated_at=now,
         )
     )
-    conn.execute(stmt, outcomes)
+    return int(conn.execute(stmt, outcomes).rowcount)
 
 
 def _outcome(
@@ -172,6 +204,18 @@ def _outcome(
     }
 
 
+def _gate_context(settings: Settings, camp: Any, now: datetime) -> GateContext:
+    return GateContext(
+        topic=camp.topic,
+        now=now,
+        transactional=camp.transactional,
+        allow_defer=camp.allow_defer,
+        deadline=camp.deadline,
+        limits=Limits.from_settings(settings, cached_topics(settings.resolved_topics_file)),
+        campaign=camp.name,
+    )
+
+
 def run_batch(
     engine: Engine,
     vault: Vault,
@@ -185,24 +229,16 @@ def run_batch(
     """Send one batch of a sending campaign (the transport must be open; it is flushed)."""
     now = now or datetime.now(UTC)
     report = BatchReport(campaign_id, batch_no)
-    lease = timedelta(seconds=settings.campaign_lease_seconds)
+    lease_until = now + timedelta(seconds=settings.campaign_lease_seconds)
     with writing(engine) as conn:
         camp = lifecycle.get(conn, campaign_id)
         if camp.status != CampaignStatus.SENDING:
             return report
-        claimed = claim(conn, campaign_id, batch_no, now, lease)
+        claimed = claim(conn, campaign_id, batch_no, now, lease_until)
         report.claimed = len(claimed)
         if not claimed:
             return report
-        ctx = GateContext(
-            topic=camp.topic,
-            now=now,
-            transactional=camp.transactional,
-            allow_defer=camp.allow_defer,
-            deadline=camp.deadline,
-            limits=Limits.from_settings(settings, cached_topics(settings.resolved_topics_file)),
-            campaign=camp.name,
-        )
+        ctx = _gate_context(settings, camp, now)
         verdicts = gate(
             conn,
             [r.contact_id for r in claimed],
@@ -221,11 +257,12 @@ def run_batch(
                 )
             else:
                 allowed.append((r, verdict.reason.value))
-        _write_back(conn, now, decided)
+        _write_back(conn, now, decided, lease_until)
     for outcome in decided:
         report.by_status[outcome["o_status"]] += 1
     if allowed:
-        _send(engine, vault, settings, camp, allowed, transport, now, report)
+        sender = _BatchSender(engine, vault, settings, camp, ctx, lease_until, transport, report)
+        sender.run(allowed)
     log.info(
         "campaign %s batch %s: %d claimed, outcome %s",
         campaign_id,
@@ -236,128 +273,345 @@ def run_batch(
     return report
 
 
-def _send(
-    engine: Engine,
-    vault: Vault,
-    settings: Settings,
-    camp: Any,
-    allowed: list[tuple[Claimed, str]],
-    transport: Transport,
-    now: datetime,
-    report: BatchReport,
-) -> None:
-    composer = Composer(
-        settings,
-        camp.template,
-        TokenSigner(vault.keyring, settings),
-        dkim=signer_from_settings(settings),
-    )
-    wanted = ["email", *composer.spec.fields]
-    ids = [r.contact_id for r, _ in allowed]
-    with engine.connect() as conn:
-        batch = load_recipients(conn, vault, ids, wanted, purpose=f"campaign:{camp.name}")
-    people, segments, meta = batch.people, batch.segments, batch.meta
-    threshold = settings.campaign_pause_after_failures
-    outcomes: list[dict[str, Any]] = []
-    to_mark: list[str] = []
-    to_release: list[str] = []
-    bounced: list[tuple[UUID, bytes]] = []
-    run = 0  # transport failures in a row, in this batch
-    any_success = False
-    paused = False
-    for r, reason in allowed:
-        key = message_key(camp.id, r.contact_id)
-        if paused:  # give back what was not tried
-            outcomes.append(_outcome(r, OS.PENDING, CAMPAIGN_PAUSED))
-            to_release.append(key)
-            continue
-        person = people.get(r.contact_id)
-        info = meta.get(r.contact_id)
-        if person is None or not person.email or info is None:
-            outcomes.append(_outcome(r, OS.SKIPPED, ERASED))  # erased after the gate
-            to_release.append(key)
-            continue
-        segment = segments.get(r.contact_id)
-        try:
-            composed = composer.compose(
-                contact_id=r.contact_id,
-                public_id=info.public_id,
-                to_addr=person.email,
-                fields={f: getattr(person, f) for f in composer.spec.fields},
-                segment=segment,
-                locale=info.locale,
-                date=now,
-                message_id=r.message_id,
-            )
-        except HeaderError as exc:  # e.g. an internationalized address (SMTPUTF8)
-            log.info("contact %s not sendable: %s", r.contact_id, exc)
-            outcomes.append(_outcome(r, OS.FAILED, UNSENDABLE))
-            to_release.append(key)
-            continue
-        result = transport.send(
-            OutgoingMessage(
-                r.message_id, composer.renderer.brand.sender_address, person.email, composed.data
-            )
+@dataclass
+class _Ready:
+    """One composed message, waiting for its last look."""
+
+    row: Claimed
+    reason: str
+    key: str
+    segment: str
+    blind_index: bytes | None
+    message: OutgoingMessage
+
+
+@dataclass
+class _Pending:
+    """Outcomes decided but not written yet, and their side effects."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    to_mark: list[str] = field(default_factory=list)
+    to_release: list[str] = field(default_factory=list)
+    bounced: list[tuple[UUID, bytes]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.outcomes or self.to_mark or self.to_release or self.decisions)
+
+
+class _BatchSender:
+    """Render, last look, send and record the messages the gate let through.
+
+    Two ways to reach exactly once, chosen by the transport (``Transport.idempotent``):
+
+    - idempotent (Maildir, null): per group of ``GROUP`` composed messages, one write
+      transaction runs the last look, hands the allowed messages to the transport and
+      records every outcome. A crash in the middle re-sends the group later under the
+      same Message-IDs, which the transport turns into ``DUPLICATE``.
+    - not idempotent (SMTP): per message, the transport calls ``handover`` at its
+      point of no return; that runs the last look and commits the row as sent (fenced
+      by the lease) before the final dot. Failures seen before the handover are
+      written per group; a refusal after it corrects the row it already wrote.
+    """
+
+    GROUP = 50
+
+    def __init__(
+        self,
+        engine: Engine,
+        vault: Vault,
+        settings: Settings,
+        camp: Any,
+        ctx: GateContext,
+        lease_until: datetime,
+        transport: Transport,
+        report: BatchReport,
+    ) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.settings = settings
+        self.camp = camp
+        self.ctx = ctx
+        self.now = ctx.now
+        self.lease_until = lease_until
+        self.transport = transport
+        self.report = report
+        self.threshold = settings.campaign_pause_after_failures
+        self.run_length = 0  # transport failures in a row, in this batch
+        self.any_success = False
+        self.paused = False
+        self.retry_base = timedelta(seconds=settings.delivery_retry_base_seconds)
+
+    # -- the whole batch ------------------------------------------------------------------
+
+    def run(self, allowed: list[tuple[Claimed, str]]) -> None:
+        pending = _Pending()
+        ready = self._compose(allowed, pending)
+        if self.transport.idempotent:
+            for start in range(0, len(ready), self.GROUP):
+                self._send_group(ready[start : start + self.GROUP], pending)
+                pending = _Pending()
+        else:
+            for i, item in enumerate(ready):
+                self._send_one(item, pending)
+                if (i + 1) % self.GROUP == 0 and pending:
+                    with writing(self.engine) as conn:
+                        self._write(conn, pending)
+                    pending = _Pending()
+        self.transport.flush()
+        with writing(self.engine) as conn:
+            self._write(conn, pending)
+            self._finish(conn)
+
+    def _compose(self, allowed: list[tuple[Claimed, str]], pending: _Pending) -> list[_Ready]:
+        camp = self.camp
+        composer = Composer(
+            self.settings,
+            camp.template,
+            TokenSigner(self.vault.keyring, self.settings),
+            dkim=signer_from_settings(self.settings),
         )
-        seg = segment or lifecycle.STANDARD
+        wanted = ["email", *composer.spec.fields]
+        ids = [r.contact_id for r, _ in allowed]
+        with self.engine.connect() as conn:
+            batch = load_recipients(conn, self.vault, ids, wanted, purpose=f"campaign:{camp.name}")
+        people, segments, meta = batch.people, batch.segments, batch.meta
+        sender = composer.renderer.brand.sender_address
+        ready: list[_Ready] = []
+        for r, reason in allowed:
+            key = message_key(camp.id, r.contact_id)
+            person = people.get(r.contact_id)
+            info = meta.get(r.contact_id)
+            if person is None or not person.email or info is None:
+                self._add(pending, _outcome(r, OS.SKIPPED, ERASED))  # erased after the gate
+                pending.to_release.append(key)
+                continue
+            segment = segments.get(r.contact_id)
+            try:
+                composed = composer.compose(
+                    contact_id=r.contact_id,
+                    public_id=info.public_id,
+                    to_addr=person.email,
+                    fields={f: getattr(person, f) for f in composer.spec.fields},
+                    segment=segment,
+                    locale=info.locale,
+                    date=self.now,
+                    message_id=r.message_id,
+                )
+            except HeaderError as exc:  # e.g. an internationalized address (SMTPUTF8)
+                log.info("contact %s not sendable: %s", r.contact_id, exc)
+                self._add(pending, _outcome(r, OS.FAILED, UNSENDABLE))
+                pending.to_release.append(key)
+                continue
+            ready.append(
+                _Ready(
+                    r,
+                    reason,
+                    key,
+                    segment or lifecycle.STANDARD,
+                    info.blind_index,
+                    OutgoingMessage(r.message_id, sender, person.email, composed.data),
+                )
+            )
+        return ready
+
+    # -- idempotent transports: a group per transaction -----------------------------------
+
+    def _send_group(self, group: list[_Ready], pending: _Pending) -> None:
+        with writing(self.engine) as conn:
+            looks = last_look(conn, [item.row.contact_id for item in group], self.ctx)
+            for item in group:
+                if self.paused:
+                    self._give_back(item, pending)
+                    continue
+                verdict = looks[item.row.contact_id]
+                if verdict.action is not Action.SEND:
+                    self._withhold(item, verdict, pending)
+                    continue
+                self._result(item, self.transport.send(item.message), pending)
+            self.transport.flush()
+            self._write(conn, pending)
+
+    # -- other transports: the handover ----------------------------------------------------
+
+    def _send_one(self, item: _Ready, pending: _Pending) -> None:
+        if self.paused:
+            self._give_back(item, pending)
+            return
+        handed = False
+        withheld = False
+
+        def handover() -> bool:
+            nonlocal handed, withheld
+            with writing(self.engine) as conn:
+                verdict = last_look(conn, [item.row.contact_id], self.ctx)[item.row.contact_id]
+                if verdict.action is not Action.SEND:
+                    now_pending = _Pending()
+                    self._withhold(item, verdict, now_pending)
+                    self._write(conn, now_pending)
+                    withheld = True
+                    return False
+                sent = _outcome(
+                    item.row,
+                    OS.SENT,
+                    item.reason,
+                    attempts=item.row.attempts + 1,
+                    segment=item.segment,
+                )
+                if not _write_back(conn, self.now, [sent], self.lease_until):
+                    return False  # another run holds this row now: it is theirs to send
+                mark_sent_many(conn, [item.key])
+                handed = True
+                return True
+
+        result = self.transport.send(item.message, handover)
+        if withheld:
+            return
+        if result.status is DeliveryStatus.WITHHELD:
+            self.report.by_status[TAKEN_OVER] += 1
+            return
+        if not handed:
+            self._result(item, result, pending)
+            return
         if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
-            outcomes.append(_outcome(r, OS.SENT, reason, attempts=r.attempts + 1, segment=seg))
-            to_mark.append(key)
-            run, any_success = 0, True
+            self.report.by_status[OS.SENT] += 1
+            self.run_length, self.any_success = 0, True
+            return
+        # Refused after the handover (a 4xx or 5xx to the final dot): undo the "sent".
+        correction = _Pending()
+        self._result(item, result, correction)
+        with writing(self.engine) as conn:
+            self._correct(conn, item, correction)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _add(self, pending: _Pending, outcome: dict[str, Any]) -> None:
+        pending.outcomes.append(outcome)
+
+    def _give_back(self, item: _Ready, pending: _Pending) -> None:
+        self._add(pending, _outcome(item.row, OS.PENDING, CAMPAIGN_PAUSED))
+        pending.to_release.append(item.key)
+
+    def _withhold(self, item: _Ready, verdict: Verdict, pending: _Pending) -> None:
+        """The last look said no: the row is skipped or deferred, its slot freed."""
+        if verdict.action is Action.DEFER:
+            outcome = _outcome(item.row, OS.DEFERRED, verdict.reason.value, due=verdict.defer_until)
+        else:
+            outcome = _outcome(item.row, OS.SKIPPED, verdict.reason.value)
+        self._add(pending, outcome)
+        pending.to_release.append(item.key)
+        detail: dict[str, object] = {"topic": self.ctx.topic, "stage": "last-look"}
+        pending.decisions.append(
+            decision_row(self.ctx.campaign, item.row.contact_id, verdict, self.now, detail)
+        )
+
+    def _result(self, item: _Ready, result: DeliveryResult, pending: _Pending) -> None:
+        r = item.row
+        if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
+            self._add(
+                pending,
+                _outcome(r, OS.SENT, item.reason, attempts=r.attempts + 1, segment=item.segment),
+            )
+            pending.to_mark.append(item.key)
+            self.run_length, self.any_success = 0, True
         elif result.status is DeliveryStatus.BOUNCED:
-            outcomes.append(_outcome(r, OS.BOUNCED, HARD_BOUNCE, attempts=r.attempts + 1))
-            to_release.append(key)
-            if info.blind_index is not None:
-                bounced.append((r.contact_id, info.blind_index))
+            self._add(pending, _outcome(r, OS.BOUNCED, HARD_BOUNCE, attempts=r.attempts + 1))
+            pending.to_release.append(item.key)
+            if item.blind_index is not None:
+                pending.bounced.append((r.contact_id, item.blind_index))
+        elif result.status is DeliveryStatus.WITHHELD:  # only with a handover: not ours
+            self.report.by_status[TAKEN_OVER] += 1
         else:  # DEFERRED (transient) or FAILED (our side: sender refused, no extension)
             attempts = r.attempts + 1
-            later = retry.next_attempt(attempts, now, key=r.message_id)
+            later = retry.next_attempt(
+                attempts,
+                self.now,
+                key=r.message_id,
+                base=self.retry_base,
+                cap=max(retry.CAP, self.retry_base),
+                max_attempts=self.settings.delivery_retry_max_attempts,
+            )
             if later is None:
-                outcomes.append(_outcome(r, OS.FAILED, RETRIES_EXHAUSTED, attempts=attempts))
-                to_release.append(key)
+                self._add(pending, _outcome(r, OS.FAILED, RETRIES_EXHAUSTED, attempts=attempts))
+                pending.to_release.append(item.key)
             else:
                 why = (
                     TRANSPORT_DEFERRED
                     if result.status is DeliveryStatus.DEFERRED
                     else TRANSPORT_FAILED
                 )
-                outcomes.append(_outcome(r, OS.DEFERRED, why, due=later, attempts=attempts))
-            run += 1
-            if (0 if any_success else camp.consecutive_failures) + run >= threshold:
-                paused = True
-    transport.flush()
-    with writing(engine) as conn:
-        _write_back(conn, now, outcomes)
-        for key in to_mark:
-            mark_sent(conn, key)
-        for key in to_release:
-            release(conn, key)
+                self._add(pending, _outcome(r, OS.DEFERRED, why, due=later, attempts=attempts))
+            self.run_length += 1
+            earlier = 0 if self.any_success else self.camp.consecutive_failures
+            if earlier + self.run_length >= self.threshold:
+                self.paused = True
+
+    def _write(self, conn: Connection, pending: _Pending) -> None:
+        _write_back(conn, self.now, pending.outcomes, self.lease_until)
+        mark_sent_many(conn, pending.to_mark)
+        release_many(conn, pending.to_release)
+        self._suppress(conn, pending.bounced)
+        record_decisions(conn, pending.decisions)
+        for outcome in pending.outcomes:
+            self.report.by_status[outcome["o_status"]] += 1
+
+    def _correct(self, conn: Connection, item: _Ready, correction: _Pending) -> None:
+        """A message recorded as sent at the handover that the server then refused."""
+        (outcome,) = correction.outcomes
+        conn.execute(
+            update(outbox_t)
+            .where(outbox_t.c.id == item.row.id, outbox_t.c.status == OS.SENT.value)
+            .values(
+                status=outcome["o_status"],
+                due_at=outcome["o_due"],
+                attempts=outcome["o_attempts"],
+                reason=outcome["o_reason"],
+                updated_at=self.now,
+            )
+        )
+        if outcome["o_status"] == OS.DEFERRED.value:
+            unmark_sent(conn, item.key)  # still holds its slot, for the retry
+        else:
+            release_many(conn, [item.key], sent_too=True)
+        self._suppress(conn, correction.bounced)
+        self.report.by_status[outcome["o_status"]] += 1
+
+    def _suppress(self, conn: Connection, bounced: list[tuple[UUID, bytes]]) -> None:
         for contact_id, index in bounced:
             if suppress(conn, index, SuppressionReason.HARD_BOUNCE):
                 conn.execute(
                     audit_t.insert().values(
-                        occurred_at=now,
+                        occurred_at=self.now,
                         action=EventType.SUPPRESSION_ADDED,
-                        actor=f"campaign:{camp.id}",
+                        actor=f"campaign:{self.camp.id}",
                         contact_id=contact_id,
                         detail={"reason": str(SuppressionReason.HARD_BOUNCE), "source": "smtp"},
                     )
                 )
-        failures = run if any_success else campaigns_t.c.consecutive_failures + run
+
+    def _finish(self, conn: Connection) -> None:
+        """The campaign's count of consecutive failures, and the pause it may trigger."""
+        camp = self.camp
+        failures = (
+            self.run_length
+            if self.any_success
+            else campaigns_t.c.consecutive_failures + self.run_length
+        )
         conn.execute(
             update(campaigns_t)
             .where(campaigns_t.c.id == camp.id)
             .values(consecutive_failures=failures)
         )
-        if paused:
+        if self.paused:
             current = lifecycle.get(conn, camp.id, lock=True)
             if current.status == CampaignStatus.SENDING:
                 lifecycle.pause(
-                    conn, camp.id, now, reason=f"{threshold} consecutive delivery failures"
+                    conn,
+                    camp.id,
+                    self.now,
+                    reason=f"{self.threshold} consecutive delivery failures",
                 )
-            report.paused = True
-    for outcome in outcomes:
-        report.by_status[outcome["o_status"]] += 1
+            self.report.paused = True
 
 
 # -- the tick --------------------------------------------------------------------------------

@@ -1,0 +1,254 @@
+"""Exactly once over SMTP: the handover right before the final dot, the last look, the lease fence.
+
+Against a real SMTP server (aiosmtpd, tests/test_smtp.py) and, for the pipeline,
+the real database on both backends. The sink's hook runs inside the server while
+it holds a message: that is how a customer "unsubscribes while the batch is
+sending", deterministically.
+"""
+
+from __future__ import annotations
+
+import email
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import Engine, select
+
+from engine.campaigns.lifecycle import get
+from engine.campaigns.pipeline import _BatchSender, _gate_context, claim, run_batch
+from engine.config import Settings
+from engine.consent.service import Origin, withdraw
+from engine.db import writing
+from engine.delivery.base import DeliveryStatus, OutgoingMessage
+from engine.delivery.smtp import SmtpTransport
+from engine.models import GateDecision, SendReservation
+from engine.policy import Action, gate
+from engine.vault import Vault
+from tests.test_campaigns import NOW, files, launched, outbox, rows, subscribers
+from tests.test_smtp import SENDER, Handler, Server, message
+
+reservations_t = SendReservation.__table__  # type: ignore[attr-defined]
+decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
+
+
+class HookedHandler(Handler):
+    """The counting sink, plus a hook called with each Message-ID before it is accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_data: Callable[[str], None] | None = None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        message_id = str(email.message_from_bytes(content)["Message-ID"])
+        if self.on_data is not None:
+            self.on_data(message_id)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def sink() -> Iterator[Server]:
+    srv = Server()
+    srv.handler = HookedHandler()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def smtp(sink: Server) -> SmtpTransport:
+    transport = SmtpTransport("127.0.0.1", sink.port, timeout=10.0, starttls=False)
+    transport.open()
+    return transport
+
+
+# -- the transport -------------------------------------------------------------------------
+
+
+def test_the_handover_comes_once_per_message_after_rcpt_and_before_the_dot(sink: Server) -> None:
+    transport = smtp(sink)
+    seen: list[int] = []
+
+    def handover() -> bool:
+        seen.append(sum(sink.handler.accepted.values()))  # what the server had at that moment
+        return True
+
+    try:
+        assert transport.send(message(1), handover).status is DeliveryStatus.SENT
+        assert transport.send(message(2), handover).status is DeliveryStatus.SENT
+        sink.handler.reject_rcpts.add("bounce@example.com")
+        refused = transport.send(message(3, "bounce@example.com"), handover)
+    finally:
+        transport.close()
+    assert seen == [0, 1]  # called before each message was complete, never for the refusal
+    assert refused.status is DeliveryStatus.BOUNCED
+    assert dict(sink.handler.accepted) == {"<m1@northwind.example>": 1, "<m2@northwind.example>": 1}
+
+
+def test_a_withheld_message_never_arrives_and_the_next_one_does(sink: Server) -> None:
+    transport = smtp(sink)
+    try:
+        withheld = transport.send(message(1), lambda: False)
+        after = transport.send(message(2), lambda: True)
+    finally:
+        transport.close()
+    assert withheld.status is DeliveryStatus.WITHHELD
+    assert after.status is DeliveryStatus.SENT
+    assert dict(sink.handler.accepted) == {"<m2@northwind.example>": 1}
+    assert transport.connections_opened == 2  # the abandoned DATA cost its connection
+
+
+def test_a_handover_that_fails_abandons_the_message_and_raises(sink: Server) -> None:
+    transport = smtp(sink)
+
+    def broken() -> bool:
+        raise RuntimeError("database unavailable")
+
+    try:
+        with pytest.raises(RuntimeError, match="database unavailable"):
+            transport.send(message(1), broken)
+        assert transport.send(message(2)).status is DeliveryStatus.SENT
+    finally:
+        transport.close()
+    assert dict(sink.handler.accepted) == {"<m2@northwind.example>": 1}
+
+
+def test_a_refusal_of_the_dot_is_reported_after_the_handover(sink: Server) -> None:
+    transport = smtp(sink)
+    sink.handler.defer_ids.add("<m1@northwind.example>")
+    called: list[bool] = []
+    try:
+        result = transport.send(message(1), lambda: called.append(True) or True)
+    finally:
+        transport.close()
+    assert called == [True]
+    assert result.status is DeliveryStatus.DEFERRED and result.detail.startswith("451")
+
+
+def test_a_dot_at_the_start_of_a_line_is_stuffed(sink: Server) -> None:
+    body = b"From: a@b.example\r\nMessage-ID: <dot@northwind.example>\r\n\r\n.hidden\r\n..two\r\n"
+    transport = smtp(sink)
+    received: list[bytes] = []
+    sink.handler.on_data = lambda _mid: None
+    original = sink.handler.handle_DATA
+
+    async def capture(server: SMTP, session: Session, envelope: Envelope) -> str:
+        received.append(envelope.original_content or b"")
+        return await original(server, session, envelope)
+
+    sink.handler.handle_DATA = capture  # type: ignore[method-assign]
+    try:
+        msg = OutgoingMessage("<dot@northwind.example>", SENDER, "bob@example.com", body)
+        assert transport.send(msg, lambda: True).status is DeliveryStatus.SENT
+    finally:
+        transport.close()
+    assert received == [body]
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+
+
+def test_a_contact_who_unsubscribes_while_the_batch_sends_gets_nothing(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    subscribers(engine, vault, settings, 6)
+    cid = launched(engine, settings)
+    leaver = sorted(rows(engine, cid))[-1]  # sent last: the batch goes in contact-id order
+    leaver_mid = rows(engine, cid)[leaver].message_id
+    unsubscribed: list[str] = []
+
+    def unsubscribe_during_the_first_message(message_id: str) -> None:
+        if not unsubscribed:
+            with writing(engine) as conn:
+                withdraw(conn, vault, leaver, None, Origin(source="one-click"))
+            unsubscribed.append(message_id)  # returned: only now does the server reply
+
+    sink.handler.on_data = unsubscribe_during_the_first_message
+    transport = smtp(sink)
+    try:
+        report = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert unsubscribed and unsubscribed[0] != leaver_mid
+    assert report.by_status == {"sent": 5, "skipped": 1}
+    assert leaver_mid not in sink.handler.accepted
+    assert set(sink.handler.accepted.values()) == {1} and len(sink.handler.accepted) == 5
+    row = rows(engine, cid)[leaver]
+    assert (row.status, row.reason) == ("skipped", "suppressed-unsubscribed")
+    with engine.connect() as conn:
+        slot = conn.execute(
+            select(reservations_t.c.state).where(reservations_t.c.contact_id == leaver)
+        ).scalar_one()
+        last = conn.execute(
+            select(decisions_t.c.reason, decisions_t.c.detail)
+            .where(decisions_t.c.contact_id == leaver)
+            .order_by(decisions_t.c.id.desc())
+        ).first()
+    assert slot == "released"
+    assert last is not None and last.reason == "suppressed-unsubscribed"
+    assert last.detail["stage"] == "last-look"
+
+
+def _claimed_and_gated(
+    engine: Engine, settings: Settings, cid: int, lease_until: Any
+) -> tuple[Any, Any, list[Any]]:
+    with writing(engine) as conn:
+        camp = get(conn, cid)
+        claimed = claim(conn, cid, 0, NOW, lease_until)
+        ctx = _gate_context(settings, camp, NOW)
+        verdicts = gate(
+            conn, [r.contact_id for r in claimed], ctx, message_key_for=lambda c: f"{cid}:{c}"
+        )
+    assert all(v.action is Action.SEND for v in verdicts.values())
+    return camp, ctx, [(r, "ok") for r in claimed]
+
+
+def test_a_run_that_outlived_its_lease_sends_nothing_and_the_next_sends_once(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    subscribers(engine, vault, settings, 4)
+    cid = launched(engine, settings)
+    lease = timedelta(seconds=settings.campaign_lease_seconds)
+    camp, ctx, allowed = _claimed_and_gated(engine, settings, cid, NOW + lease)
+    later = NOW + lease + timedelta(seconds=1)
+    with writing(engine) as conn:  # another run takes the rows over after the lease
+        assert len(claim(conn, cid, 0, later, later + lease)) == 4
+    transport = smtp(sink)
+    try:
+        from engine.campaigns.pipeline import BatchReport
+
+        stale = BatchReport(cid, 0)
+        _BatchSender(engine, vault, settings, camp, ctx, NOW + lease, transport, stale).run(allowed)
+        assert not sink.handler.accepted
+        assert stale.by_status == {"taken-over": 4}
+        assert {r.status for r in rows(engine, cid).values()} == {"claimed"}
+        after = later + lease + timedelta(seconds=1)
+        fresh = run_batch(engine, vault, settings, cid, 0, transport, now=after)
+    finally:
+        transport.close()
+    assert fresh.by_status == {"sent": 4}
+    assert len(sink.handler.accepted) == 4 and set(sink.handler.accepted.values()) == {1}
+
+
+def test_the_maildir_group_takes_its_last_look_too(
+    engine: Engine, vault: Vault, settings: Settings, tmp_path: Any
+) -> None:
+    subscribers(engine, vault, settings, 5)
+    cid = launched(engine, settings)
+    lease_until = NOW + timedelta(seconds=settings.campaign_lease_seconds)
+    camp, ctx, allowed = _claimed_and_gated(engine, settings, cid, lease_until)
+    leaver = allowed[2][0].contact_id
+    with writing(engine) as conn:  # between the claim and the send
+        withdraw(conn, vault, leaver, "offers", Origin(source="preference-center"))
+    from engine.campaigns.pipeline import BatchReport
+
+    report = BatchReport(cid, 0)
+    _BatchSender(engine, vault, settings, camp, ctx, lease_until, outbox(tmp_path), report).run(
+        allowed
+    )
+    assert report.by_status == {"sent": 4, "skipped": 1}
+    assert files(tmp_path) == 4
+    row = rows(engine, cid)[leaver]
+    assert (row.status, row.reason) == ("skipped", "consent-withdrawn")
