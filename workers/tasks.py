@@ -3,6 +3,10 @@
 - ``tick()``: launch the campaigns whose time has come, enqueue one
   ``run_batch_task(campaign_id, batch_no)`` per batch with due rows (no ETA, no
   countdown), and mark finished campaigns sent. ``tact beat`` calls it on a timer.
+  A batch already queued is not queued again: a guard key in Redis
+  (``tact:queued:<campaign>:<batch>``, ids only) is set with the task and dropped
+  when the task ends, or expires after ``batch_guard_seconds`` if its worker died.
+  The guard only saves work: a duplicate task would find nothing to claim.
 - ``run_batch_task(campaign_id, batch_no)``: one batch through
   :func:`engine.campaigns.pipeline.run_batch`, which claims its rows in the database:
   a duplicate or redelivered task finds nothing to claim and sends nothing.
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine, select
 
@@ -46,6 +51,7 @@ class Context:
     engine: Engine
     vault: Vault | None = None
     transport: Transport | None = None
+    guard_client: redis.Redis | None = None
 
     def opened_transport(self) -> Transport:
         if self.transport is None:
@@ -62,7 +68,17 @@ class Context:
             self.vault = vault
         return self.vault
 
+    def guard(self) -> redis.Redis | None:
+        """A Redis client on the broker's Redis, for the queued-batch guard keys."""
+        url = self.settings.broker_url or ""
+        if self.guard_client is None and url.startswith(("redis://", "rediss://", "unix://")):
+            self.guard_client = redis.Redis.from_url(url, socket_timeout=10)
+        return self.guard_client
+
     def close(self) -> None:
+        if self.guard_client is not None:
+            self.guard_client.close()
+            self.guard_client = None
         if self.transport is not None:
             try:
                 self.transport.close()
@@ -109,18 +125,30 @@ worker_process_init.connect(_fresh_after_fork, weak=False)
 worker_process_shutdown.connect(_close_at_shutdown, weak=False)
 
 
+def guard_key(campaign_id: int, batch_no: int) -> str:
+    return f"tact:queued:{int(campaign_id)}:{int(batch_no)}"
+
+
 def _run_batch(campaign_id: int, batch_no: int) -> int:
     """Send one batch; returns how many rows it claimed. Safe to run twice."""
     ctx = context()
-    with _lock:  # one transport per process: batches in it run one at a time
-        report = run_batch(
-            ctx.engine,
-            ctx.checked_vault(),
-            ctx.settings,
-            int(campaign_id),
-            int(batch_no),
-            ctx.opened_transport(),
-        )
+    try:
+        with _lock:  # one transport per process: batches in it run one at a time
+            report = run_batch(
+                ctx.engine,
+                ctx.checked_vault(),
+                ctx.settings,
+                int(campaign_id),
+                int(batch_no),
+                ctx.opened_transport(),
+            )
+    finally:
+        client = ctx.guard()
+        if client is not None:
+            try:
+                client.delete(guard_key(campaign_id, batch_no))
+            except redis.RedisError:
+                log.warning("could not drop the queued guard of a batch; it expires by itself")
     return report.claimed
 
 
@@ -130,8 +158,14 @@ run_batch_task: Any = app.task(name="tact.run_batch", acks_late=True, reject_on_
 )
 
 
-def enqueue_due(engine: Engine, now: datetime) -> list[tuple[int, int]]:
-    """Enqueue every batch with due rows; mark campaigns with nothing open as sent."""
+def enqueue_due(
+    engine: Engine,
+    now: datetime,
+    *,
+    guard: redis.Redis | None = None,
+    guard_seconds: int = 60,
+) -> list[tuple[int, int]]:
+    """Enqueue every batch with due rows not queued already; mark finished campaigns sent."""
     with engine.connect() as conn:
         sending = list(
             conn.execute(
@@ -145,6 +179,9 @@ def enqueue_due(engine: Engine, now: datetime) -> list[tuple[int, int]]:
         with engine.connect() as conn:
             batches = due_batches(conn, campaign_id, now)
         for batch_no in batches:
+            key = guard_key(campaign_id, batch_no)
+            if guard is not None and not guard.set(key, b"1", nx=True, ex=guard_seconds):
+                continue  # queued or running already
             run_batch_task.delay(campaign_id, batch_no)  # ids only, no ETA
             sent.append((campaign_id, batch_no))
         if not batches:
@@ -161,7 +198,10 @@ def _tick() -> int:
     launched = launch_due(ctx.engine, ctx.settings, now)
     if launched:
         log.info("launched campaigns %s", launched)
-    return len(enqueue_due(ctx.engine, now))
+    queued = enqueue_due(
+        ctx.engine, now, guard=ctx.guard(), guard_seconds=ctx.settings.batch_guard_seconds
+    )
+    return len(queued)
 
 
 tick: Any = app.task(name="tact.tick")(_tick)
