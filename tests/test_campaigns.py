@@ -240,7 +240,7 @@ def test_consecutive_failures_pause_the_campaign(
     subscribers(engine, vault, settings, 5)
     cid = launched(engine, settings)
     # The relay is down: nothing listens on its port, every connection is refused.
-    transport = SmtpTransport("127.0.0.1", free_port(), timeout=5.0)
+    transport = SmtpTransport("127.0.0.1", free_port(), timeout=5.0, pool_size=1)  # in order
     transport.open()
     result = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
     assert result.paused

@@ -252,3 +252,20 @@ def test_the_maildir_group_takes_its_last_look_too(
     assert files(tmp_path) == 4
     row = rows(engine, cid)[leaver]
     assert (row.status, row.reason) == ("skipped", "consent-withdrawn")
+
+
+def test_a_pool_of_connections_sends_each_message_once_in_parallel(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    subscribers(engine, vault, settings, 40)
+    cid = launched(engine, settings)
+    transport = SmtpTransport("127.0.0.1", sink.port, timeout=10.0, starttls=False, pool_size=4)
+    transport.open()
+    try:
+        report = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert report.by_status == {"sent": 40}
+    assert len(sink.handler.accepted) == 40 and set(sink.handler.accepted.values()) == {1}
+    assert 1 <= transport.connections_opened <= 4
+    assert {r.status for r in rows(engine, cid).values()} == {"sent"}

@@ -39,8 +39,10 @@ pauses itself; rows of the batch not tried yet go back to pending.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -341,29 +343,26 @@ class _BatchSender:
         self.any_success = False
         self.paused = False
         self.retry_base = timedelta(seconds=settings.delivery_retry_base_seconds)
+        #: Guards the counters, the report and the pending lists (sender threads share them).
+        self._lock = threading.RLock()
 
     # -- the whole batch ------------------------------------------------------------------
 
     def run(self, allowed: list[tuple[Claimed, str]]) -> None:
         pending = _Pending()
-        ready = self._compose(allowed, pending)
         if self.transport.idempotent:
+            ready = list(self._compose(allowed, pending))
             for start in range(0, len(ready), self.GROUP):
                 self._send_group(ready[start : start + self.GROUP], pending)
                 pending = _Pending()
         else:
-            for i, item in enumerate(ready):
-                self._send_one(item, pending)
-                if (i + 1) % self.GROUP == 0 and pending:
-                    with writing(self.engine) as conn:
-                        self._write(conn, pending)
-                    pending = _Pending()
+            self._send_concurrently(self._compose(allowed, pending), pending)
         self.transport.flush()
         with writing(self.engine) as conn:
             self._write(conn, pending)
             self._finish(conn)
 
-    def _compose(self, allowed: list[tuple[Claimed, str]], pending: _Pending) -> list[_Ready]:
+    def _compose(self, allowed: list[tuple[Claimed, str]], pending: _Pending) -> Iterator[_Ready]:
         camp = self.camp
         composer = Composer(
             self.settings,
@@ -377,14 +376,12 @@ class _BatchSender:
             batch = load_recipients(conn, self.vault, ids, wanted, purpose=f"campaign:{camp.name}")
         people, segments, meta = batch.people, batch.segments, batch.meta
         sender = composer.renderer.brand.sender_address
-        ready: list[_Ready] = []
         for r, reason in allowed:
             key = message_key(camp.id, r.contact_id)
             person = people.get(r.contact_id)
             info = meta.get(r.contact_id)
             if person is None or not person.email or info is None:
-                self._add(pending, _outcome(r, OS.SKIPPED, ERASED))  # erased after the gate
-                pending.to_release.append(key)
+                self._drop(pending, _outcome(r, OS.SKIPPED, ERASED), key)  # erased since the gate
                 continue
             segment = segments.get(r.contact_id)
             try:
@@ -400,20 +397,16 @@ class _BatchSender:
                 )
             except HeaderError as exc:  # e.g. an internationalized address (SMTPUTF8)
                 log.info("contact %s not sendable: %s", r.contact_id, exc)
-                self._add(pending, _outcome(r, OS.FAILED, UNSENDABLE))
-                pending.to_release.append(key)
+                self._drop(pending, _outcome(r, OS.FAILED, UNSENDABLE), key)
                 continue
-            ready.append(
-                _Ready(
-                    r,
-                    reason,
-                    key,
-                    segment or lifecycle.STANDARD,
-                    info.blind_index,
-                    OutgoingMessage(r.message_id, sender, person.email, composed.data),
-                )
+            yield _Ready(
+                r,
+                reason,
+                key,
+                segment or lifecycle.STANDARD,
+                info.blind_index,
+                OutgoingMessage(r.message_id, sender, person.email, composed.data),
             )
-        return ready
 
     # -- idempotent transports: a group per transaction -----------------------------------
 
@@ -433,6 +426,23 @@ class _BatchSender:
             self._write(conn, pending)
 
     # -- other transports: the handover ----------------------------------------------------
+
+    def _send_concurrently(self, ready: Iterator[_Ready], pending: _Pending) -> None:
+        """One thread per transport connection; messages are handed on as they are composed.
+
+        Composing (CPU) overlaps with waiting for the server. Outcomes seen before a
+        handover are written once, at the end of the batch: none of them was delivered,
+        so a crash before that write only makes them due again.
+        """
+        threads = max(1, int(getattr(self.transport, "concurrency", 1)))
+        if threads == 1:
+            for item in ready:
+                self._send_one(item, pending)
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="tact-send") as pool:
+            futures = [pool.submit(self._send_one, item, pending) for item in ready]
+            for future in futures:
+                future.result()  # a handover's database error ends the batch here
 
     def _send_one(self, item: _Ready, pending: _Pending) -> None:
         if self.paused:
@@ -468,14 +478,15 @@ class _BatchSender:
         if withheld:
             return
         if result.status is DeliveryStatus.WITHHELD:
-            self.report.by_status[TAKEN_OVER] += 1
+            self._count(TAKEN_OVER)
             return
         if not handed:
             self._result(item, result, pending)
             return
         if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
-            self.report.by_status[OS.SENT] += 1
-            self.run_length, self.any_success = 0, True
+            with self._lock:
+                self.report.by_status[OS.SENT] += 1
+                self.run_length, self.any_success = 0, True
             return
         # Refused after the handover (a 4xx or 5xx to the final dot): undo the "sent".
         correction = _Pending()
@@ -486,11 +497,23 @@ class _BatchSender:
     # -- outcomes -------------------------------------------------------------------------
 
     def _add(self, pending: _Pending, outcome: dict[str, Any]) -> None:
-        pending.outcomes.append(outcome)
+        with self._lock:
+            pending.outcomes.append(outcome)
+
+    def _drop(self, pending: _Pending, outcome: dict[str, Any], key: str) -> None:
+        """Not sent, and never will be: the outcome, and the cap slot freed."""
+        with self._lock:
+            pending.outcomes.append(outcome)
+            pending.to_release.append(key)
+
+    def _count(self, status: str) -> None:
+        with self._lock:
+            self.report.by_status[status] += 1
 
     def _give_back(self, item: _Ready, pending: _Pending) -> None:
-        self._add(pending, _outcome(item.row, OS.PENDING, CAMPAIGN_PAUSED))
-        pending.to_release.append(item.key)
+        with self._lock:
+            self._add(pending, _outcome(item.row, OS.PENDING, CAMPAIGN_PAUSED))
+            pending.to_release.append(item.key)
 
     def _withhold(self, item: _Ready, verdict: Verdict, pending: _Pending) -> None:
         """The last look said no: the row is skipped or deferred, its slot freed."""
@@ -498,14 +521,19 @@ class _BatchSender:
             outcome = _outcome(item.row, OS.DEFERRED, verdict.reason.value, due=verdict.defer_until)
         else:
             outcome = _outcome(item.row, OS.SKIPPED, verdict.reason.value)
-        self._add(pending, outcome)
-        pending.to_release.append(item.key)
         detail: dict[str, object] = {"topic": self.ctx.topic, "stage": "last-look"}
-        pending.decisions.append(
-            decision_row(self.ctx.campaign, item.row.contact_id, verdict, self.now, detail)
-        )
+        with self._lock:
+            self._add(pending, outcome)
+            pending.to_release.append(item.key)
+            pending.decisions.append(
+                decision_row(self.ctx.campaign, item.row.contact_id, verdict, self.now, detail)
+            )
 
     def _result(self, item: _Ready, result: DeliveryResult, pending: _Pending) -> None:
+        with self._lock:
+            self._result_locked(item, result, pending)
+
+    def _result_locked(self, item: _Ready, result: DeliveryResult, pending: _Pending) -> None:
         r = item.row
         if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
             self._add(
@@ -520,7 +548,7 @@ class _BatchSender:
             if item.blind_index is not None:
                 pending.bounced.append((r.contact_id, item.blind_index))
         elif result.status is DeliveryStatus.WITHHELD:  # only with a handover: not ours
-            self.report.by_status[TAKEN_OVER] += 1
+            self._count(TAKEN_OVER)
         else:  # DEFERRED (transient) or FAILED (our side: sender refused, no extension)
             attempts = r.attempts + 1
             later = retry.next_attempt(
@@ -547,13 +575,17 @@ class _BatchSender:
                 self.paused = True
 
     def _write(self, conn: Connection, pending: _Pending) -> None:
-        _write_back(conn, self.now, pending.outcomes, self.lease_until)
-        mark_sent_many(conn, pending.to_mark)
-        release_many(conn, pending.to_release)
-        self._suppress(conn, pending.bounced)
-        record_decisions(conn, pending.decisions)
-        for outcome in pending.outcomes:
-            self.report.by_status[outcome["o_status"]] += 1
+        with self._lock:
+            outcomes = list(pending.outcomes)
+            to_mark, to_release = list(pending.to_mark), list(pending.to_release)
+            bounced, decisions = list(pending.bounced), list(pending.decisions)
+            for outcome in outcomes:
+                self.report.by_status[outcome["o_status"]] += 1
+        _write_back(conn, self.now, outcomes, self.lease_until)
+        mark_sent_many(conn, to_mark)
+        release_many(conn, to_release)
+        self._suppress(conn, bounced)
+        record_decisions(conn, decisions)
 
     def _correct(self, conn: Connection, item: _Ready, correction: _Pending) -> None:
         """A message recorded as sent at the handover that the server then refused."""
@@ -574,7 +606,7 @@ class _BatchSender:
         else:
             release_many(conn, [item.key], sent_too=True)
         self._suppress(conn, correction.bounced)
-        self.report.by_status[outcome["o_status"]] += 1
+        self._count(outcome["o_status"])
 
     def _suppress(self, conn: Connection, bounced: list[tuple[UUID, bytes]]) -> None:
         for contact_id, index in bounced:
