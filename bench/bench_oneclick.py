@@ -419,9 +419,9 @@ def _tokens(settings: Settings, limit: int) -> list[str]:
     """Signed UNSUBSCRIBE tokens for up to ``limit`` contacts subscribed to TOPIC."""
     from sqlalchemy import select
 
+    from engine.campaigns.audience import audience
     from engine.consent.tokens import Token, TokenKind, TokenSigner
     from engine.db import engine_from_settings
-    from engine.mainjob import audience
     from engine.vault import Vault
     from engine.vault.vault import contacts
 

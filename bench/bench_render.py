@@ -6,23 +6,26 @@ and at least 10 times the stdlib ``EmailMessage`` path's rate.
 Setup (not timed, in the parent): a fresh SQLite var directory, N synthetic
 customers (2,000; 500 with ``--quick``) written as JSONL and imported into the
 vault, segments built from ``templates/segments.toml`` as of 2026-11-01. The
-audience is the main job's: active contacts subscribed to the campaign's topic
-(``engine.mainjob.audience``), about three in four of them.
+audience is the one a campaign's launch fans out to: active contacts subscribed
+to the campaign's topic and not suppressed (``engine.campaigns.audience``),
+about three in four of them.
 
 The three measurements run in one child process (``python -m bench.bench_render
 --child ...``), interleaved, so they share the interpreter, the machine's load
 and its caches:
 
 full
-    Exactly what ``engine.mainjob.run_campaign`` does per message, minus the
-    transport: per batch of 500 (``mainjob.BATCH``) one connection,
-    ``vault.read`` (unwrap each data key, AES-GCM-open email and first name),
+    What the campaign pipeline (``engine.campaigns.pipeline``) does per message
+    once the gate has let the batch through, minus the transport and the
+    bookkeeping: per batch of 500 (``settings.campaign_batch_size``) one
+    connection, ``load_recipients``: ``vault.read`` (unwrap each data key,
+    AES-GCM-open email and first name),
     ``segment_for_contacts``, the id/public-id/locale query, then per recipient
     ``Composer.compose`` (two signed link tokens, segment variants of the
     blocks, the brand frame, Message-ID, MIME bytes). Not timed: building the
     Composer (compiling templates, inlining CSS) and the audience query, which
     happen once per campaign. Recipients whose address cannot go into a header
-    are skipped and not counted, as the main job does.
+    are skipped and not counted, as the pipeline does (``unsendable``).
 floor
     One cached compiled Jinja template per part: the brand frame
     (``templates/brand/email.html.j2`` / ``email.txt.j2``) with the campaign's
@@ -47,8 +50,9 @@ figure is its best round, and the ratios divide the best rates. One output of
 each path is parsed with the stdlib parser before timing starts, to check that
 all three produce a valid two-part message carrying the unsubscribe link.
 
-``run_campaign`` itself, with the null transport, is timed once per round too
-(informational): it adds the per-campaign setup the full figure leaves out.
+The whole sending pipeline (fan-out, claim, gate, render, send, record) is
+measured by ``bench.bench_pipeline`` (in-process) and ``bench.bench_distributed``
+(on workers), not here.
 
 For a profile of the full render: ``python -m bench.bench_render --profile``
 (sets up its own temporary var directory, prints the cProfile top functions).
@@ -92,7 +96,7 @@ ROUNDS = 3
 FLOOR_TARGET = ">= 0.5"
 STDLIB_TARGET = ">= 10"
 
-PATHS = ("full", "floor", "stdlib", "run_campaign")
+PATHS = ("full", "floor", "stdlib")
 
 
 # ------------------------------------------------------------------- parent
@@ -198,13 +202,6 @@ def run(ctx: BenchContext) -> list[Figure]:
             "x",
             STDLIB_TARGET,
             note="best full rate over best stdlib rate, same run",
-        ),
-        Figure(
-            BENCH,
-            "run_campaign null transport msgs/s",
-            best["run_campaign"],
-            "msgs/s",
-            note="whole run_campaign incl. Composer setup and audience query (informational)",
         ),
     ]
 
@@ -338,11 +335,11 @@ class Job:
     """Everything the child measures, built once (the untimed per-campaign setup)."""
 
     def __init__(self, var_dir: Path) -> None:
+        from engine.campaigns.audience import audience
         from engine.config import Settings
         from engine.consent.links import links_for
         from engine.consent.tokens import TokenSigner
         from engine.db import engine_from_settings
-        from engine.mainjob import BATCH, audience
         from engine.render.compose import Composer
         from engine.render.mime import HeaderError
         from engine.vault import Vault
@@ -354,7 +351,7 @@ class Job:
             self.settings, CAMPAIGN, TokenSigner(self.vault.keyring, self.settings)
         )
         self.fields = ["email", *self.composer.spec.fields]
-        self.batch = BATCH
+        self.batch = self.settings.campaign_batch_size
         self.ids = audience(self.engine, self.composer.topic.name)
         self.header_error = HeaderError
         self.floor = Floor(self.composer)
@@ -413,7 +410,7 @@ class Job:
     # -- the three paths; each returns (messages, one message's bytes)
 
     def full_pass(self, keep: list[bytes] | None = None) -> int:
-        """One pass of the main job's loop over the audience, without the transport."""
+        """One pass of the pipeline's per-batch read and render over the audience."""
         from engine.recipients import load_recipients
 
         composer = self.composer
@@ -466,13 +463,6 @@ class Job:
             if keep is not None and not keep:
                 keep.append(data)
         return len(self.people)
-
-    def run_campaign_pass(self, keep: list[bytes] | None = None) -> int:
-        from engine.delivery.null import NullTransport
-        from engine.mainjob import run_campaign
-
-        report = run_campaign(self.engine, self.vault, self.settings, NullTransport(), CAMPAIGN)
-        return report.delivered
 
     def check(self) -> dict[str, int]:
         """One message of each path through the stdlib parser; their sizes."""
@@ -532,7 +522,6 @@ def child(argv: list[str]) -> None:
             "full": job.full_pass,
             "floor": job.floor_pass,
             "stdlib": job.stdlib_pass,
-            "run_campaign": job.run_campaign_pass,
         }
         for fn in passes.values():  # warm-up: one pass each
             fn()

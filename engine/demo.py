@@ -1,30 +1,100 @@
-"""The main job on the embedded default, end to end, as ``make demo`` runs it.
+"""``make demo``: the whole path on the embedded default, through the real campaign pipeline.
 
 init → generate customers (to a temporary file, deleted after) → import →
-segments → render the example campaign for every eligible customer into the
-Maildir outbox → summary. Re-running is safe: the import upserts, the build
-replaces the segments, and the outbox refuses a Message-ID it already holds.
+segments → the example campaign, exactly as ``tact campaigns create/schedule/send``
+run it: created as a draft named like its template, scheduled, launched (the
+fan-out writes one outbox row per candidate), then every due batch through
+``send_campaign`` (claim → gate → render → Maildir outbox → record) → the
+campaign report.
+
+The gate decides at send time, so what happens depends on the clock: recipients
+in their quiet hours are deferred to the end of them, and stay in the outbox
+table for ``tact campaigns send`` (or ``tact beat``) to deliver when their slot
+comes. That is a normal outcome, not a failure.
+
+Re-running is safe and sends nothing twice: the import upserts, the build
+replaces the segments, and the campaign is the same one (found by name): a
+campaign that is still sending only runs its batches that are due by now (the
+deferred recipients whose slot has come), a finished one sends nothing. The
+outbox row is unique per (campaign, contact) and the Maildir transport refuses a
+Message-ID it already holds.
+
+The demo always writes into the Maildir outbox (``settings.resolved_outbox_dir``),
+whatever ``settings.transport`` says: it mails synthetic customers.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time as clock
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
+from sqlalchemy import Connection, Engine, func, select
+
+from engine.campaigns import lifecycle
+from engine.campaigns.lifecycle import outbox_t
+from engine.campaigns.pipeline import BatchReport, pending_count, send_campaign
+from engine.campaigns.report import report as campaign_report
 from engine.config import Settings
-from engine.db import engine_from_settings
+from engine.consent.links import links_for
+from engine.consent.tokens import TokenSigner
+from engine.db import engine_from_settings, writing
 from engine.delivery.maildir import MaildirTransport
-from engine.mainjob import JobReport, run_campaign
+from engine.errors import TactError
+from engine.models import CampaignStatus, OutboxStatus
+from engine.render.campaign import CampaignSpec
 from engine.segments import BuildOptions, BuildReport, build, load_rules
 from engine.setup import initialize
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Vault
 from engine.vault.importer import ImportReport, import_file
+from engine.vault.vault import contacts
 
+#: The example campaign's template; the demo's campaign carries the same name.
 CAMPAIGN = "autumn-2026"
+
+
+class DemoError(TactError):
+    """The demo cannot use what it found (e.g. a campaign of its name from another template)."""
+
+
+class Start(StrEnum):
+    """What the demo found, and so what it did with the campaign."""
+
+    CREATED = "created"  # new: created, scheduled, launched, due batches sent
+    LAUNCHED = "launched"  # existed as a draft or scheduled (made by hand): launched and sent
+    RESUMED = "resumed"  # existed and was sending: only its due batches ran
+    FINISHED = "finished"  # already sent: nothing left to send
+    STOPPED = "stopped"  # paused or cancelled: left alone
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Deferred recipients of one reason, and when the first and the last of them are due."""
+
+    reason: str
+    count: int
+    first: datetime
+    last: datetime
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One recipient to look at: ids and its signed preference-center link, nothing personal."""
+
+    contact_id: UUID
+    public_id: UUID
+    segment: str
+    status: str
+    preferences_url: str  # as the email carries it (settings.public_base_url)
+    local_url: str  # the same token on ``tact serve``'s own address
 
 
 @dataclass
@@ -32,8 +102,30 @@ class DemoReport:
     setup: list[str]
     imported: ImportReport
     segments: BuildReport
-    job: JobReport
     outbox: Path
+    start: Start
+    #: ``engine.campaigns.report.report``: recipients by status, reason, segment; decisions.
+    campaign: dict[str, Any]
+    contacts: int  # contacts in the database (the audience is a subset)
+    this_run: Counter[str] = field(default_factory=Counter)
+    #: (status, reason) -> recipients: the final reason on each outbox row, by status.
+    by_status_reason: dict[tuple[str, str], int] = field(default_factory=dict)
+    deferred: list[Deferred] = field(default_factory=list)
+    outbox_files: int = 0
+    sample: Sample | None = None
+    seconds: float = 0.0  # the sending step (this run's batches)
+
+    @property
+    def name(self) -> str:
+        return str(self.campaign["name"])
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        by_status: dict[str, int] = self.campaign["by_status"]
+        return by_status
+
+    def count(self, status: OutboxStatus) -> int:
+        return int(self.by_status.get(status.value, 0))
 
 
 def run_demo(
@@ -44,10 +136,12 @@ def run_demo(
     as_of: date = date(2026, 11, 1),
     bad_rows: int = 12,
     campaign: str = CAMPAIGN,
+    now: datetime | None = None,
     on_step: Callable[[str], None] = lambda _: None,
     import_progress: Callable[[int, int], None] | None = None,
-    job_progress: Callable[[int, int], None] | None = None,
+    send_progress: Callable[[int, int], None] | None = None,
 ) -> DemoReport:
+    """Run the demo; ``now`` (UTC) is the campaign's clock (default: the wall clock)."""
     on_step("setting up")
     setup = initialize(settings=settings)
     engine = engine_from_settings(settings)
@@ -76,11 +170,153 @@ def run_demo(
             # so the same customers always give the same segments.
             BuildOptions(seed=seed, as_of=datetime.combine(as_of, time(), tzinfo=UTC)),
         )
-        on_step(f"rendering {campaign} into the outbox")
+        now = now or datetime.now(UTC)
         outbox = settings.resolved_outbox_dir
-        job = run_campaign(
-            engine, vault, settings, MaildirTransport(outbox), campaign, progress=job_progress
-        )
+        on_step(f"campaign {campaign}: create or find, launch, send the due batches")
+        started = clock.perf_counter()
+        campaign_id, start = _prepare_campaign(engine, settings, campaign, now)
+        this_run: Counter[str] = Counter()
+        if start in (Start.CREATED, Start.LAUNCHED, Start.RESUMED):
+            with engine.connect() as conn:
+                due = pending_count(conn, campaign_id, due_by=now)
+            done = 0
+
+            def advance(batch: BatchReport) -> None:
+                nonlocal done
+                done += batch.claimed
+                this_run.update(batch.by_status)
+                if send_progress:
+                    send_progress(done, due)
+
+            transport = MaildirTransport(outbox)
+            transport.open()
+            try:
+                send_campaign(
+                    engine, vault, settings, campaign_id, transport, now=now, progress=advance
+                )
+            finally:
+                transport.close()
+        seconds = clock.perf_counter() - started
+        with engine.connect() as conn:
+            report = DemoReport(
+                setup=setup,
+                imported=imported,
+                segments=segments,
+                outbox=outbox,
+                start=start,
+                campaign=campaign_report(conn, campaign_id),
+                contacts=int(conn.execute(select(func.count()).select_from(contacts)).scalar_one()),
+                this_run=this_run,
+                by_status_reason=status_reasons(conn, campaign_id),
+                deferred=deferred_by_reason(conn, campaign_id),
+                outbox_files=count_files(outbox / "new"),
+                seconds=seconds,
+            )
+            report.sample = sample_recipient(conn, vault, settings, campaign_id)
     finally:
         engine.dispose()
-    return DemoReport(setup=setup, imported=imported, segments=segments, job=job, outbox=outbox)
+    return report
+
+
+def _prepare_campaign(
+    engine: Engine, settings: Settings, name: str, now: datetime
+) -> tuple[int, Start]:
+    """Find the demo's campaign (or create it) and bring it to sending, as ``campaigns send``."""
+    S = CampaignStatus
+    start: Start | None = None
+    with writing(engine) as conn:
+        try:
+            row = lifecycle.get(conn, name)
+        except lifecycle.CampaignNotFound:
+            lifecycle.create(conn, settings, name=name, template=name, now=now)
+            row = lifecycle.get(conn, name)
+            start = Start.CREATED
+        if row.template != name:
+            raise DemoError(
+                f"a campaign named {name!r} exists with template {row.template!r}; "
+                "the demo will not send it (cancel it, or run the demo on another var directory)"
+            )
+        if row.status == S.DRAFT:
+            lifecycle.schedule(conn, row.id, now)
+        if row.status in (S.DRAFT, S.SCHEDULED):
+            lifecycle.launch(conn, row.id, now, settings=settings)
+            return int(row.id), start or Start.LAUNCHED
+        if row.status == S.SENDING:
+            return int(row.id), Start.RESUMED
+        if row.status == S.SENT:
+            return int(row.id), Start.FINISHED
+        return int(row.id), Start.STOPPED
+
+
+def status_reasons(conn: Connection, campaign_id: int) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        select(outbox_t.c.status, outbox_t.c.reason, func.count())
+        .where(outbox_t.c.campaign_id == campaign_id)
+        .group_by(outbox_t.c.status, outbox_t.c.reason)
+    ).all()
+    return {(status, reason or "none"): int(n) for status, reason, n in rows}
+
+
+def deferred_by_reason(conn: Connection, campaign_id: int) -> list[Deferred]:
+    """Deferred rows per reason, with the earliest and latest time they are due."""
+    rows = conn.execute(
+        select(
+            outbox_t.c.reason,
+            func.count(),
+            func.min(outbox_t.c.due_at),
+            func.max(outbox_t.c.due_at),
+        )
+        .where(
+            outbox_t.c.campaign_id == campaign_id,
+            outbox_t.c.status == OutboxStatus.DEFERRED.value,
+        )
+        .group_by(outbox_t.c.reason)
+        .order_by(func.count().desc())
+    ).all()
+    return [Deferred(reason or "none", int(n), first, last) for reason, n, first, last in rows]
+
+
+def sample_recipient(
+    conn: Connection, vault: Vault, settings: Settings, campaign_id: int
+) -> Sample | None:
+    """The first recipient (by id) who was sent the email, else the first of any status."""
+    camp = lifecycle.get(conn, campaign_id)
+    found = None
+    for wanted in (OutboxStatus.SENT.value, None):
+        query = (
+            select(
+                outbox_t.c.contact_id, outbox_t.c.segment, outbox_t.c.status, contacts.c.public_id
+            )
+            .join(contacts, contacts.c.id == outbox_t.c.contact_id)
+            .where(outbox_t.c.campaign_id == campaign_id)
+            .order_by(outbox_t.c.contact_id)
+            .limit(1)
+        )
+        if wanted is not None:
+            query = query.where(outbox_t.c.status == wanted)
+        found = conn.execute(query).first()
+        if found is not None:
+            break
+    if found is None:
+        return None
+    spec = CampaignSpec.load(settings.templates_dir / "campaigns" / camp.template)
+    links = links_for(
+        settings,
+        TokenSigner(vault.keyring, settings),
+        found.public_id,
+        topic=camp.topic,
+        campaign=spec.name,  # as the composer signs it
+    )
+    token = links.preferences_url.rsplit("/", 1)[1]
+    return Sample(
+        contact_id=found.contact_id,
+        public_id=found.public_id,
+        segment=found.segment or lifecycle.STANDARD,
+        status=found.status,
+        preferences_url=links.preferences_url,
+        local_url=f"http://{settings.web_host}:{settings.web_port}/p/{token}",
+    )
+
+
+def count_files(directory: Path) -> int:
+    return sum(1 for p in directory.iterdir() if p.is_file()) if directory.is_dir() else 0

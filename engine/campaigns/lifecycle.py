@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.campaigns.audience import audience_query
 from engine.config import Settings
 from engine.consent.topics import cached_topics
 from engine.errors import TactError
-from engine.mainjob import audience_query
 from engine.models import Campaign, CampaignStatus, OutboxRow, OutboxStatus
 from engine.render.brand import Brand
 from engine.render.campaign import CampaignError, CampaignSpec

@@ -1,26 +1,40 @@
-"""``tact demo``: the main job on the embedded default, with a summary."""
+"""``tact demo``: the whole path on the embedded default, through the campaign pipeline.
+
+Prints the import summary, the campaign report (sent; deferred by reason, with
+when they are due; skipped and failed by reason; every gate decision; per
+segment), and where to look next. Never an address or a name: ids only.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from engine.cli.console import count_progress, err, out
 from engine.cli.contacts_cmd import import_summary
 from engine.cli.runtime import Runtime
-from engine.demo import CAMPAIGN, DemoReport, run_demo
+from engine.demo import CAMPAIGN, DemoReport, Start, run_demo
+from engine.models import OutboxStatus
+
+OS = OutboxStatus
+#: The outbox statuses in the order the report lists them.
+STATUSES = (OS.SENT, OS.DEFERRED, OS.PENDING, OS.CLAIMED, OS.SKIPPED, OS.FAILED, OS.BOUNCED)
 
 
 def demo(
     customers: int = typer.Option(5000, min=1, help="Synthetic customers to generate."),
     seed: int = typer.Option(42, help="Seed of the synthetic customers and the clustering."),
-    campaign: str = typer.Option(CAMPAIGN, help="Campaign under templates/campaigns/."),
+    campaign: str = typer.Option(
+        CAMPAIGN, help="Template under templates/campaigns/ (the campaign gets its name)."
+    ),
 ) -> None:
-    """Generate customers, import them, build segments, render a campaign into the outbox."""
+    """Generate customers, import them, build segments, send a campaign through the gate."""
     rt = Runtime()
     with count_progress() as bar:
         imp = bar.add_task("importing", total=None, visible=False)
-        job = bar.add_task("rendering", total=None, visible=False)
+        job = bar.add_task("sending", total=None, visible=False)
         report = run_demo(
             rt.settings,
             customers=customers,
@@ -30,56 +44,184 @@ def demo(
             import_progress=lambda done, total: bar.update(
                 imp, completed=done, total=total, visible=True
             ),
-            job_progress=lambda done, total: bar.update(
+            send_progress=lambda done, total: bar.update(
                 job, completed=done, total=total, visible=True
             ),
         )
     for line in report.setup:
         err.print(f"[dim]  {line}[/]")
     out.print(import_summary(report.imported))
-    out.print(segments_table(report))
-    out.print(job_table(report))
-    out.print(f"outbox: {report.outbox}/new  (Maildir; open with any mail client)")
     if report.imported.rejects_path:
-        out.print(f"rejected rows: {report.imported.rejects_path}")
+        out.print(
+            f"rejected rows (line numbers and reasons only): {report.imported.rejects_path}",
+            soft_wrap=True,
+        )
+    out.print()
+    out.print(what_happened(report))
+    out.print(campaign_table(report))
+    out.print(deferred_table(report))
+    out.print(not_sent_table(report))
+    out.print(segments_table(report))
+    decisions = report.campaign.get("decisions") or {}
+    if decisions:
+        out.print(
+            "gate decisions (every one, deferrals that later went through included): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())),
+            highlight=False,
+        )
+    out.print()
+    for line in where_to_look(report):  # unwrapped: paths and links stay whole
+        out.print(line, soft_wrap=True, highlight=False)
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def what_happened(report: DemoReport) -> str:
+    name = report.name
+    ran = ", ".join(f"{k} {v:,}" for k, v in sorted(report.this_run.items())) or "nothing due"
+    if report.start is Start.CREATED:
+        text = (
+            f"[bold]campaign {name}[/]: created, scheduled and launched (one outbox row per "
+            f"candidate), then sent through the gate in batches. This run: {ran}."
+        )
+    elif report.start is Start.LAUNCHED:
+        text = (
+            f"[bold]campaign {name}[/]: found as a draft or scheduled (tact campaigns create); "
+            f"launched and sent through the gate. This run: {ran}."
+        )
+    elif report.start is Start.RESUMED:
+        text = (
+            f"[bold]campaign {name}[/] already existed and is still sending: only its batches "
+            f"due by now ran (deferred recipients whose slot has come). This run: {ran}. "
+            "Nobody already mailed was mailed again: one outbox row per (campaign, contact)."
+        )
+    elif report.start is Start.FINISHED:
+        text = (
+            f"[bold]campaign {name}[/] already existed and is sent: nothing was sent again "
+            "(one outbox row per (campaign, contact)). A new campaign to the same people "
+            "would be held back by the frequency caps (at most 3 in 7 days, 20 h apart)."
+        )
+    else:
+        reason = report.campaign.get("pause_reason") or "-"
+        text = (
+            f"[bold]campaign {name}[/] is {report.campaign['status']} (reason: {reason}): "
+            f"the demo left it alone (tact campaigns resume {name})."
+        )
+    return text
+
+
+def campaign_table(report: DemoReport) -> Table:
+    camp = report.campaign
+    table = Table(
+        title=f"campaign {camp['name']}, topic {camp['topic']}: {camp['status']}",
+        caption=f"* not subscribed to {camp['topic']}, suppressed, or inactive",
+        show_header=False,
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("contacts", f"{report.contacts:,}")
+    table.add_row("  not in the audience *", f"{max(report.contacts - camp['recipients'], 0):,}")
+    table.add_row("recipients (the audience at launch)", f"{camp['recipients']:,}")
+    for status in STATUSES:
+        n = report.count(status)
+        if n or status in (OS.SENT, OS.DEFERRED, OS.SKIPPED):
+            table.add_row(f"  {status}", f"{n:,}")
+    rate = report.this_run.get(OS.SENT, 0) / report.seconds if report.seconds else 0
+    table.add_row("time (this run's batches)", f"{report.seconds:.1f} s ({rate:,.0f} sent/s)")
+    return table
+
+
+def deferred_table(report: DemoReport) -> Table | str:
+    if not report.deferred:
+        return "deferred: none"
+    table = Table(
+        "reason",
+        Column("recipients", justify="right"),
+        "due from",
+        "due until",
+        title="deferred, by reason (each one is due at the end of its wait)",
+    )
+    for d in report.deferred:
+        table.add_row(d.reason, f"{d.count:,}", _when(d.first), _when(d.last))
+    return table
+
+
+def not_sent_table(report: DemoReport) -> Table | str:
+    rows = sorted(
+        (status, reason, n)
+        for (status, reason), n in report.by_status_reason.items()
+        if status in (OS.SKIPPED, OS.FAILED, OS.BOUNCED)
+    )
+    if not rows:
+        return "skipped: none (the gate found no reason to skip anyone)"
+    table = Table("status", "reason", "recipients", title="skipped, failed and bounced, by reason")
+    for status, reason, n in rows:
+        table.add_row(status, reason, f"{n:,}")
+    return table
 
 
 def segments_table(report: DemoReport) -> Table:
+    """Contacts per segment (this build) and the campaign's recipients per segment."""
     seg = report.segments
-    sent = report.job.by_segment
+    by_segment: dict[str, dict[str, int]] = report.campaign["by_segment"]
     table = Table(
-        "segment",
-        "kind",
-        "contacts",
-        "emailed",
-        "description",
-        title=f"segments (k={seg.model.k}, silhouette {seg.model.chosen_silhouette or 0:.2f})",
+        Column("segment", no_wrap=True),
+        Column("kind", no_wrap=True),
+        Column("contacts", justify="right"),
+        Column("sent", justify="right"),
+        Column("deferred", justify="right"),
+        Column("other", justify="right"),
+        title=f"per segment (k={seg.model.k}, silhouette {seg.model.chosen_silhouette or 0:.2f})",
+        caption="other: skipped, failed, bounced. standard: folded segments, new contacts, "
+        "opted out of profiling",
+        box=None,
+        padding=(0, 1, 0, 0),
+        header_style="bold",
     )
-    descriptions = {c.name: c.description for c in seg.model.clusters if c.name}
-    for name, _matched, assigned in seg.rules:
-        table.add_row(name, "rule", f"{assigned:,}", f"{sent.get(name, 0):,}", "")
-    for name, size in sorted(seg.learned.items(), key=lambda kv: -kv[1]):
-        table.add_row(
-            name, "learned", f"{size:,}", f"{sent.get(name, 0):,}", descriptions.get(name, "")
+
+    def counts(name: str) -> tuple[str, str, str]:
+        row = by_segment.get(name, {})
+        sent, deferred = row.get(OS.SENT, 0), row.get(OS.DEFERRED, 0)
+        other = sum(row.values()) - sent - deferred
+        return f"{sent:,}", f"{deferred:,}", f"{other:,}"
+
+    rows = [(name, "rule", assigned) for name, _matched, assigned in seg.rules]
+    rows += [(n, "learned", size) for n, size in sorted(seg.learned.items(), key=lambda kv: -kv[1])]
+    rows.append(("standard", "-", seg.standard))
+    for name, kind, size in rows:
+        table.add_row(name, kind, f"{size:,}", *counts(name))
+    for name in sorted(set(by_segment) - {r[0] for r in rows}):  # from an earlier build
+        table.add_row(name, "earlier", "-", *counts(name))
+    return table
+
+
+def where_to_look(report: DemoReport) -> list[str]:
+    name = report.name
+    template = report.campaign["template"]
+    lines = [
+        "[bold]where to look[/]",
+        f"  outbox: {report.outbox}/new  ({report.outbox_files:,} messages; Maildir, "
+        "open with any mail client)",
+        f"  preview: tact preview {template} --out var/preview  (HTML, text, .eml, PNG of the "
+        "standard version and each segment, for a fictional recipient)",
+        f"  the report again: tact campaigns report {name}",
+    ]
+    sample = report.sample
+    if sample is not None:
+        lines += [
+            f"  one recipient: contact {sample.contact_id} (public id {sample.public_id}), "
+            f"segment {sample.segment}, {sample.status}; its version: "
+            f"var/preview/{template}/{sample.segment}.html",
+            f"  its preference center, as its email links it: {sample.preferences_url}",
+            f"  to open it here: tact serve, then {sample.local_url}",
+        ]
+    deferred = report.count(OS.DEFERRED) + report.count(OS.PENDING)
+    if deferred:
+        lines.append(
+            f"  {deferred:,} recipients wait for their slot (see 'deferred' above): "
+            f"tact campaigns send {name} (or tact worker + tact beat) delivers them when it "
+            "comes; running the demo again does the same, and sends nobody twice."
         )
-    table.add_row(
-        "standard",
-        "-",
-        f"{seg.standard:,}",
-        f"{sent.get('standard', 0):,}",
-        "folded segments, new contacts, opted out of profiling",
-    )
-    return table
-
-
-def job_table(report: DemoReport) -> Table:
-    job = report.job
-    table = Table(title=f"campaign {job.campaign} (topic {job.topic})", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("eligible (subscribed, not suppressed)", f"{job.audience:,}")
-    for status, count in sorted(job.by_status.items()):
-        table.add_row(str(status), f"{count:,}")
-    rate = job.audience / job.seconds if job.seconds else 0
-    table.add_row("time", f"{job.seconds:.1f} s ({rate:,.0f} emails/s)")
-    return table
+    return lines
