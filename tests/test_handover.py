@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, select
 
 from engine.campaigns.lifecycle import get
-from engine.campaigns.pipeline import _BatchSender, _gate_context, claim, run_batch
+from engine.campaigns.pipeline import Composers, _BatchSender, _gate_context, claim, run_batch
 from engine.config import Settings
 from engine.consent.service import Origin, withdraw
 from engine.db import writing
@@ -220,7 +220,8 @@ def test_a_run_that_outlived_its_lease_sends_nothing_and_the_next_sends_once(
         from engine.campaigns.pipeline import BatchReport
 
         stale = BatchReport(cid, 0)
-        _BatchSender(engine, vault, settings, camp, ctx, NOW + lease, transport, stale).run(allowed)
+        sender = _BatchSender(engine, vault, settings, camp, ctx, NOW + lease, transport, stale)
+        sender.run(allowed, Composers(settings, vault).get(cid, camp.template))
         assert not sink.handler.accepted
         assert stale.by_status == {"taken-over": 4}
         assert {r.status for r in rows(engine, cid).values()} == {"claimed"}
@@ -245,9 +246,8 @@ def test_the_maildir_group_takes_its_last_look_too(
     from engine.campaigns.pipeline import BatchReport
 
     report = BatchReport(cid, 0)
-    _BatchSender(engine, vault, settings, camp, ctx, lease_until, outbox(tmp_path), report).run(
-        allowed
-    )
+    sender = _BatchSender(engine, vault, settings, camp, ctx, lease_until, outbox(tmp_path), report)
+    sender.run(allowed, Composers(settings, vault).get(cid, camp.template))
     assert report.by_status == {"sent": 4, "skipped": 1}
     assert files(tmp_path) == 4
     row = rows(engine, cid)[leaver]

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, select
 
 from engine.campaigns import lifecycle
 from engine.campaigns.lifecycle import campaigns_t
-from engine.campaigns.pipeline import due_batches, launch_due, run_batch
+from engine.campaigns.pipeline import Composers, due_batches, launch_due, run_batch
 from engine.config import Settings, get_settings
 from engine.db import engine_from_settings, writing
 from engine.delivery.base import Transport
@@ -52,6 +52,7 @@ class Context:
     vault: Vault | None = None
     transport: Transport | None = None
     guard_client: redis.Redis | None = None
+    composers: Composers | None = None
 
     def opened_transport(self) -> Transport:
         if self.transport is None:
@@ -59,6 +60,11 @@ class Context:
             transport.open()
             self.transport = transport
         return self.transport
+
+    def campaign_composers(self) -> Composers:
+        if self.composers is None:
+            self.composers = Composers(self.settings, self.checked_vault())
+        return self.composers
 
     def checked_vault(self) -> Vault:
         if self.vault is None:
@@ -141,6 +147,7 @@ def _run_batch(campaign_id: int, batch_no: int) -> int:
                 int(campaign_id),
                 int(batch_no),
                 ctx.opened_transport(),
+                composers=ctx.campaign_composers(),
             )
     finally:
         client = ctx.guard()

@@ -26,11 +26,17 @@ def audience(engine: Engine, topic: str, *, at: datetime | None = None) -> list[
         return list(conn.execute(audience_query(topic, at=at)).scalars())
 
 
-def audience_query(topic: str, *, at: datetime | None = None) -> Select[tuple[Any]]:
-    """The query behind ``audience``, to run inside a caller's transaction."""
+def audience_query(
+    topic: str, *, at: datetime | None = None, columns: tuple[Any, ...] = ()
+) -> Select[Any]:
+    """The query behind ``audience``, to run inside a caller's transaction.
+
+    ``columns``: more columns of ``contacts`` to select after the id (the fan-out
+    wants each recipient's time zone in the same pass).
+    """
     at = at or datetime.now(UTC)
     return (
-        select(contacts.c.id)
+        select(contacts.c.id, *columns)
         .join(state_t, state_t.c.contact_id == contacts.c.id)
         .outerjoin(suppressions_t, suppressions_t.c.address_hash == contacts.c.blind_index)
         .where(

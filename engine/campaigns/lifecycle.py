@@ -263,7 +263,10 @@ def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Setti
             f"campaign {row.name!r} is {row.status}; only a scheduled "
             "or sending campaign can be launched"
         )
-    ids: list[UUID] = list(conn.execute(audience_query(row.topic, at=now)).scalars())
+    zones: dict[UUID, str | None] = dict(
+        conn.execute(audience_query(row.topic, at=now, columns=(contacts.c.timezone,))).all()
+    )
+    ids: list[UUID] = list(zones)
     wanted = (row.audience or {}).get("segments") or []
     segments = segment_for_contacts(conn, ids)
     if wanted:
@@ -276,14 +279,6 @@ def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Setti
     new = [cid for cid in ids if cid not in existing]
     if not new:
         return 0
-    zones: dict[UUID, str | None] = {}
-    for start in range(0, len(new), 500):
-        chunk = new[start : start + 500]
-        zones.update(
-            conn.execute(
-                select(contacts.c.id, contacts.c.timezone).where(contacts.c.id.in_(chunk))
-            ).all()
-        )
     domain = message_domain(settings)
     size = settings.campaign_batch_size
     first = len(existing)
@@ -302,11 +297,14 @@ def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Setti
         for i, cid in enumerate(new)
     ]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(outbox_t).on_conflict_do_nothing(
-        index_elements=["campaign_id", "contact_id"]
-    )
+    # Multi-row VALUES, 1,000 rows (9,000 parameters) per statement: far fewer round
+    # trips than one INSERT per row, and within both backends' parameter limits.
     for start in range(0, len(rows), 1000):
-        conn.execute(stmt, rows[start : start + 1000])
+        conn.execute(
+            dialect.insert(outbox_t)
+            .values(rows[start : start + 1000])
+            .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+        )
     total = conn.execute(
         select(func.count()).select_from(outbox_t).where(outbox_t.c.campaign_id == campaign_id)
     ).scalar_one()
