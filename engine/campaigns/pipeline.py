@@ -67,12 +67,14 @@ from engine.policy import (
     Verdict,
     gate,
     last_look,
+    mark_sent,
     mark_sent_many,
     release_many,
     unmark_sent,
 )
 from engine.policy.decisions import record as record_decisions
 from engine.policy.decisions import row as decision_row
+from engine.policy.lastlook import last_look_one
 from engine.recipients import load_recipients
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
@@ -185,6 +187,25 @@ def _write_back(
         )
     )
     return int(conn.execute(stmt, outcomes).rowcount)
+
+
+#: The handover's write, built once: this row is sent (fenced like ``_write_back``).
+_SENT_ONE = (
+    update(outbox_t)
+    .where(
+        outbox_t.c.id == bindparam("o_id"),
+        outbox_t.c.status == OS.CLAIMED.value,
+        outbox_t.c.lease_until == bindparam("o_lease"),
+    )
+    .values(
+        status=OS.SENT.value,
+        attempts=bindparam("o_attempts"),
+        reason=bindparam("o_reason"),
+        segment=bindparam("o_segment"),
+        lease_until=None,
+        updated_at=bindparam("o_now"),
+    )
+)
 
 
 def _outcome(
@@ -491,23 +512,27 @@ class _BatchSender:
         def handover() -> bool:
             nonlocal handed, withheld
             with writing(self.engine) as conn:
-                verdict = last_look(conn, [item.row.contact_id], self.ctx)[item.row.contact_id]
+                verdict = last_look_one(conn, item.row.contact_id, self.ctx)
                 if verdict.action is not Action.SEND:
                     now_pending = _Pending()
                     self._withhold(item, verdict, now_pending)
                     self._write(conn, now_pending)
                     withheld = True
                     return False
-                sent = _outcome(
-                    item.row,
-                    OS.SENT,
-                    item.reason,
-                    attempts=item.row.attempts + 1,
-                    segment=item.segment,
+                sent = conn.execute(
+                    _SENT_ONE,
+                    {
+                        "o_id": item.row.id,
+                        "o_lease": self.lease_until,
+                        "o_attempts": item.row.attempts + 1,
+                        "o_reason": item.reason,
+                        "o_segment": item.segment,
+                        "o_now": self.now,
+                    },
                 )
-                if not _write_back(conn, self.now, [sent], self.lease_until):
+                if not sent.rowcount:
                     return False  # another run holds this row now: it is theirs to send
-                mark_sent_many(conn, [item.key])
+                mark_sent(conn, item.key)
                 handed = True
                 return True
 

@@ -38,6 +38,7 @@ import logging
 import queue
 import re
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -370,6 +371,12 @@ class SmtpTransport:
             smtp = smtplib.SMTP(
                 self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
             )
+            # The final dot is a small write after the body; with Nagle's algorithm it
+            # waits for the body's ACK, which the server delays (~40 ms) since it has
+            # nothing to say before the dot. Every command here waits for its reply
+            # anyway, so there is nothing for Nagle to coalesce.
+            if smtp.sock is not None:
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp.ehlo()
             encrypted = False
             if self.starttls is not False:

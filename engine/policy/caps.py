@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from engine.models import ReservationState, SendReservation
 from engine.policy.chain import finalize, passed
@@ -187,8 +187,19 @@ def release_many(conn: Connection, keys: Sequence[str], *, sent_too: bool = Fals
     return _move(conn, keys, states, ReservationState.RELEASED.value)
 
 
+_MARK_ONE = (
+    update(reservations_t)
+    .where(
+        reservations_t.c.message_key == bindparam("key"),
+        reservations_t.c.state == ReservationState.RESERVED.value,
+    )
+    .values(state=ReservationState.SENT.value)
+)
+
+
 def mark_sent(conn: Connection, message_key: str) -> bool:
-    return bool(mark_sent_many(conn, [message_key]))
+    """One message left (a statement built once: the SMTP handover runs it per message)."""
+    return bool(conn.execute(_MARK_ONE, {"key": message_key}).rowcount)
 
 
 def mark_sent_many(conn: Connection, keys: Sequence[str]) -> int:

@@ -18,9 +18,10 @@ and the hour was checked at claim time.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, Select, and_, bindparam, select
 
 from engine.consent.suppression import suppressions
 from engine.policy.active import ActiveContact
@@ -49,44 +50,70 @@ def last_look(
     return {cid: evaluate(facts[cid], ctx, LAST_LOOK) for cid in ids}
 
 
+def last_look_one(conn: Connection, contact_id: UUID, ctx: GateContext) -> Verdict:
+    """``last_look`` for one recipient, with a statement built once (the SMTP handover)."""
+    query = _ONE_PG if conn.dialect.name == "postgresql" else _ONE
+    row = conn.execute(query, {"cid": contact_id, "topic": ctx.topic}).first()
+    if row is None:
+        facts = load_facts(conn, [contact_id], ctx.topic, ctx.now, sends=False)[contact_id]
+    else:
+        facts = _to_facts(row)
+    return evaluate(facts, ctx, LAST_LOOK)
+
+
+def _to_facts(r: Any) -> Facts:
+    return Facts(
+        contact_id=r.id,
+        status=r.status,
+        timezone=r.timezone,
+        suppression=r.reason,
+        consent_state=r.state,
+        consent_expires_at=r.expires_at,
+        cadence=r.cadence,
+        paused_until=r.paused_until,
+    )
+
+
+def _query(topic: Any) -> Select[Any]:
+    cs, tp = consent_state_t, topic_prefs_t
+    return (
+        select(
+            contacts.c.id,
+            contacts.c.status,
+            contacts.c.timezone,
+            cs.c.state,
+            cs.c.expires_at,
+            tp.c.cadence,
+            tp.c.paused_until,
+            suppressions.c.reason,
+        )
+        .select_from(cs)
+        .join(contacts, contacts.c.id == cs.c.contact_id)
+        .outerjoin(tp, and_(tp.c.contact_id == cs.c.contact_id, tp.c.topic == topic))
+        .outerjoin(suppressions, suppressions.c.address_hash == contacts.c.blind_index)
+        .where(cs.c.topic == topic)
+    )
+
+
+_ONE = _query(bindparam("topic")).where(consent_state_t.c.contact_id == bindparam("cid"))
+_ONE_PG = _ONE.with_for_update(read=True, of=consent_state_t)
+
+
 def _facts(conn: Connection, ids: list[UUID], topic: str) -> dict[UUID, Facts]:
     """What the last look needs, in one query per chunk (it runs per message over SMTP).
 
     Starts from the consent rows, the ones a withdrawal changes, so PostgreSQL can
     lock them ``FOR SHARE`` (the outer-joined tables cannot be locked).
     """
-    cs, tp = consent_state_t, topic_prefs_t
     out: dict[UUID, Facts] = {}
     for start in range(0, len(ids), CHUNK):
         query = (
-            select(
-                contacts.c.id,
-                contacts.c.status,
-                contacts.c.timezone,
-                cs.c.state,
-                cs.c.expires_at,
-                tp.c.cadence,
-                tp.c.paused_until,
-                suppressions.c.reason,
-            )
-            .select_from(cs)
-            .join(contacts, contacts.c.id == cs.c.contact_id)
-            .outerjoin(tp, and_(tp.c.contact_id == cs.c.contact_id, tp.c.topic == topic))
-            .outerjoin(suppressions, suppressions.c.address_hash == contacts.c.blind_index)
-            .where(cs.c.contact_id.in_(ids[start : start + CHUNK]), cs.c.topic == topic)
-            .order_by(cs.c.contact_id)
+            _query(topic)
+            .where(consent_state_t.c.contact_id.in_(ids[start : start + CHUNK]))
+            .order_by(consent_state_t.c.contact_id)
         )
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update(read=True, of=cs)
+            query = query.with_for_update(read=True, of=consent_state_t)
         for r in conn.execute(query).all():
-            out[r.id] = Facts(
-                contact_id=r.id,
-                status=r.status,
-                timezone=r.timezone,
-                suppression=r.reason,
-                consent_state=r.state,
-                consent_expires_at=r.expires_at,
-                cadence=r.cadence,
-                paused_until=r.paused_until,
-            )
+            out[r.id] = _to_facts(r)
     return out
