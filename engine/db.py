@@ -115,6 +115,24 @@ def writing(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def writing_on(conn: Connection) -> Iterator[Connection]:
+    """``writing()`` on a connection the caller holds (no pool checkout per transaction).
+
+    For a thread that writes many short transactions in a row, e.g. the SMTP
+    handover, one per message. The caller must not be inside a transaction on it.
+    """
+    engine = conn.engine
+    if engine.dialect.name != "sqlite":
+        with conn.begin():
+            yield conn
+        return
+    with _writer_lock(engine):
+        conn.execution_options(tact_immediate=True)
+        with conn.begin():
+            yield conn
+
+
 def upsert(
     conn: Connection, table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
 ) -> None:

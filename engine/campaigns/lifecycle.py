@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,6 +32,7 @@ from engine.config import Settings
 from engine.consent.topics import cached_topics
 from engine.errors import TactError
 from engine.models import Campaign, CampaignStatus, OutboxRow, OutboxStatus
+from engine.policy.quiet_hours import zone as zone_named
 from engine.render.brand import Brand
 from engine.render.campaign import CampaignError, CampaignSpec
 from engine.render.mime import message_id_for
@@ -231,11 +231,9 @@ def due_at_for(row: Any, timezone: str | None, now: datetime) -> datetime:
         return send_at
     if row.local_hour is None or row.send_date is None:
         return now
-    try:
-        zone: Any = ZoneInfo(timezone) if timezone else UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = UTC
-    local = datetime.combine(row.send_date, parse_local_hour(row.local_hour), tzinfo=zone)
+    local = datetime.combine(
+        row.send_date, parse_local_hour(row.local_hour), tzinfo=zone_named(timezone)
+    )
     return local.astimezone(UTC)
 
 

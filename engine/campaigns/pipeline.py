@@ -56,7 +56,7 @@ from engine.config import Settings
 from engine.consent.suppression import suppress
 from engine.consent.tokens import TokenSigner
 from engine.consent.topics import cached_topics
-from engine.db import writing
+from engine.db import writing, writing_on
 from engine.delivery import retry
 from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
@@ -407,6 +407,8 @@ class _BatchSender:
         self.retry_base = timedelta(seconds=settings.delivery_retry_base_seconds)
         #: Guards the counters, the report and the pending lists (sender threads share them).
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._held: list[Connection] = []
 
     # -- the whole batch ------------------------------------------------------------------
 
@@ -493,14 +495,29 @@ class _BatchSender:
         so a crash before that write only makes them due again.
         """
         threads = max(1, int(getattr(self.transport, "concurrency", 1)))
-        if threads == 1:
-            for item in ready:
-                self._send_one(item, pending)
-            return
-        with ThreadPoolExecutor(threads, thread_name_prefix="tact-send") as pool:
-            futures = [pool.submit(self._send_one, item, pending) for item in ready]
-            for future in futures:
-                future.result()  # a handover's database error ends the batch here
+        try:
+            if threads == 1:
+                for item in ready:
+                    self._send_one(item, pending)
+                return
+            with ThreadPoolExecutor(threads, thread_name_prefix="tact-send") as pool:
+                futures = [pool.submit(self._send_one, item, pending) for item in ready]
+                for future in futures:
+                    future.result()  # a handover's database error ends the batch here
+        finally:
+            for conn in self._held:
+                conn.close()
+            self._held.clear()
+
+    def _connection(self) -> Connection:
+        """This sender thread's own connection, held for the batch (one per thread)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._held.append(conn)
+        return conn
 
     def _send_one(self, item: _Ready, pending: _Pending) -> None:
         if self.paused:
@@ -511,7 +528,7 @@ class _BatchSender:
 
         def handover() -> bool:
             nonlocal handed, withheld
-            with writing(self.engine) as conn:
+            with writing_on(self._connection()) as conn:
                 verdict = last_look_one(conn, item.row.contact_id, self.ctx)
                 if verdict.action is not Action.SEND:
                     now_pending = _Pending()

@@ -20,21 +20,23 @@ class MaildirTransport:
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = root
         self.fsync = fsync
+        self._tmp, self._new, self._cur = (os.path.join(root, d) for d in ("tmp", "new", "cur"))
+        self._suffix = f".{os.getpid()}"
 
     def open(self) -> None:
         for sub in ("tmp", "new", "cur"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._suffix = f".{os.getpid()}"  # opened again after a fork: this process's own
 
     def filename(self, message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:40] + ".tact"
 
     def send(self, message: OutgoingMessage, handover: Handover | None = None) -> DeliveryResult:
         name = self.filename(message.message_id)
-        final = self.root / "new" / name
-        if final.exists() or (self.root / "cur" / name).exists():
+        if os.path.exists(os.path.join(self._cur, name)):  # read by a mail client already
             return DeliveryResult(DeliveryStatus.DUPLICATE, "already in the outbox")
-        tmp = self.root / "tmp" / f"{name}.{os.getpid()}"
-        with tmp.open("wb") as fh:
+        tmp = os.path.join(self._tmp, name + self._suffix)
+        with open(tmp, "wb") as fh:
             fh.write(message.data)
             if self.fsync:
                 fh.flush()
@@ -42,16 +44,16 @@ class MaildirTransport:
         try:
             if handover is not None and not handover():
                 return DeliveryResult(DeliveryStatus.WITHHELD)
-            os.link(tmp, final)  # fails if a concurrent sender got there first
+            os.link(tmp, os.path.join(self._new, name))  # refuses an existing name
         except FileExistsError:
             return DeliveryResult(DeliveryStatus.DUPLICATE, "already in the outbox")
         finally:
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
         return DeliveryResult(DeliveryStatus.SENT)
 
     def flush(self) -> None:
         if self.fsync:
-            fd = os.open(self.root / "new", os.O_RDONLY)
+            fd = os.open(self._new, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 _ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
 MAX_DETAIL = 200
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+#: What may stand between the brackets of MAIL FROM / RCPT TO here: printable ASCII
+#: without space, brackets or control characters, one "@".
+_PLAIN_ADDRESS = re.compile(r"[!-;=?A-~]+@[!-;=?A-~]+")
 
 
 class SmtpConfigurationError(ConfigurationError):
@@ -314,12 +317,17 @@ class SmtpTransport:
         Raises what ``sendmail`` raises; returns False when the handover withheld it.
         """
         smtp.ehlo_or_helo_if_needed()
-        options = [f"size={len(message.data)}"] if smtp.has_extn("size") else []
-        code, reply = smtp.mail(message.sender, options)
+        for address in (message.sender, message.recipient):
+            if not _PLAIN_ADDRESS.fullmatch(address):  # never a second command in a path
+                raise smtplib.SMTPNotSupportedError("address not usable in an SMTP path")
+        # MAIL and RCPT written directly: the addresses are validated at import (ASCII,
+        # no brackets or spaces), so smtplib's per-call parseaddr is not needed.
+        size = f" SIZE={len(message.data)}" if smtp.has_extn("size") else ""
+        code, reply = smtp.docmd(f"MAIL FROM:<{message.sender}>{size}")
         if code != 250:
             self._abort(slot, smtp, code)
             raise smtplib.SMTPSenderRefused(code, reply, message.sender)
-        code, reply = smtp.rcpt(message.recipient)
+        code, reply = smtp.docmd(f"RCPT TO:<{message.recipient}>")
         if code not in (250, 251):
             self._abort(slot, smtp, code)
             raise smtplib.SMTPRecipientsRefused({message.recipient: (code, reply)})

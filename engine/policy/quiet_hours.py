@@ -8,6 +8,7 @@ to ``end:00`` local time, the next free slot.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.policy.context import GateContext
@@ -15,7 +16,13 @@ from engine.policy.facts import Facts
 from engine.policy.reasons import Reason, Verdict
 
 
+@lru_cache(maxsize=1024)
 def zone(name: str | None) -> tzinfo:
+    """The time zone of that name (UTC when unknown), kept for the process's life.
+
+    ``ZoneInfo`` itself strongly caches only the 8 most recent zones: with more
+    zones than that in a batch it re-read the zone files for every recipient.
+    """
     if not name:
         return UTC
     try:
@@ -47,6 +54,8 @@ class OutsideQuietHours:
 
     def check(self, facts: Facts, ctx: GateContext) -> Verdict | None:
         limits = ctx.limits
+        if limits.quiet_start == limits.quiet_end:  # no quiet hours configured
+            return None
         until = quiet_until(ctx.now, zone(facts.timezone), limits.quiet_start, limits.quiet_end)
         if until is None:
             return None
