@@ -7,12 +7,15 @@ writes them, with the machine they were measured on, to
 every figure with a numeric target met it, 1 otherwise.
 
 Adding a benchmark: create ``bench/bench_<name>.py`` with a ``run`` function
-(see bench/common.py and bench/bench_import.py); nothing to register.
+(see bench/common.py and bench/bench_import.py); nothing to register. Only
+modules named ``bench_*`` are benchmarks: give a helper module (a baseline's
+Celery app, shared code) any other name.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import importlib
 import json
@@ -35,6 +38,11 @@ from bench.common import BENCH_DIR, PROJECT_ROOT, BenchContext, Figure, isolate_
 
 PREFIX = "bench_"
 DEFAULT_OUT = BENCH_DIR / "results" / "latest.json"
+#: Scratch space beside the product's own var/ (git-ignored). Not the system's /tmp:
+#: on the benchmark machine creating a file there cost 117-781 us against 52 us under
+#: the project (same disk, measured 2026-11-23), which made every Maildir figure a
+#: measure of /tmp rather than of the code. Floor, pipeline and textbook all write here.
+DEFAULT_SCRATCH = PROJECT_ROOT / "var" / "bench"
 
 RunFn = Callable[[BenchContext], list[Figure]]
 
@@ -47,13 +55,56 @@ class Outcome:
     error: str | None = None
 
 
-def discover() -> dict[str, str]:
-    """Benchmark name → module name, for every ``bench/bench_*.py``, sorted by name."""
-    found = {
-        info.name.removeprefix(PREFIX): f"bench.{info.name}"
-        for info in pkgutil.iter_modules([str(BENCH_DIR)])
-        if info.name.startswith(PREFIX) and not info.ispkg
-    }
+class DiscoveryError(RuntimeError):
+    """A ``bench_*`` module that is not a benchmark (no top-level ``run``)."""
+
+
+def defines_run(path: Path) -> bool:
+    """Whether the module's source binds ``run`` at top level (def, assignment or import).
+
+    Read from the source, not by importing: discovery (and ``--list``) must not
+    import every benchmark with its dependencies, and a helper misnamed
+    ``bench_*`` must be refused before anything runs, not halfway through.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "run":
+            return True
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "run" for t in targets):
+                return True
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            if any((alias.asname or alias.name) == "run" for alias in node.names):
+                return True
+    return False
+
+
+def discover(directory: Path = BENCH_DIR) -> dict[str, str]:
+    """Benchmark name → module name, for every ``bench_*.py`` in ``directory``, sorted by name.
+
+    Modules with other names (``common``, ``run``, a baseline's helper app) are
+    not benchmarks and are never imported here. A ``bench_*`` module without a
+    top-level ``run`` is an error (``DiscoveryError``), naming the file.
+    """
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for info in pkgutil.iter_modules([str(directory)]):
+        if not info.name.startswith(PREFIX) or info.ispkg:
+            continue
+        path = directory / f"{info.name}.py"
+        if not path.is_file():  # an extension module or bytecode only: nothing to check
+            continue
+        if defines_run(path):
+            found[info.name.removeprefix(PREFIX)] = f"bench.{info.name}"
+        else:
+            missing.append(str(path.relative_to(directory.parent)))
+    if missing:
+        raise DiscoveryError(
+            f"{', '.join(missing)}: no top-level run(ctx) function. Modules named "
+            f"{PREFIX}*.py are benchmarks and need one; rename a helper module so it "
+            f"does not start with {PREFIX!r}."
+        )
     return dict(sorted(found.items()))
 
 
@@ -188,12 +239,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})"
     )
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=DEFAULT_SCRATCH,
+        help=(
+            "where benchmarks create their databases and outboxes, removed after "
+            f"(default {DEFAULT_SCRATCH}: the file system of the product's var/, not /tmp)"
+        ),
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    available = discover()
+    try:
+        available = discover()
+    except DiscoveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.list:
         print("\n".join(available))
         return 0
@@ -202,7 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True, highlight=False)
     info = machine()
     started = time.perf_counter()
-    ctx = BenchContext(quick=args.quick, log=lambda msg: console.print(msg, markup=False))
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    ctx = BenchContext(
+        quick=args.quick,
+        log=lambda msg: console.print(msg, markup=False),
+        scratch_parent=args.scratch,
+    )
     try:
         outcomes = run_benchmarks(selected, ctx, console)
     finally:
