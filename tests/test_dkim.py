@@ -298,11 +298,15 @@ def test_signing_is_configured_from_settings_and_half_a_configuration_is_refused
     assert signer_from_settings(Settings(var_dir=tmp_path)) is None
     with pytest.raises(ConfigurationError, match="TACT_DKIM_DOMAIN"):
         signer_from_settings(Settings(var_dir=tmp_path, dkim_selector="s1"))
-    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     signer = signer_from_settings(
         Settings(
             var_dir=tmp_path,

@@ -3,6 +3,10 @@
 The server counts connections and messages by Message-ID, answers 451 to chosen
 Message-IDs, 550 to chosen recipients and 553 to chosen senders. No timed
 assertions: the rate limiter is checked on the waits it asks for.
+
+The same server is the sink of the worker tests (tests/test_workers*.py): a ``rule``
+decides the reply to each message from (recipient, Message-ID, attempt), and every
+message that reached the final dot is kept as an ``Arrival`` with its time.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email
+import email.parser
 import ipaddress
 import socket
 import ssl
@@ -18,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,31 @@ from engine.delivery.smtp import (
 SENDER = "news@northwind.example"
 
 
+ACCEPT = "250 2.0.0 OK"
+
+#: Decides the reply to one message at the final dot: (recipient, Message-ID, attempt)
+#: -> an SMTP reply such as "451 4.7.1 Try again later", or None to accept it. The
+#: attempt counts from 1: how many times this Message-ID reached the dot, this time
+#: included.
+Rule = Callable[[str, str, int], str | None]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One message that reached the final dot, accepted or not."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    attempt: int
+    reply: str
+    #: ``time.monotonic()`` in this process when the final dot arrived.
+    at: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply.startswith("2")
+
+
 class Handler:
     def __init__(self) -> None:
         self.accepted: Counter[str] = Counter()
@@ -54,6 +85,21 @@ class Handler:
         self.open_sessions: set[SMTP] = set()
         self.logins: list[bytes] = []
         self.lock = threading.Lock()
+        self.rule: Rule | None = None
+        #: Seconds the server takes to answer each final dot (a slow relay).
+        self.delay = 0.0
+        #: Final dots seen per Message-ID (accepted or not).
+        self.attempts: Counter[str] = Counter()
+        #: Accepted messages per recipient (lower-cased).
+        self.recipients: Counter[str] = Counter()
+        #: Recipients refused at RCPT (lower-cased), how many times.
+        self.refused: Counter[str] = Counter()
+        self.arrivals: list[Arrival] = []
+
+    def snapshot(self) -> list[Arrival]:
+        """The arrivals so far (a copy, safe to read while the server runs)."""
+        with self.lock:
+            return list(self.arrivals)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -67,18 +113,39 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if address in self.reject_rcpts:
+            with self.lock:
+                self.refused[address.lower()] += 1
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        at = time.monotonic()
         content = envelope.original_content or b""
-        message_id = str(email.message_from_bytes(content)["Message-ID"])
-        if message_id in self.defer_ids:
-            return "451 4.3.0 Temporary failure, try again later"
+        headers = email.parser.BytesParser().parsebytes(content, headersonly=True)
+        message_id = str(headers["Message-ID"])
+        recipients = tuple(envelope.rcpt_tos)
         with self.lock:
-            self.accepted[message_id] += 1
-        return "250 2.0.0 OK"
+            self.attempts[message_id] += 1
+            attempt = self.attempts[message_id]
+        reply: str | None = None
+        if message_id in self.defer_ids:
+            reply = "451 4.3.0 Temporary failure, try again later"
+        elif self.rule is not None:
+            reply = next(
+                (r for r in (self.rule(rcpt, message_id, attempt) for rcpt in recipients) if r),
+                None,
+            )
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        reply = reply or ACCEPT
+        with self.lock:
+            arrival = Arrival(message_id, recipients, attempt, reply, at)
+            self.arrivals.append(arrival)
+            if arrival.accepted:
+                self.accepted[message_id] += 1
+                self.recipients.update(r.lower() for r in recipients)
+        return reply
 
 
 class CountingSMTP(SMTP):

@@ -7,12 +7,7 @@ Bounded: every wait has a deadline; the worker is always terminated.
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,10 +17,9 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from engine.campaigns import create, schedule
-from engine.campaigns.lifecycle import outbox_t
 from engine.config import Settings, get_settings
 from engine.db import make_engine, writing
 from engine.synthetic import generate_customers, write_jsonl
@@ -33,10 +27,16 @@ from engine.vault import Keyring, Vault
 from engine.vault.importer import import_file
 from tests.services import PostgresServer
 from tests.test_smtp import Server
+from tests.workers_helpers import (
+    broker_texts,
+    counts,
+    personal_data_in,
+    sent_message_ids,
+    start_worker,
+    stop_worker,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 CONTACTS = 300
-CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
 DEADLINE = 90.0  # seconds for the whole campaign to go out
 
 
@@ -105,118 +105,6 @@ def populate(settings: Settings, tmp_path: Path) -> tuple[Engine, int, list[dict
         cid = create(conn, settings, name="workers-1", template="autumn-2026", now=now)
         schedule(conn, cid, now)
     return engine, cid, records
-
-
-def start_worker(log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                *CELERY,
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "2",
-                "-Q",
-                "tact",
-                "-l",
-                "warning",
-            ],
-            cwd=REPO,
-            env=dict(os.environ),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: we can stop all of it
-        )
-
-
-def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(20)
-    # Pool processes left behind by a killed parent.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def counts(engine: Engine, campaign_id: int) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(outbox_t.c.status, func.count())
-            .where(outbox_t.c.campaign_id == campaign_id)
-            .group_by(outbox_t.c.status)
-        ).all()
-    return {str(status): int(n) for status, n in rows}
-
-
-def sent_message_ids(engine: Engine, campaign_id: int) -> set[str]:
-    with engine.connect() as conn:
-        return set(
-            conn.execute(
-                select(outbox_t.c.message_id).where(
-                    outbox_t.c.campaign_id == campaign_id, outbox_t.c.status == "sent"
-                )
-            ).scalars()
-        )
-
-
-def _texts(value: bytes) -> list[str]:
-    """A Redis value as text, plus JSON re-dumped unescaped and base64 bodies decoded."""
-    text = value.decode("utf-8", errors="replace")
-    found = [text]
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return found
-    found.append(json.dumps(data, ensure_ascii=False))
-    envelopes = data if isinstance(data, list) else [data]
-    for item in envelopes:
-        if isinstance(item, dict) and isinstance(item.get("body"), str):
-            try:
-                body = base64.b64decode(item["body"], validate=True)
-            except ValueError:
-                continue
-            found += _texts(body)
-    return found
-
-
-def broker_texts(client: redis.Redis) -> list[str]:
-    """Everything stored in the broker's Redis, as text."""
-    found: list[str] = []
-    for key in client.scan_iter(count=1000):
-        found.append(key.decode("utf-8", errors="replace"))
-        kind = client.type(key).decode()
-        values: list[bytes] = []
-        if kind == "string":
-            values = [client.get(key) or b""]
-        elif kind == "list":
-            values = list(client.lrange(key, 0, -1))
-        elif kind == "hash":
-            values = [v for pair in client.hgetall(key).items() for v in pair]
-        elif kind == "set":
-            values = list(client.smembers(key))
-        elif kind == "zset":
-            values = list(client.zrange(key, 0, -1))
-        for value in values:
-            found += _texts(value)
-    return found
-
-
-def personal_data_in(texts: list[str], records: list[dict[str, Any]]) -> set[str]:
-    needles = set()
-    for r in records:
-        needles.add(r["email"].lower())
-        needles |= {r[k] for k in ("first_name", "last_name") if len(r.get(k) or "") >= 3}
-    blob = "\n".join(texts)
-    lower = blob.lower()
-    return {n for n in needles if (n in lower if "@" in n else n in blob)}
 
 
 def test_a_worker_sends_each_eligible_contact_exactly_once_and_the_broker_holds_ids_only(
