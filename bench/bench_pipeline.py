@@ -411,7 +411,9 @@ class Pipeline:
             )
         finally:
             engine.dispose()
-            shutil.rmtree(var, ignore_errors=True)
+            # Not deleted here: a deletion of thousands of files makes the file
+            # system busy (journal, discard) during the next timed pass. The whole
+            # scratch directory goes at the end of the run.
 
     def rate(self, seconds: float) -> tuple[float, CampaignRun]:
         sent, timed = 0, 0.0
@@ -512,8 +514,7 @@ class FloorDelivery:
         transport.flush()
         seconds = time.perf_counter() - started
         transport.close()
-        sample = _first_message(root) if keep_sample else None
-        shutil.rmtree(root, ignore_errors=True)
+        sample = _first_message(root) if keep_sample else None  # root stays: see campaign()
         if sent != len(self.people):
             raise RuntimeError(f"floor delivered {sent} of {len(self.people)}")
         return sent, seconds, sample

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 _ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
 MAX_DETAIL = 200
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux
 #: What may stand between the brackets of MAIL FROM / RCPT TO here: printable ASCII
 #: without space, brackets or control characters, one "@".
 _PLAIN_ADDRESS = re.compile(r"[!-;=?A-~]+@[!-;=?A-~]+")
@@ -338,7 +339,13 @@ class SmtpTransport:
         body = _LEADING_DOT.sub(b"..", message.data)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
-        smtp.send(body)
+        sock = smtp.sock
+        if _MSG_MORE and isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+            # Held back by the kernel until the dot follows, so the server reads body
+            # and dot in one go, as it would from a plain sendmail (plain TCP only).
+            sock.sendall(body, _MSG_MORE)
+        else:
+            smtp.send(body)
         try:
             go = hand_over()
         except BaseException:
