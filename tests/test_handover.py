@@ -15,23 +15,25 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from engine.campaigns.lifecycle import get
 from engine.campaigns.pipeline import Composers, _BatchSender, _gate_context, claim, run_batch
 from engine.config import Settings
-from engine.consent.service import Origin, withdraw
+from engine.consent.service import Origin, set_cadence, withdraw
 from engine.db import writing
 from engine.delivery.base import DeliveryStatus, OutgoingMessage
 from engine.delivery.smtp import SmtpTransport
-from engine.models import GateDecision, SendReservation
+from engine.models import Cadence, ConsentStateRow, GateDecision, SendReservation
 from engine.policy import Action, gate
 from engine.vault import Vault
+from engine.vault.erasure import erase_contact_id
 from tests.test_campaigns import NOW, files, launched, outbox, rows, subscribers
 from tests.test_smtp import SENDER, Handler, Server, message
 
 reservations_t = SendReservation.__table__  # type: ignore[attr-defined]
 decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
+consent_state_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
 
 
 class HookedHandler(Handler):
@@ -59,7 +61,8 @@ def sink() -> Iterator[Server]:
 
 
 def smtp(sink: Server) -> SmtpTransport:
-    transport = SmtpTransport("127.0.0.1", sink.port, timeout=10.0, starttls=False)
+    """One connection: messages go out in contact-id order, one at a time."""
+    transport = SmtpTransport("127.0.0.1", sink.port, timeout=10.0, starttls=False, pool_size=1)
     transport.open()
     return transport
 
@@ -269,3 +272,67 @@ def test_a_pool_of_connections_sends_each_message_once_in_parallel(
     assert len(sink.handler.accepted) == 40 and set(sink.handler.accepted.values()) == {1}
     assert 1 <= transport.connections_opened <= 4
     assert {r.status for r in rows(engine, cid).values()} == {"sent"}
+
+
+def _pause(conn: Any, vault: Vault, cid: Any) -> None:
+    set_cadence(conn, cid, "offers", Cadence.AS_IT_HAPPENS, pause_weeks=2, now=NOW)
+
+
+def _expire(conn: Any, vault: Vault, cid: Any) -> None:
+    conn.execute(
+        update(consent_state_t)
+        .where(consent_state_t.c.contact_id == cid)
+        .values(expires_at=NOW - timedelta(seconds=1))
+    )
+
+
+def _erase(conn: Any, vault: Vault, cid: Any) -> None:
+    erase_contact_id(conn, vault, cid, actor="test")
+
+
+def _withdraw_topic(conn: Any, vault: Vault, cid: Any) -> None:
+    withdraw(conn, vault, cid, "offers", Origin(source="preference-center"))
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "reason"),
+    [
+        (_withdraw_topic, "skipped", "consent-withdrawn"),
+        (_pause, "deferred", "paused-by-customer"),
+        (_expire, "skipped", "consent-expired"),
+        (_erase, "skipped", "contact-inactive"),
+    ],
+    ids=["withdrawn", "paused", "expired", "erased"],
+)
+def test_every_last_look_rule_stops_a_message_at_the_handover(
+    engine: Engine,
+    vault: Vault,
+    settings: Settings,
+    sink: Server,
+    change: Callable[[Any, Vault, Any], None],
+    status: str,
+    reason: str,
+) -> None:
+    """The handover's one-statement fast path refuses whatever the rules refuse."""
+    subscribers(engine, vault, settings, 3)
+    cid = launched(engine, settings)
+    target = sorted(rows(engine, cid))[-1]
+    target_mid = rows(engine, cid)[target].message_id
+    done: list[bool] = []
+
+    def change_during_the_first_message(_message_id: str) -> None:
+        if not done:
+            with writing(engine) as conn:
+                change(conn, vault, target)
+            done.append(True)
+
+    sink.handler.on_data = change_during_the_first_message
+    transport = smtp(sink)
+    try:
+        report = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert done and target_mid not in sink.handler.accepted
+    assert report.by_status == {"sent": 2, status: 1}
+    row = rows(engine, cid)[target]
+    assert (row.status, row.reason) == (status, reason)

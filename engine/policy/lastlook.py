@@ -21,9 +21,10 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, exists, or_, select
 
 from engine.consent.suppression import suppressions
+from engine.models import ConsentState, ContactStatus
 from engine.policy.active import ActiveContact
 from engine.policy.chain import evaluate
 from engine.policy.consent import ConsentCurrent
@@ -59,6 +60,41 @@ def last_look_one(conn: Connection, contact_id: UUID, ctx: GateContext) -> Verdi
     else:
         facts = _to_facts(row)
     return evaluate(facts, ctx, LAST_LOOK)
+
+
+def eligible(*, transactional: bool) -> ColumnElement[bool]:
+    """``LAST_LOOK`` passes, as one SQL condition (bind parameters ``cid``, ``topic``, ``o_now``).
+
+    The fast path of the SMTP handover: folded into the statement that records the
+    message as sent, it makes the common case one statement. It mirrors the rules
+    (active, not suppressed, consent subscribed and not expired, not paused unless
+    transactional); the rules stay the authority: when this condition fails, the
+    caller runs ``last_look_one`` for the reason, and sends if the rules say so.
+    """
+    cs, tp = consent_state_t, topic_prefs_t
+    now = bindparam("o_now", type_=cs.c.expires_at.type)
+    topic = bindparam("topic", type_=cs.c.topic.type)
+    conditions = [
+        cs.c.contact_id == bindparam("cid", type_=cs.c.contact_id.type),
+        cs.c.topic == topic,
+        cs.c.state == ConsentState.SUBSCRIBED.value,
+        or_(cs.c.expires_at.is_(None), cs.c.expires_at > now),
+        contacts.c.status == ContactStatus.ACTIVE.value,
+        ~exists().where(suppressions.c.address_hash == contacts.c.blind_index),
+    ]
+    if not transactional:
+        conditions.append(
+            ~exists().where(
+                tp.c.contact_id == cs.c.contact_id,
+                tp.c.topic == topic,
+                tp.c.paused_until > now,
+            )
+        )
+    return exists(
+        select(cs.c.contact_id)
+        .select_from(cs.join(contacts, contacts.c.id == cs.c.contact_id))
+        .where(*conditions)
+    )
 
 
 def _to_facts(r: Any) -> Facts:
