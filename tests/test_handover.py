@@ -336,3 +336,38 @@ def test_every_last_look_rule_stops_a_message_at_the_handover(
     assert report.by_status == {"sent": 2, status: 1}
     row = rows(engine, cid)[target]
     assert (row.status, row.reason) == (status, reason)
+
+
+def test_a_refusal_of_the_dot_after_the_handover_corrects_the_row_and_the_slot(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    subscribers(engine, vault, settings, 3)
+    cid = launched(engine, settings)
+    ordered = sorted(rows(engine, cid))
+    greylisted, bounced = ordered[0], ordered[1]
+    sink.handler.defer_ids.add(rows(engine, cid)[greylisted].message_id)
+    bounce_mid = rows(engine, cid)[bounced].message_id
+
+    async def refuse_one(server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        if bounce_mid.encode() in content:
+            return "554 5.7.1 Message rejected"
+        return await HookedHandler.handle_DATA(sink.handler, server, session, envelope)
+
+    sink.handler.handle_DATA = refuse_one  # type: ignore[method-assign]
+    transport = smtp(sink)
+    try:
+        report = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert report.by_status == {"sent": 1, "deferred": 1, "bounced": 1}
+    got = rows(engine, cid)
+    assert (got[greylisted].status, got[greylisted].reason) == ("deferred", "transport-deferred")
+    assert got[bounced].status == "bounced"
+    with engine.connect() as conn:
+        slots = dict(
+            conn.execute(select(reservations_t.c.contact_id, reservations_t.c.state)).all()
+        )
+    assert slots[greylisted] == "reserved"  # held for the retry, not marked sent
+    assert slots[bounced] == "released"
+    assert slots[ordered[2]] == "sent"

@@ -67,7 +67,6 @@ from engine.policy import (
     Verdict,
     gate,
     last_look,
-    mark_sent,
     mark_sent_many,
     release_many,
     unmark_sent,
@@ -545,7 +544,11 @@ class _BatchSender:
             with writing_on(self._connection()) as conn:
                 # Common case, one statement: still ours, and the last look passes.
                 if conn.execute(_SENT_IF_ELIGIBLE[self.ctx.transactional], params).rowcount:
-                    mark_sent(conn, item.key)
+                    # The cap slot is counted already (reserved); it is marked sent in
+                    # bulk with the batch's other records, or stays reserved (still
+                    # counted) if this process dies first.
+                    with self._lock:
+                        pending.to_mark.append(item.key)
                     handed = True
                     return True
                 verdict = last_look_one(conn, item.row.contact_id, self.ctx)
@@ -558,7 +561,8 @@ class _BatchSender:
                 if not conn.execute(_SENT_ONE, params).rowcount:
                     return False  # another run holds this row now: it is theirs to send
                 log.warning("last look: the SQL condition refused what the rules allow")
-                mark_sent(conn, item.key)
+                with self._lock:
+                    pending.to_mark.append(item.key)
                 handed = True
                 return True
 
@@ -577,6 +581,8 @@ class _BatchSender:
                 self.run_length, self.any_success = 0, True
             return
         # Refused after the handover (a 4xx or 5xx to the final dot): undo the "sent".
+        with self._lock:
+            pending.to_mark.remove(item.key)
         correction = _Pending()
         self._result(item, result, correction)
         with writing(self.engine) as conn:
