@@ -56,7 +56,7 @@ from engine.config import Settings
 from engine.consent.suppression import suppress
 from engine.consent.tokens import TokenSigner
 from engine.consent.topics import cached_topics
-from engine.db import writing, writing_on
+from engine.db import PreparedWrite, sqlite_writing, writing, writing_on
 from engine.delivery import retry
 from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
@@ -411,6 +411,7 @@ class _BatchSender:
         #: Guards the counters, the report and the pending lists (sender threads share them).
         self._lock = threading.RLock()
         self._local = threading.local()
+        self._prepared: dict[bool, PreparedWrite] = {}
         self._held: list[Connection] = []
 
     # -- the whole batch ------------------------------------------------------------------
@@ -512,6 +513,20 @@ class _BatchSender:
                 conn.close()
             self._held.clear()
 
+    def _fast_handover(self, conn: Connection, params: dict[str, Any]) -> bool:
+        """Record the message as sent if it is still ours and passes the last look."""
+        flag = self.ctx.transactional
+        if conn.dialect.name == "sqlite":
+            prepared = self._prepared.get(flag)
+            if prepared is None:
+                prepared = self._prepared[flag] = PreparedWrite(
+                    _SENT_IF_ELIGIBLE[flag], conn.dialect
+                )
+            with sqlite_writing(conn) as cursor:
+                return bool(prepared.run(cursor, params))
+        with writing_on(conn) as tx:
+            return bool(tx.execute(_SENT_IF_ELIGIBLE[flag], params).rowcount)
+
     def _connection(self) -> Connection:
         """This sender thread's own connection, held for the batch (one per thread)."""
         conn: Connection | None = getattr(self._local, "conn", None)
@@ -541,16 +556,17 @@ class _BatchSender:
                 "cid": item.row.contact_id,
                 "topic": self.ctx.topic,
             }
-            with writing_on(self._connection()) as conn:
-                # Common case, one statement: still ours, and the last look passes.
-                if conn.execute(_SENT_IF_ELIGIBLE[self.ctx.transactional], params).rowcount:
-                    # The cap slot is counted already (reserved); it is marked sent in
-                    # bulk with the batch's other records, or stays reserved (still
-                    # counted) if this process dies first.
-                    with self._lock:
-                        pending.to_mark.append(item.key)
-                    handed = True
-                    return True
+            held = self._connection()
+            # Common case, one statement: still ours, and the last look passes. The
+            # cap slot is counted already (reserved); it is marked sent in bulk with
+            # the batch's other records, or stays reserved (still counted) if this
+            # process dies first.
+            if self._fast_handover(held, params):
+                with self._lock:
+                    pending.to_mark.append(item.key)
+                handed = True
+                return True
+            with writing_on(held) as conn:
                 verdict = last_look_one(conn, item.row.contact_id, self.ctx)
                 if verdict.action is not Action.SEND:
                     now_pending = _Pending()
