@@ -216,3 +216,48 @@ def test_preview_writes_every_version_with_a_screenshot(tmp_path: Path, template
         parsed = message_from_bytes(f.eml.read_bytes(), policy=policy.default)
         assert parsed["List-Unsubscribe"]
         assert f.png is not None and f.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the flattened templates (two renders per recipient) ------------------------------------
+
+
+def test_flattened_rendering_equals_rendering_each_piece_for_every_segment() -> None:
+    renderer = CampaignRenderer(PROJECT_ROOT / "templates", "autumn-2026")
+    names = ["Mei", "Zoë & <Ann>", "  spaced  name ", None, "李小龙", "{{ x }}"]
+    for segment in [None, "no-such-segment", *sorted(renderer.segments)]:
+        for name in names:
+            r = recipient(segment, first_name=name)
+            flat = renderer.render(r)
+            subject, html_parts, text_parts = renderer._render_pieces(
+                renderer._context(r), segment or "default"
+            )
+            assert flat.subject == subject
+            for part in html_parts:
+                assert str(part) in flat.html
+            for part in text_parts:
+                assert part in flat.text
+
+
+def test_a_set_in_one_block_stays_invisible_to_the_next(templates: Path) -> None:
+    camp = templates / "campaigns" / "trial"
+    (camp / "campaign.toml").write_text(
+        'topic = "offers"\nfields = ["first_name"]\nblocks = ["hero", "after"]\n'
+        '[subject]\ndefault = "Hello"\n',
+        "utf-8",
+    )
+    block(templates, "{% set shout = 'LOUD' %}<p>{{ shout }}</p>\n")
+    (camp / "blocks" / "after").mkdir()
+    block(templates, "<p>[{{ shout }}]</p>\n", "after/default.html.j2")
+    block(templates, "[{{ shout }}]\n", "after/default.txt.j2")
+    # Undefined names are errors: had the set leaked, the second block would render.
+    with pytest.raises(RenderError) as info:
+        CampaignRenderer(templates, "trial").render(recipient())
+    assert str(info.value).startswith("campaigns/trial/blocks/after/default.html.j2:1:")
+    assert "'shout' is undefined" in str(info.value)
+
+
+def test_a_value_carrying_the_separator_renders_piece_by_piece(templates: Path) -> None:
+    name = "Mei\x1eTACT:split\x1eEve"
+    out = CampaignRenderer(templates, "trial").render(recipient("outdoor", first_name=name))
+    assert out.subject == " ".join(f"Trails, {name}".split())  # \x1e is whitespace there
+    assert f"OUTDOOR {name}" in out.text

@@ -37,6 +37,7 @@ from markupsafe import Markup
 from engine.errors import TactError
 from engine.render.brand import Brand
 from engine.render.sandbox import (
+    MAX_OUTPUT,
     RenderError,
     TactSandbox,
     compile_template,
@@ -136,6 +137,11 @@ class Recipient:
     why: str
 
 
+#: Between the pieces of a flattened template (record separators: never in a template,
+#: and a value that carries them only sends the render down the piece-by-piece path).
+SPLIT = "\x1eTACT:split\x1e"
+
+
 @dataclass
 class _Block:
     html: dict[str, Template] = field(default_factory=dict)
@@ -156,6 +162,8 @@ class CampaignRenderer:
         css_path = templates_dir / "brand" / "email.css"
         self._css = css_path.read_text("utf-8") if css_path.exists() else ""
         self._blocks: dict[str, _Block] = {}
+        #: (block, kind, variant) -> the processed source the variant was compiled from.
+        sources: dict[tuple[str, str, str], str] = {}
         for block in self.spec.blocks:
             compiled = _Block()
             for kind, target in (("html", compiled.html), ("txt", compiled.text)):
@@ -170,6 +178,7 @@ class CampaignRenderer:
                     source = path.read_text("utf-8")
                     if kind == "html" and self._css:
                         source = css_inline.inline_fragment(source, self._css)
+                    sources[(block, kind, variant)] = source
                     if kind == "txt":
                         source = plain_text(source)
                     target[variant] = compile_template(self.env, name, source)
@@ -179,6 +188,10 @@ class CampaignRenderer:
                 self.env, f"campaign.toml [subject] {segment}", plain_text(source)
             )
             for segment, source in self.spec.subjects.items()
+        }
+        self._flat = {
+            segment: self._flatten(segment, sources)
+            for segment in {STANDARD, *self._segments_with_variants()}
         }
         brand_text = templates_dir / "brand" / "email.txt.j2"
         self._frame_html = _Frame(
@@ -197,10 +210,7 @@ class CampaignRenderer:
     @property
     def segments(self) -> set[str]:
         """Segments with at least one block variant or subject of their own."""
-        found = {s for s in self.spec.subjects if s != STANDARD}
-        for block in self._blocks.values():
-            found |= set(block.html) | set(block.text)
-        return found - {STANDARD}
+        return self._segments_with_variants()
 
     def _context(self, r: Recipient) -> dict[str, Any]:
         context: dict[str, Any] = {"brand": self._brand_ctx, "segment": r.segment, "lang": r.lang}
@@ -208,19 +218,58 @@ class CampaignRenderer:
             context[name] = r.fields.get(name)
         return context
 
+    def _segments_with_variants(self) -> set[str]:
+        found = {s for s in self.spec.subjects if s != STANDARD}
+        for block in self._blocks.values():
+            found |= set(block.html) | set(block.text)
+        return found - {STANDARD}
+
+    def _flatten(self, segment: str, sources: dict[tuple[str, str, str], str]) -> _Flat:
+        """One template per part for this segment: its subject and blocks in a row.
+
+        Two renders per recipient instead of one per block and part plus the subject.
+        Each piece is wrapped in ``{% with %}`` so a ``{% set %}`` in one block stays
+        invisible to the next, as when they were rendered one by one.
+        """
+        subject = self.spec.subjects.get(segment, self.spec.subjects[STANDARD])
+        html: list[str] = []
+        text: list[str] = [subject]
+        for name in self._blocks:
+            for kind, into in (("html", html), ("txt", text)):
+                variant = segment if (name, kind, segment) in sources else STANDARD
+                into.append(sources[(name, kind, variant)])
+
+        def joined(pieces: list[str]) -> str:
+            return SPLIT.join("{% with %}" + p + "{% endwith %}" for p in pieces)
+
+        return _Flat(
+            html=compile_template(self.env, f"<{segment}: html blocks>", joined(html)),
+            text=compile_template(
+                self.env, f"<{segment}: subject and text blocks>", plain_text(joined(text))
+            ),
+        )
+
     def render(self, r: Recipient) -> Rendered:
         context = self._context(r)
         segment = r.segment or STANDARD
-        subject_t = self._subjects.get(segment, self._subjects[STANDARD])
-        subject = " ".join(render_capped(subject_t, context, limit=998).split())
-        html_parts: list[Markup] = []
-        text_parts: list[str] = []
-        for block in self._blocks.values():
-            html_t = block.html.get(segment, block.html[STANDARD])
-            text_t = block.text.get(segment, block.text[STANDARD])
-            # Already autoescaped by the sandbox: safe to embed in the frame as is.
-            html_parts.append(Markup(render_capped(html_t, context)))  # noqa: S704
-            text_parts.append(render_capped(text_t, context).strip("\n"))
+        flat = self._flat.get(segment) or self._flat[STANDARD]
+        blocks = len(self._blocks)
+        parts: tuple[str, list[Markup], list[str]] | None = None
+        try:
+            html_out = render_capped(flat.html, context, limit=MAX_OUTPUT * blocks).split(SPLIT)
+            text_out = render_capped(flat.text, context, limit=MAX_OUTPUT * blocks).split(SPLIT)
+        except RenderError:
+            html_out = text_out = []  # the piece-by-piece path names the file and line
+        if len(html_out) == blocks and len(text_out) == blocks + 1 and len(text_out[0]) <= 998:
+            parts = (
+                " ".join(text_out[0].split()),
+                # Already autoescaped by the sandbox: safe to embed in the frame as is.
+                [Markup(h) for h in html_out],  # noqa: S704
+                [t.strip("\n") for t in text_out[1:]],
+            )
+        else:  # an error, or a value that contained the separator: one by one
+            parts = self._render_pieces(context, segment)
+        subject, html_parts, text_parts = parts
         values = {
             "lang": r.lang,
             "subject": subject,
@@ -233,6 +282,29 @@ class CampaignRenderer:
         if r.unsubscribe_url not in text or _attr(r.unsubscribe_url) not in html:
             raise RenderError("the output lacks the unsubscribe link; refusing to send it")
         return Rendered(subject=subject, text=text, html=html)
+
+    def _render_pieces(
+        self, context: dict[str, Any], segment: str
+    ) -> tuple[str, list[Markup], list[str]]:
+        """Each template on its own: errors name their own file and line."""
+        subject_t = self._subjects.get(segment, self._subjects[STANDARD])
+        subject = " ".join(render_capped(subject_t, context, limit=998).split())
+        html_parts: list[Markup] = []
+        text_parts: list[str] = []
+        for block in self._blocks.values():
+            html_t = block.html.get(segment, block.html[STANDARD])
+            text_t = block.text.get(segment, block.text[STANDARD])
+            html_parts.append(Markup(render_capped(html_t, context)))  # noqa: S704
+            text_parts.append(render_capped(text_t, context).strip("\n"))
+        return subject, html_parts, text_parts
+
+
+@dataclass(frozen=True)
+class _Flat:
+    """A segment's subject and blocks compiled into one template per part."""
+
+    html: Template
+    text: Template
 
 
 class _Frame:
