@@ -19,8 +19,11 @@ Delivery semantics (DESIGN.md "Boundaries", STANDARDS.md "Workers"):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
+import redis
 from celery import Celery
 
 from engine.config import Settings, get_settings
@@ -63,6 +66,43 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
+
+
+log = logging.getLogger(__name__)
+
+
+def broker_label(url: str) -> str:
+    """The broker URL fit for a message: scheme, host, port and database, no password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def check_broker(url: str) -> None:
+    """Refuse a broker that may drop queued tasks; say plainly when it cannot be reached.
+
+    STANDARDS.md "Workers": Redis as a broker runs with ``maxmemory-policy
+    noeviction``; with any other policy a full Redis silently deletes queued
+    batches. A Redis that refuses CONFIG (some managed services) is let through
+    with a warning: its policy cannot be read here.
+    """
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+    except redis.ConnectionError:
+        raise ConfigurationError(f"cannot reach the broker at {broker_label(url)}") from None
+    except redis.ResponseError:
+        log.warning("cannot read the broker's maxmemory-policy; it must be noeviction")
+        return
+    finally:
+        client.close()
+    if policy != "noeviction":
+        raise ConfigurationError(
+            f"the broker at {broker_label(url)} runs with maxmemory-policy {policy}: "
+            "under memory pressure it would delete queued batches. Set "
+            "maxmemory-policy noeviction (redis-server --maxmemory-policy noeviction)."
+        )
 
 
 app = Celery("tact", include=["workers.tasks"])

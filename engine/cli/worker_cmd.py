@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def _check_broker(rt: Runtime) -> None:
-    from workers.app import celery_config
+    from workers.app import celery_config, check_broker
 
-    celery_config(rt.settings)  # a ConfigurationError names what is missing
+    config = celery_config(rt.settings)  # a ConfigurationError names what is missing
+    check_broker(config["broker_url"])
 
 
 def worker(
