@@ -103,7 +103,6 @@ import cProfile
 import email.policy
 import gc
 import os
-import pstats
 import shutil
 import signal
 import subprocess
@@ -121,7 +120,10 @@ from bench.common import (
     BenchContext,
     Figure,
     child_result,
+    copy_var_dir,
     isolated_environment,
+    module_main,
+    print_profile,
     run_child,
 )
 
@@ -283,14 +285,6 @@ def run(ctx: BenchContext) -> list[Figure]:
 # -------------------------------------------------------------------- child
 
 
-def _copy_var(source: Path, target: Path) -> Path:
-    """A copy of a closed var directory (database, keystore, keys), without any outbox."""
-    shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns("outbox", "*-wal", "*-shm", "*-journal")
-    )
-    return target
-
-
 def _first_message(maildir: Path) -> bytes:
     for path in sorted((maildir / "new").iterdir()):
         return path.read_bytes()
@@ -350,7 +344,7 @@ class Pipeline:
         from engine.vault import Vault
 
         self.count += 1
-        var = _copy_var(self.pristine, self.work / f"campaign-{self.count}")
+        var = copy_var_dir(self.pristine, self.work / f"campaign-{self.count}")
         settings = Settings(var_dir=var, quiet_hours_start=0, quiet_hours_end=0)
         engine = engine_from_settings(settings)
         try:
@@ -563,7 +557,7 @@ class Textbook:
 
         self.app = textbook_app
         self.ids = ids
-        self.var = _copy_var(pristine, work / "textbook-var")
+        self.var = copy_var_dir(pristine, work / "textbook-var")
         self.maildir = work / "textbook-maildir"
         self.templates = work / "textbook-templates"
         self.log_path = work / "textbook-worker.log"
@@ -700,7 +694,7 @@ def child(argv: list[str]) -> None:
     work = args.var_dir.parent / "pipeline-work"
     work.mkdir(parents=True, exist_ok=True)
     # Copied before anything opens the set-up database: every copy starts from it closed.
-    pristine = _copy_var(args.var_dir, work / "pristine")
+    pristine = copy_var_dir(args.var_dir, work / "pristine")
     pipeline = Pipeline(pristine, work)
     warm = pipeline.campaign(keep_sample=True)  # warm-up, untimed; its recipients
     floor = FloorDelivery(args.var_dir, work, warm.sent_ids)
@@ -765,7 +759,7 @@ def profile(argv: list[str]) -> None:
     try:
         var_dir = _prepare(ctx, args.customers)
         work = ctx.fresh_dir("pipeline-profile")
-        pipeline = Pipeline(_copy_var(var_dir, work / "pristine"), work)
+        pipeline = Pipeline(copy_var_dir(var_dir, work / "pristine"), work)
         pipeline.campaign()  # warm-up
         prof = cProfile.Profile()
         sent, seconds = 0, 0.0
@@ -778,21 +772,11 @@ def profile(argv: list[str]) -> None:
             f"({sent / seconds:,.0f}/s); last outcome {dict(run.by_status)}",
             flush=True,
         )
-        stats = pstats.Stats(prof, stream=sys.stdout)
-        stats.sort_stats("tottime").print_stats(args.top)
-        stats.sort_stats("cumulative").print_stats(args.top)
+        print_profile(prof, args.top)
     finally:
         with contextlib.suppress(Exception):
             ctx.close()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]:
-        child(sys.argv[2:])
-    elif sys.argv[1:2] == ["--profile"]:
-        profile(sys.argv[2:])
-    else:
-        sys.exit(
-            f"usage: python -m {MODULE} --child ... | --profile [--customers N] "
-            "(use python -m bench.run --only pipeline)"
-        )
+    module_main(MODULE, child, profile, "[--customers N] (use python -m bench.run --only pipeline)")

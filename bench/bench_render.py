@@ -64,10 +64,8 @@ import argparse
 import cProfile
 import email.policy
 import gc
-import pstats
 import re
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +77,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from bench.common import BenchContext, Figure, child_result, run_child, size_label
+from bench.common import (
+    BenchContext,
+    Figure,
+    child_result,
+    module_main,
+    print_profile,
+    run_child,
+    size_label,
+)
 
 BENCH = "render"
 MODULE = "bench.bench_render"
@@ -571,20 +577,10 @@ def profile(argv: list[str]) -> None:
             prof.disable()
         finally:
             job.close()
-        stats = pstats.Stats(prof, stream=sys.stdout)
-        stats.sort_stats("tottime").print_stats(args.top)
-        stats.sort_stats("cumulative").print_stats(args.top)
+        print_profile(prof, args.top)
     finally:
         ctx.close()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]:
-        child(sys.argv[2:])
-    elif sys.argv[1:2] == ["--profile"]:
-        profile(sys.argv[2:])
-    else:
-        sys.exit(
-            f"usage: python -m {MODULE} --child ... | --profile [--customers N] "
-            "(use python -m bench.run --only render)"
-        )
+    module_main(MODULE, child, profile, "[--customers N] (use python -m bench.run --only render)")

@@ -88,10 +88,8 @@ import cProfile
 import email.policy
 import gc
 import os
-import pstats
 import shutil
 import smtplib
-import sys
 import threading
 import time
 from collections import Counter
@@ -107,7 +105,10 @@ from bench.common import (
     BenchContext,
     Figure,
     child_result,
+    copy_var_dir,
     isolated_environment,
+    module_main,
+    print_profile,
     run_child,
     size_label,
 )
@@ -244,14 +245,6 @@ def run(ctx: BenchContext) -> list[Figure]:
 # -------------------------------------------------------------------- child
 
 
-def _copy_var(source: Path, target: Path) -> Path:
-    """A copy of a closed var directory (database, keystore, keys), without any outbox."""
-    shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns("outbox", "*-wal", "*-shm", "*-journal")
-    )
-    return target
-
-
 def _check(data: bytes) -> int:
     """Parse one message with the stdlib: the shape the campaign must deliver; its size."""
     msg = BytesParser(policy=email.policy.default).parsebytes(data)
@@ -367,7 +360,7 @@ class Pipeline:
         from engine.vault import Vault
 
         self.count += 1
-        var = _copy_var(self.pristine, self.work / f"campaign-{self.count}")
+        var = copy_var_dir(self.pristine, self.work / f"campaign-{self.count}")
         settings = Settings(var_dir=var, quiet_hours_start=0, quiet_hours_end=0)
         engine = engine_from_settings(settings)
         try:
@@ -514,7 +507,7 @@ def child(argv: list[str]) -> None:
     work = args.var_dir.parent / "smtp-work"
     work.mkdir(parents=True, exist_ok=True)
     # Copied before anything opens the set-up database: every copy starts from it closed.
-    pristine = _copy_var(args.var_dir, work / "pristine")
+    pristine = copy_var_dir(args.var_dir, work / "pristine")
     pipeline = Pipeline(pristine, work, sink)
     warm = pipeline.campaign(pools[0], record=True)  # warm-up, untimed; records the bytes
     messages = warm.recorded
@@ -576,7 +569,7 @@ def profile(argv: list[str]) -> None:
         var_dir = _prepare(ctx, args.customers)
         work = ctx.fresh_dir("smtp-profile")
         with running_sink(env=isolated_environment(), cwd=str(PROJECT_ROOT)) as sink:
-            pipeline = Pipeline(_copy_var(var_dir, work / "pristine"), work, sink)
+            pipeline = Pipeline(copy_var_dir(var_dir, work / "pristine"), work, sink)
             pipeline.campaign(args.pool)  # warm-up
             prof = cProfile.Profile()
             sent, seconds = 0, 0.0
@@ -589,20 +582,12 @@ def profile(argv: list[str]) -> None:
             f"{sent} emails in {seconds:.2f}s under the profiler ({sent / seconds:,.0f}/s)",
             flush=True,
         )
-        stats = pstats.Stats(prof, stream=sys.stdout)
-        stats.sort_stats("tottime").print_stats(args.top)
-        stats.sort_stats("cumulative").print_stats(args.top)
+        print_profile(prof, args.top)
     finally:
         ctx.close()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]:
-        child(sys.argv[2:])
-    elif sys.argv[1:2] == ["--profile"]:
-        profile(sys.argv[2:])
-    else:
-        sys.exit(
-            f"usage: python -m {MODULE} --child ... | --profile [--pool P] [--customers N] "
-            "(use python -m bench.run --only smtp)"
-        )
+    module_main(
+        MODULE, child, profile, "[--pool P] [--customers N] (use python -m bench.run --only smtp)"
+    )

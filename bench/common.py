@@ -15,8 +15,10 @@ a benchmark first asks for a server.
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import re
 import resource
 import shutil
@@ -332,3 +334,33 @@ class BenchContext:
                 self._redis = None
         finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def copy_var_dir(source: Path, target: Path) -> Path:
+    """A copy of a closed var directory (database, keystore, keys), without any outbox."""
+    shutil.copytree(
+        source, target, ignore=shutil.ignore_patterns("outbox", "*-wal", "*-shm", "*-journal")
+    )
+    return target
+
+
+def print_profile(profiler: cProfile.Profile, top: int) -> None:
+    """A benchmark's ``--profile`` output: the top functions by own time, then cumulative."""
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def module_main(
+    module: str,
+    child: Callable[[list[str]], None],
+    profile: Callable[[list[str]], None],
+    usage: str,
+) -> None:
+    """``python -m bench.bench_x --child ... | --profile ...``: the two entry points of a bench."""
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+    elif sys.argv[1:2] == ["--profile"]:
+        profile(sys.argv[2:])
+    else:
+        sys.exit(f"usage: python -m {module} --child ... | --profile {usage}")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import sys
 import traceback
+from functools import lru_cache
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateSyntaxError
@@ -136,15 +138,33 @@ def render_capped(template: Template, context: dict[str, Any], *, limit: int = M
     raise AssertionError("unreachable")  # handle_exception always raises
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str, name: str, filename: str) -> CodeType:
+    """Template source to code, once per process for a given text.
+
+    Every ``sandbox()`` environment has the same options (and no template may pull
+    in another), so the same source always compiles to the same code: a worker that
+    builds a renderer for every campaign compiles each template once, not per campaign.
+    """
+    code: CodeType = _PROTOTYPE.compile(source, name, filename)
+    return code
+
+
+_PROTOTYPE = sandbox([])
+
+
 def compile_template(env: TactSandbox, name: str, source: str | None = None) -> Template:
     """Load ``name``, or compile ``source`` (a pre-processed version of the file ``name``).
 
     Syntax errors name the file and line.
     """
     try:
+        filename: str | None = name
         if source is None:
-            return env.get_template(name)
-        code = env.compile(source, name, name)
+            if env.loader is None:
+                raise RenderError("no template loader", name)
+            source, filename, _ = env.loader.get_source(env, name)
+        code = _compiled(source, name, filename or name)
         return env.template_class.from_code(env, code, env.make_globals(None), None)
     except TemplateSyntaxError as exc:
         raise RenderError(
