@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, exist
 from engine.consent.suppression import suppressions
 from engine.models import ConsentState, ContactStatus
 from engine.policy.active import ActiveContact
-from engine.policy.chain import evaluate
+from engine.policy.chain import evaluate, passed
 from engine.policy.consent import ConsentCurrent
 from engine.policy.context import GateContext
 from engine.policy.facts import CHUNK, Facts, consent_state_t, load_facts, topic_prefs_t
@@ -42,13 +42,30 @@ LAST_LOOK: tuple[Rule, ...] = (ActiveContact(), NotSuppressed(), ConsentCurrent(
 def last_look(
     conn: Connection, contact_ids: Iterable[UUID], ctx: GateContext
 ) -> dict[UUID, Verdict]:
-    """Each recipient's verdict under ``LAST_LOOK`` (send, or why not)."""
+    """Each recipient's verdict under ``LAST_LOOK`` (send, or why not).
+
+    One query asks the database which recipients fail the rules' SQL mirror
+    (``eligible``); only those get their facts loaded and the rules run, which stay
+    the authority. On PostgreSQL the consent rows are first read ``FOR SHARE``.
+    """
     ids = sorted(set(contact_ids))
-    facts = _facts(conn, ids, ctx.topic)
-    missing = [cid for cid in ids if cid not in facts]
+    verdicts = dict.fromkeys(ids, passed(ctx))
+    refused: list[UUID] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        if conn.dialect.name == "postgresql":
+            conn.execute(_LOCK_CONSENT, {"ids": chunk, "topic": ctx.topic}).all()
+        params = {"ids": chunk, "topic": ctx.topic, "o_now": ctx.now}
+        refused += conn.execute(_REFUSED[ctx.transactional], params).scalars().all()
+    if not refused:
+        return verdicts
+    facts = _facts(conn, sorted(refused), ctx.topic)
+    missing = [cid for cid in refused if cid not in facts]
     if missing:  # no consent row for the topic at all: the general loader says why
         facts.update(load_facts(conn, missing, ctx.topic, ctx.now, sends=False))
-    return {cid: evaluate(facts[cid], ctx, LAST_LOOK) for cid in ids}
+    for cid in refused:
+        verdicts[cid] = evaluate(facts[cid], ctx, LAST_LOOK)
+    return verdicts
 
 
 def last_look_one(conn: Connection, contact_id: UUID, ctx: GateContext) -> Verdict:
@@ -71,11 +88,21 @@ def eligible(*, transactional: bool) -> ColumnElement[bool]:
     transactional); the rules stay the authority: when this condition fails, the
     caller runs ``last_look_one`` for the reason, and sends if the rules say so.
     """
+    cs = consent_state_t
+    return _eligibility(
+        bindparam("cid", type_=cs.c.contact_id.type),
+        bindparam("topic", type_=cs.c.topic.type),
+        bindparam("o_now", type_=cs.c.expires_at.type),
+        transactional=transactional,
+    )
+
+
+def _eligibility(
+    contact_id: Any, topic: Any, now: Any, *, transactional: bool
+) -> ColumnElement[bool]:
     cs, tp = consent_state_t, topic_prefs_t
-    now = bindparam("o_now", type_=cs.c.expires_at.type)
-    topic = bindparam("topic", type_=cs.c.topic.type)
     conditions = [
-        cs.c.contact_id == bindparam("cid", type_=cs.c.contact_id.type),
+        cs.c.contact_id == contact_id,
         cs.c.topic == topic,
         cs.c.state == ConsentState.SUBSCRIBED.value,
         or_(cs.c.expires_at.is_(None), cs.c.expires_at > now),
@@ -95,6 +122,33 @@ def eligible(*, transactional: bool) -> ColumnElement[bool]:
         .select_from(cs.join(contacts, contacts.c.id == cs.c.contact_id))
         .where(*conditions)
     )
+
+
+def _refused_query(*, transactional: bool) -> Select[Any]:
+    """Which of ``ids`` fail ``eligible``: usually none, so nothing comes back to convert."""
+    cs = consent_state_t
+    candidate = contacts.alias("candidate")
+    return select(candidate.c.id).where(
+        candidate.c.id.in_(bindparam("ids", expanding=True)),
+        ~_eligibility(
+            candidate.c.id,
+            bindparam("topic", type_=cs.c.topic.type),
+            bindparam("o_now", type_=cs.c.expires_at.type),
+            transactional=transactional,
+        ),
+    )
+
+
+_REFUSED = {flag: _refused_query(transactional=flag) for flag in (False, True)}
+_LOCK_CONSENT = (
+    select(consent_state_t.c.contact_id)
+    .where(
+        consent_state_t.c.contact_id.in_(bindparam("ids", expanding=True)),
+        consent_state_t.c.topic == bindparam("topic"),
+    )
+    .order_by(consent_state_t.c.contact_id)
+    .with_for_update(read=True)
+)
 
 
 def _to_facts(r: Any) -> Facts:
