@@ -37,10 +37,6 @@ from engine.vault.vault import contacts
 reservations_t = SendReservation.__table__  # type: ignore[attr-defined]
 
 
-def _lock_contact(conn: Connection, contact_id: UUID) -> None:
-    lock_contacts(conn, [contact_id])
-
-
 def lock_contacts(conn: Connection, contact_ids: Sequence[UUID]) -> None:
     """On PostgreSQL, lock the contacts' rows in id order (``FOR UPDATE``), chunk by chunk.
 
@@ -120,13 +116,9 @@ def reserve(
 ) -> Verdict:
     """Reserve a slot for this message, or say which cap refuses it (deferred or skipped)."""
     limits = limits or ctx.limits
-    _lock_contact(conn, contact_id)
-    existing = conn.execute(
-        select(reservations_t.c.id, reservations_t.c.state).where(
-            reservations_t.c.message_key == message_key
-        )
-    ).first()
-    if existing is not None and existing.state != ReservationState.RELEASED:
+    lock_contacts(conn, [contact_id])
+    existing = existing_reservations(conn, [message_key]).get(message_key)
+    if existing is not None and existing[1] != ReservationState.RELEASED:
         return passed(ctx)  # a retry: already counted once
     if not ctx.transactional:
         cadence = conn.execute(
@@ -138,21 +130,7 @@ def reserve(
         refused = cap_verdict(sends, topic, cadence, ctx.now, limits)
         if refused is not None:
             return finalize(refused, ctx)
-    values = {
-        "reserved_at": ctx.now,
-        "state": ReservationState.RESERVED.value,
-        "topic": topic,
-        "transactional": ctx.transactional,
-    }
-    if existing is not None:  # released earlier: take a slot again
-        conn.execute(
-            update(reservations_t).where(reservations_t.c.id == existing.id).values(**values)
-        )
-    else:
-        conn.execute(
-            insert(reservations_t),
-            [{"contact_id": contact_id, "message_key": message_key, **values}],
-        )
+    take_slots(conn, [(contact_id, message_key)], topic, ctx)
     return passed(ctx)
 
 

@@ -100,13 +100,10 @@ def load_facts(
     *,
     lookback: timedelta = timedelta(days=30),
     sends: bool = True,
-    lock_consent: bool = False,
 ) -> dict[UUID, Facts]:
     """Facts for each id (a missing contact gets ``status=None``).
 
     ``sends=False`` leaves the send history out (the last look needs none).
-    ``lock_consent`` (PostgreSQL) reads the consent rows ``FOR SHARE``: a withdrawal
-    of one of them waits until the caller's transaction ends.
     """
     ids = list(dict.fromkeys(contact_ids))
     base: dict[UUID, dict[str, object]] = {}
@@ -123,10 +120,6 @@ def load_facts(
         consent_query = select(
             consent_state_t.c.contact_id, consent_state_t.c.state, consent_state_t.c.expires_at
         ).where(consent_state_t.c.contact_id.in_(chunk), consent_state_t.c.topic == topic)
-        if lock_consent and conn.dialect.name == "postgresql":
-            consent_query = consent_query.order_by(consent_state_t.c.contact_id).with_for_update(
-                read=True
-            )
         for r in conn.execute(consent_query).all():
             if r.contact_id in base:
                 base[r.contact_id].update(consent_state=r.state, consent_expires_at=r.expires_at)
