@@ -15,7 +15,7 @@ embedded mode calls directly. Its three steps:
    ``policy.last_look`` re-checks what the customer may have changed since the
    claim (unsubscribed, suppressed, paused), in the transaction that records the
    message as sent. How that transaction meets the send depends on the transport:
-   an idempotent one (Maildir, null) sends a group of 50 inside it; SMTP gets a
+   an idempotent one (Maildir, null) sends a group of 100 inside it; SMTP gets a
    ``handover`` that commits each row as sent right before the final dot of DATA.
    Deferred rows get a backoff (``retry.next_attempt`` with the settings' base and
    attempts; failed once exhausted, and the slot released), bounced rows suppress
@@ -168,6 +168,30 @@ def _write_back(
     """
     if not outcomes:
         return 0
+    # Sent rows keep their due time and mostly share the rest: one UPDATE … IN per
+    # (attempts, reason, segment) costs less than a parameter set per row.
+    sent: dict[tuple[Any, ...], list[int]] = {}
+    others: list[dict[str, Any]] = []
+    for o in outcomes:
+        if o["o_status"] == OS.SENT.value:
+            sent.setdefault((o["o_attempts"], o["o_reason"], o["o_segment"]), []).append(o["o_id"])
+        else:
+            others.append(o)
+    changed = 0
+    for (attempts, reason, segment), ids in sent.items():
+        changed += conn.execute(
+            _SENT_MANY,
+            {
+                "ids": ids,
+                "o_lease": lease_until,
+                "o_attempts": attempts,
+                "o_reason": reason,
+                "o_segment": segment,
+                "o_now": now,
+            },
+        ).rowcount
+    if not others:
+        return changed
     stmt = (
         update(outbox_t)
         .where(
@@ -185,7 +209,7 @@ def _write_back(
             updated_at=now,
         )
     )
-    return int(conn.execute(stmt, outcomes).rowcount)
+    return changed + int(conn.execute(stmt, others).rowcount)
 
 
 #: The handover's write, built once: this row is sent (fenced like ``_write_back``).
@@ -206,6 +230,24 @@ _SENT_ONE = (
     )
 )
 
+
+#: Many rows sent with the same attempts, reason and segment (``_write_back``).
+_SENT_MANY = (
+    update(outbox_t)
+    .where(
+        outbox_t.c.id.in_(bindparam("ids", expanding=True)),
+        outbox_t.c.status == OS.CLAIMED.value,
+        outbox_t.c.lease_until == bindparam("o_lease"),
+    )
+    .values(
+        status=OS.SENT.value,
+        attempts=bindparam("o_attempts"),
+        reason=bindparam("o_reason"),
+        segment=bindparam("o_segment"),
+        lease_until=None,
+        updated_at=bindparam("o_now"),
+    )
+)
 
 #: ``_SENT_ONE`` only if the last look passes (by ``transactional``): the handover's fast path.
 _SENT_IF_ELIGIBLE = {flag: _SENT_ONE.where(eligible(transactional=flag)) for flag in (False, True)}
@@ -381,7 +423,7 @@ class _BatchSender:
       written per group; a refusal after it corrects the row it already wrote.
     """
 
-    GROUP = 50
+    GROUP = 100
 
     def __init__(
         self,
