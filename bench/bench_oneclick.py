@@ -137,7 +137,8 @@ class Connection:
         """Send ``raw``, read the whole answer; its status code."""
         if self.writer is None:
             await self.open()
-        assert self.reader is not None and self.writer is not None
+        if self.reader is None or self.writer is None:  # open() always sets both
+            raise RuntimeError("connection not open")
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])

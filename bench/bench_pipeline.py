@@ -431,9 +431,8 @@ class FloorDelivery:
     def __init__(self, var_dir: Path, work: Path, contact_ids: list[Any]) -> None:
         from sqlalchemy import select
 
-        from bench.bench_render import Floor, Person
+        from bench.bench_render import Floor, Person, floor_person
         from engine.config import Settings
-        from engine.consent.links import links_for
         from engine.consent.tokens import TokenSigner
         from engine.db import engine_from_settings
         from engine.render.compose import Composer
@@ -463,24 +462,7 @@ class FloorDelivery:
             person = read.get(cid)
             if person is None or not person.email:
                 raise RuntimeError(f"contact {cid} was delivered to but cannot be read")
-            links = links_for(
-                settings,
-                self.composer.signer,
-                public[cid],
-                topic=self.composer.topic.name,
-                campaign=self.composer.spec.name,
-            )
-            people.append(
-                Person(
-                    contact_id=cid,
-                    to_addr=person.email,
-                    first_name=person.first_name,
-                    message_id=self.composer.message_id(cid),
-                    unsubscribe_url=links.unsubscribe_url,
-                    unsubscribe_mailto=links.unsubscribe_mailto,
-                    preferences_url=links.preferences_url,
-                )
-            )
+            people.append(floor_person(settings, self.composer, cid, person, public[cid]))
         self.people = people
         self.work = work
         self.sender = self.composer.renderer.brand.sender_address

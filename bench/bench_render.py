@@ -242,12 +242,62 @@ def _flatten(frame: str, loop: re.Pattern[str], blocks: list[str], where: str) -
     return frame[: match.start()] + inlined + frame[match.end() :]
 
 
+def flat_sources(composer: Any) -> tuple[str, str]:
+    """The brand frame (HTML, text) with the campaign's default blocks written into it.
+
+    CSS is inlined into the HTML blocks, as the renderer does. The floor compiles
+    these sources; the textbook design keeps them as template files on disk.
+    """
+    import css_inline
+
+    from engine.render.campaign import STANDARD
+
+    spec = composer.spec
+    brand_dir = composer.settings.templates_dir / "brand"
+    css_path = brand_dir / "email.css"
+    css = css_path.read_text("utf-8") if css_path.exists() else ""
+    html_blocks: list[str] = []
+    text_blocks: list[str] = []
+    for block in spec.blocks:
+        html = spec.variants(block, "html")[STANDARD].read_text("utf-8")
+        html_blocks.append(css_inline.inline_fragment(html, css) if css else html)
+        text_blocks.append(spec.variants(block, "txt")[STANDARD].read_text("utf-8").strip("\n"))
+    html_frame = (brand_dir / "email.html.j2").read_text("utf-8")
+    text_frame = (brand_dir / "email.txt.j2").read_text("utf-8")
+    return (
+        _flatten(html_frame, _HTML_LOOP, html_blocks, "email.html.j2"),
+        _flatten(text_frame, _TEXT_LOOP, text_blocks, "email.txt.j2"),
+    )
+
+
+def floor_person(
+    settings: Any, composer: Any, contact_id: Any, read: Any, public_id: Any
+) -> Person:
+    """One recipient with everything precomputed: address, name, Message-ID, signed links."""
+    from engine.consent.links import links_for
+
+    links = links_for(
+        settings,
+        composer.signer,
+        public_id,
+        topic=composer.topic.name,
+        campaign=composer.spec.name,
+    )
+    return Person(
+        contact_id=contact_id,
+        to_addr=read.email,
+        first_name=read.first_name,
+        message_id=composer.message_id(contact_id),
+        unsubscribe_url=links.unsubscribe_url,
+        unsubscribe_mailto=links.unsubscribe_mailto,
+        preferences_url=links.preferences_url,
+    )
+
+
 class Floor:
     """The floor: one compiled template per part, a plain dict, MessageTemplate.build."""
 
     def __init__(self, composer: Any) -> None:
-        import css_inline
-
         from engine.render.campaign import STANDARD, plain_text
         from engine.render.compose import WHY
         from engine.render.mime import MessageTemplate
@@ -255,19 +305,8 @@ class Floor:
 
         renderer = composer.renderer
         spec = composer.spec
-        brand_dir = composer.settings.templates_dir / "brand"
-        css_path = brand_dir / "email.css"
-        css = css_path.read_text("utf-8") if css_path.exists() else ""
-        html_blocks: list[str] = []
-        text_blocks: list[str] = []
-        for block in spec.blocks:
-            html = spec.variants(block, "html")[STANDARD].read_text("utf-8")
-            html_blocks.append(css_inline.inline_fragment(html, css) if css else html)
-            text_blocks.append(spec.variants(block, "txt")[STANDARD].read_text("utf-8").strip("\n"))
-        html_frame = (brand_dir / "email.html.j2").read_text("utf-8")
-        text_frame = (brand_dir / "email.txt.j2").read_text("utf-8")
-        html_source = _flatten(html_frame, _HTML_LOOP, html_blocks, "email.html.j2")
-        text_source = plain_text(_flatten(text_frame, _TEXT_LOOP, text_blocks, "email.txt.j2"))
+        html_source, text_source = flat_sources(composer)
+        text_source = plain_text(text_source)
         env = renderer.env  # the renderer's TactSandbox
         self.html = compile_template(env, "floor.html.j2", html_source)
         self.text = compile_template(env, "floor.txt.j2", text_source)
@@ -343,7 +382,6 @@ class Job:
     def __init__(self, var_dir: Path) -> None:
         from engine.campaigns.audience import audience
         from engine.config import Settings
-        from engine.consent.links import links_for
         from engine.consent.tokens import TokenSigner
         from engine.db import engine_from_settings
         from engine.render.compose import Composer
@@ -393,24 +431,7 @@ class Job:
             except HeaderError:
                 self.unsendable += 1
                 continue
-            links = links_for(
-                self.settings,
-                self.composer.signer,
-                public[cid],
-                topic=self.composer.topic.name,
-                campaign=self.composer.spec.name,
-            )
-            people.append(
-                Person(
-                    contact_id=cid,
-                    to_addr=person.email,
-                    first_name=person.first_name,
-                    message_id=self.composer.message_id(cid),
-                    unsubscribe_url=links.unsubscribe_url,
-                    unsubscribe_mailto=links.unsubscribe_mailto,
-                    preferences_url=links.preferences_url,
-                )
-            )
+            people.append(floor_person(self.settings, self.composer, cid, person, public[cid]))
         self.people = people
 
     # -- the three paths; each returns (messages, one message's bytes)

@@ -96,30 +96,12 @@ def write_templates(composer: Any, directory: Path) -> None:
     on disk: ``email.html`` (autoescaped by ``select_autoescape``) and
     ``email.txt``.
     """
-    import css_inline
+    from bench.bench_render import flat_sources
 
-    from bench.bench_render import _HTML_LOOP, _TEXT_LOOP, _flatten
-    from engine.render.campaign import STANDARD
-
-    spec = composer.spec
-    brand_dir = composer.settings.templates_dir / "brand"
-    css_path = brand_dir / "email.css"
-    css = css_path.read_text("utf-8") if css_path.exists() else ""
-    html_blocks: list[str] = []
-    text_blocks: list[str] = []
-    for block in spec.blocks:
-        html = spec.variants(block, "html")[STANDARD].read_text("utf-8")
-        html_blocks.append(css_inline.inline_fragment(html, css) if css else html)
-        text_blocks.append(spec.variants(block, "txt")[STANDARD].read_text("utf-8").strip("\n"))
-    html_frame = (brand_dir / "email.html.j2").read_text("utf-8")
-    text_frame = (brand_dir / "email.txt.j2").read_text("utf-8")
+    html, text = flat_sources(composer)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / HTML).write_text(
-        _flatten(html_frame, _HTML_LOOP, html_blocks, "email.html.j2"), "utf-8"
-    )
-    (directory / TEXT).write_text(
-        _flatten(text_frame, _TEXT_LOOP, text_blocks, "email.txt.j2"), "utf-8"
-    )
+    (directory / HTML).write_text(html, "utf-8")
+    (directory / TEXT).write_text(text, "utf-8")
 
 
 # ------------------------------------------------------------------ worker side
