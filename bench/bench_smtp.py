@@ -289,11 +289,34 @@ class Recorder:
                 self.sent.append(message)
         return result
 
+    def send_many(self, deliveries: Any) -> None:
+        self.inner.send_many(_Recording(d, self) for d in deliveries)
+
     def flush(self) -> None:
         self.inner.flush()
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _Recording:
+    """A delivery of the warm-up campaign: its message is kept when it was sent."""
+
+    def __init__(self, inner: Any, recorder: Recorder) -> None:
+        self.inner = inner
+        self.message = inner.message
+        self.recorder = recorder
+
+    def handover(self) -> bool:
+        return bool(self.inner.handover())
+
+    def done(self, result: Any) -> None:
+        from engine.delivery.base import DeliveryStatus
+
+        if result.status is DeliveryStatus.SENT:
+            with self.recorder._lock:
+                self.recorder.sent.append(self.message)
+        self.inner.done(result)
 
 
 @dataclass

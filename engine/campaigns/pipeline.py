@@ -42,7 +42,6 @@ import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,7 +57,13 @@ from engine.consent.tokens import TokenSigner
 from engine.consent.topics import cached_topics
 from engine.db import PreparedWrite, sqlite_writing, writing, writing_on
 from engine.delivery import retry
-from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
+from engine.delivery.base import (
+    DeliveryResult,
+    DeliveryStatus,
+    OutgoingMessage,
+    Transport,
+    send_each,
+)
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
 from engine.policy import (
     Action,
@@ -408,6 +413,86 @@ class _Pending:
         return bool(self.outcomes or self.to_mark or self.to_release or self.decisions)
 
 
+class _Delivery:
+    """One message to a transport that is not idempotent: its handover, then its outcome."""
+
+    __slots__ = ("handed", "item", "message", "pending", "sender", "withheld")
+
+    def __init__(self, sender: _BatchSender, item: _Ready, pending: _Pending) -> None:
+        self.sender = sender
+        self.item = item
+        self.pending = pending
+        self.message = item.message
+        self.handed = False
+        self.withheld = False
+
+    def handover(self) -> bool:
+        """Right before the final dot: record the row as sent, or say why not."""
+        s, item = self.sender, self.item
+        if s.paused:  # the campaign paused itself while this message was on its way
+            s._give_back(item, self.pending)
+            self.withheld = True
+            return False
+        params = {
+            "o_id": item.row.id,
+            "o_lease": s.lease_until,
+            "o_attempts": item.row.attempts + 1,
+            "o_reason": item.reason,
+            "o_segment": item.segment,
+            "o_now": s.now,
+            "cid": item.row.contact_id,
+            "topic": s.ctx.topic,
+        }
+        # Common case, one statement: still ours, and the last look passes. The cap
+        # slot is counted already (reserved); it is marked sent in bulk with the
+        # batch's other records, or stays reserved (still counted) if this process
+        # dies first.
+        if s._fast_handover(params):
+            self._handed()
+            return True
+        with writing_on(s._connection()) as conn:
+            verdict = last_look_one(conn, item.row.contact_id, s.ctx)
+            if verdict.action is not Action.SEND:
+                now_pending = _Pending()
+                s._withhold(item, verdict, now_pending)
+                s._write(conn, now_pending)
+                self.withheld = True
+                return False
+            if not conn.execute(_SENT_ONE, params).rowcount:
+                return False  # another run holds this row now: it is theirs to send
+            log.warning("last look: the SQL condition refused what the rules allow")
+            self._handed()
+            return True
+
+    def _handed(self) -> None:
+        with self.sender._lock:
+            self.pending.to_mark.append(self.item.key)
+        self.handed = True
+
+    def done(self, result: DeliveryResult) -> None:
+        s, item, pending = self.sender, self.item, self.pending
+        if self.withheld:
+            return
+        if result.status is DeliveryStatus.WITHHELD:
+            s._count(TAKEN_OVER)
+            return
+        if not self.handed:
+            s._result(item, result, pending)
+            return
+        if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
+            with s._lock:
+                s.report.by_status[OS.SENT] += 1
+                s.run_length, s.any_success = 0, True
+            return
+        # Refused after the handover (a 4xx or 5xx to the final dot): undo the "sent".
+        with s._lock:
+            pending.to_mark.remove(item.key)
+        correction = _Pending()
+        s._result(item, result, correction)
+        with writing(s.engine) as conn:
+            s._correct(conn, item, correction)
+
+
 class _BatchSender:
     """Render, last look, send and record the messages the gate let through.
 
@@ -452,9 +537,8 @@ class _BatchSender:
         self.retry_base = timedelta(seconds=settings.delivery_retry_base_seconds)
         #: Guards the counters, the report and the pending lists (sender threads share them).
         self._lock = threading.RLock()
-        self._local = threading.local()
         self._prepared: dict[bool, PreparedWrite] = {}
-        self._held: list[Connection] = []
+        self._held: Connection | None = None
 
     # -- the whole batch ------------------------------------------------------------------
 
@@ -466,7 +550,7 @@ class _BatchSender:
                 self._send_group(ready[start : start + self.GROUP], pending)
                 pending = _Pending()
         else:
-            self._send_concurrently(self._compose(allowed, composer, pending), pending)
+            self._send_handed_over(self._compose(allowed, composer, pending), pending)
         self.transport.flush()
         with writing(self.engine) as conn:
             self._write(conn, pending)
@@ -533,30 +617,37 @@ class _BatchSender:
 
     # -- other transports: the handover ----------------------------------------------------
 
-    def _send_concurrently(self, ready: Iterator[_Ready], pending: _Pending) -> None:
-        """One thread per transport connection; messages are handed on as they are composed.
+    def _send_handed_over(self, ready: Iterator[_Ready], pending: _Pending) -> None:
+        """Every message with its handover; the transport takes them as fast as it can.
 
-        Composing (CPU) overlaps with waiting for the server. Outcomes seen before a
-        handover are written once, at the end of the batch: none of them was delivered,
-        so a crash before that write only makes them due again.
+        Messages are composed as the transport asks for the next one: the SMTP
+        transport (``send_many``) asks while its connections wait on the server, so
+        composing overlaps with delivery. Outcomes seen before a handover are written
+        once, at the end of the batch: none of them was delivered, so a crash before
+        that write only makes them due again.
         """
-        threads = max(1, int(getattr(self.transport, "concurrency", 1)))
+        deliveries = self._deliveries(ready, pending)
         try:
-            if threads == 1:
-                for item in ready:
-                    self._send_one(item, pending)
-                return
-            with ThreadPoolExecutor(threads, thread_name_prefix="tact-send") as pool:
-                futures = [pool.submit(self._send_one, item, pending) for item in ready]
-                for future in futures:
-                    future.result()  # a handover's database error ends the batch here
+            send_many = getattr(self.transport, "send_many", None)
+            if send_many is not None:
+                send_many(deliveries)
+            else:
+                send_each(self.transport, deliveries)
         finally:
-            for conn in self._held:
-                conn.close()
-            self._held.clear()
+            if self._held is not None:
+                self._held.close()
+                self._held = None
 
-    def _fast_handover(self, conn: Connection, params: dict[str, Any]) -> bool:
+    def _deliveries(self, ready: Iterator[_Ready], pending: _Pending) -> Iterator[_Delivery]:
+        for item in ready:
+            if self.paused:
+                self._give_back(item, pending)
+            else:
+                yield _Delivery(self, item, pending)
+
+    def _fast_handover(self, params: dict[str, Any]) -> bool:
         """Record the message as sent if it is still ours and passes the last look."""
+        conn = self._connection()
         flag = self.ctx.transactional
         if conn.dialect.name == "sqlite":
             prepared = self._prepared.get(flag)
@@ -570,81 +661,10 @@ class _BatchSender:
             return bool(tx.execute(_SENT_IF_ELIGIBLE[flag], params).rowcount)
 
     def _connection(self) -> Connection:
-        """This sender thread's own connection, held for the batch (one per thread)."""
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.engine.connect()
-            self._local.conn = conn
-            with self._lock:
-                self._held.append(conn)
-        return conn
-
-    def _send_one(self, item: _Ready, pending: _Pending) -> None:
-        if self.paused:
-            self._give_back(item, pending)
-            return
-        handed = False
-        withheld = False
-
-        def handover() -> bool:
-            nonlocal handed, withheld
-            params = {
-                "o_id": item.row.id,
-                "o_lease": self.lease_until,
-                "o_attempts": item.row.attempts + 1,
-                "o_reason": item.reason,
-                "o_segment": item.segment,
-                "o_now": self.now,
-                "cid": item.row.contact_id,
-                "topic": self.ctx.topic,
-            }
-            held = self._connection()
-            # Common case, one statement: still ours, and the last look passes. The
-            # cap slot is counted already (reserved); it is marked sent in bulk with
-            # the batch's other records, or stays reserved (still counted) if this
-            # process dies first.
-            if self._fast_handover(held, params):
-                with self._lock:
-                    pending.to_mark.append(item.key)
-                handed = True
-                return True
-            with writing_on(held) as conn:
-                verdict = last_look_one(conn, item.row.contact_id, self.ctx)
-                if verdict.action is not Action.SEND:
-                    now_pending = _Pending()
-                    self._withhold(item, verdict, now_pending)
-                    self._write(conn, now_pending)
-                    withheld = True
-                    return False
-                if not conn.execute(_SENT_ONE, params).rowcount:
-                    return False  # another run holds this row now: it is theirs to send
-                log.warning("last look: the SQL condition refused what the rules allow")
-                with self._lock:
-                    pending.to_mark.append(item.key)
-                handed = True
-                return True
-
-        result = self.transport.send(item.message, handover)
-        if withheld:
-            return
-        if result.status is DeliveryStatus.WITHHELD:
-            self._count(TAKEN_OVER)
-            return
-        if not handed:
-            self._result(item, result, pending)
-            return
-        if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
-            with self._lock:
-                self.report.by_status[OS.SENT] += 1
-                self.run_length, self.any_success = 0, True
-            return
-        # Refused after the handover (a 4xx or 5xx to the final dot): undo the "sent".
-        with self._lock:
-            pending.to_mark.remove(item.key)
-        correction = _Pending()
-        self._result(item, result, correction)
-        with writing(self.engine) as conn:
-            self._correct(conn, item, correction)
+        """The handovers' connection, held for the batch."""
+        if self._held is None:
+            self._held = self.engine.connect()
+        return self._held
 
     # -- outcomes -------------------------------------------------------------------------
 

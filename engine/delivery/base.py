@@ -16,11 +16,18 @@ the message so that it is never delivered, and returns ``WITHHELD``). A crash
 before the handover leaves the message unrecorded and undelivered; after it,
 recorded and delivered. Idempotent transports call ``handover`` too, right before
 the message becomes visible, when one is given.
+
+Many at once. A transport may also offer ``send_many(deliveries)``: it takes
+``Delivery`` objects (a message, its handover, and ``done`` for its result) from
+an iterable, as fast as it can use them, and calls each one's ``done`` when its
+outcome is known, in whatever order outcomes come. The SMTP transport does,
+driving all its pooled connections from the calling thread; ``send_each`` is the
+same contract for any transport, one ``send`` after another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -68,3 +75,24 @@ class Transport(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Delivery(Protocol):
+    """One message on its way through ``send_many``: what to send, and who wants to know."""
+
+    @property
+    def message(self) -> OutgoingMessage: ...
+
+    def handover(self) -> bool:
+        """The point of no return (see the module docstring): True records it as sent."""
+        ...
+
+    def done(self, result: DeliveryResult) -> None:
+        """The message's outcome (not called for a handover that raised)."""
+        ...
+
+
+def send_each(transport: Transport, deliveries: Iterable[Delivery]) -> None:
+    """``send_many`` for a transport without one: one ``send`` after another."""
+    for delivery in deliveries:
+        delivery.done(transport.send(delivery.message, delivery.handover))

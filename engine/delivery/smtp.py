@@ -30,34 +30,32 @@ Connections are opened lazily, reused across sends (one lock-free ``Queue`` of
 pool slots, last in first out so that a quiet worker keeps reusing one warm
 connection; a send holds one slot at a time), and re-opened once, transparently,
 when a pooled connection turns out to have been dropped by the server.
+
+Two ways in: ``send`` (one message on one slot; threads may call it at once) and
+``send_many`` (a stream of deliveries over every slot, driven from the calling
+thread: the campaign pipeline's way). Both run the same conversation,
+``smtp_mux.Mux``; this module keeps the pool, connecting (greeting, EHLO,
+STARTTLS, AUTH, with smtplib) and the rate limits.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import re
 import smtplib
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from engine.delivery.base import DeliveryResult, DeliveryStatus, Handover, OutgoingMessage
+from engine.delivery.base import Delivery, DeliveryResult, Handover, OutgoingMessage
+from engine.delivery.smtp_mux import ConnectionFailed, Mux, Slot
+from engine.delivery.smtp_replies import reply_text, scrub
 from engine.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
-
-#: Anything that looks like an address in a server reply is replaced by this.
-_ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>@\"']+>?")
-MAX_DETAIL = 200
-_LEADING_DOT = re.compile(rb"(?m)^\.")
-_MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux
-#: What may stand between the brackets of MAIL FROM / RCPT TO here: printable ASCII
-#: without space, brackets or control characters, one "@".
-_PLAIN_ADDRESS = re.compile(r"[!-;=?A-~]+@[!-;=?A-~]+")
 
 
 class SmtpConfigurationError(ConfigurationError):
@@ -115,33 +113,21 @@ def recipient_domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
 
-def scrub(text: str, *addresses: str) -> str:
-    """A server reply made safe to store and log: no address left in it, bounded length."""
-    for address in addresses:
-        if address:
-            text = text.replace(address, "<address>")
-    text = _ADDRESS.sub("<address>", text)
-    text = " ".join(text.split())
-    return text[:MAX_DETAIL]
+class _One:
+    """``send``'s single delivery: keeps the result for the caller."""
 
+    __slots__ = ("_handover", "message", "result")
 
-def _reply_text(raw: bytes | str) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    def __init__(self, message: OutgoingMessage, handover: Handover | None) -> None:
+        self.message = message
+        self._handover = handover
+        self.result: DeliveryResult | None = None
 
+    def handover(self) -> bool:
+        return True if self._handover is None else self._handover()
 
-class _Slot:
-    """One pool slot: a connection, or None until first needed."""
-
-    __slots__ = ("smtp",)
-
-    def __init__(self) -> None:
-        self.smtp: smtplib.SMTP | None = None
-
-
-class _ConnectionFailed(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def done(self, result: DeliveryResult) -> None:
+        self.result = result
 
 
 class SmtpTransport:
@@ -193,8 +179,8 @@ class SmtpTransport:
         )
         self._clock = clock
         self._sleep = sleep
-        self._pool: queue.LifoQueue[_Slot] | None = None
-        self._slots: list[_Slot] = []
+        self._pool: queue.LifoQueue[Slot] | None = None
+        self._slots: list[Slot] = []
         #: Connections opened so far (operational metric).
         self.connections_opened = 0
 
@@ -211,7 +197,7 @@ class SmtpTransport:
     def open(self) -> None:
         if self._pool is not None:
             return
-        self._slots = [_Slot() for _ in range(self.pool_size)]
+        self._slots = [Slot() for _ in range(self.pool_size)]
         self._pool = queue.LifoQueue()
         for slot in self._slots:
             self._pool.put(slot)
@@ -219,21 +205,43 @@ class SmtpTransport:
     idempotent = False  # a server accepts the same message twice: senders use ``handover``
 
     def send(self, message: OutgoingMessage, handover: Handover | None = None) -> DeliveryResult:
-        pool = self._pool
-        if pool is None:
-            self.open()
-            pool = self._pool
-        if pool is None:  # open() always builds it; this keeps the check under python -O
-            raise RuntimeError("SMTP transport pool was not created")
+        """One message on one pooled connection (threads may call this concurrently)."""
+        pool = self._open_pool()
         if self.limiter is not None:
             wait = self.limiter.reserve(recipient_domain(message.recipient), self._clock())
             if wait > 0:
                 self._sleep(wait)
+        one = _One(message, handover)
         slot = pool.get()
         try:
-            return self._send_on(slot, message, handover)
+            self._mux([slot], limited=False).run([one])
         finally:
             pool.put(slot)
+        if one.result is None:  # the mux reports every message it does not raise for
+            raise RuntimeError("the SMTP conversation ended without a result")
+        return one.result
+
+    def send_many(self, deliveries: Iterable[Delivery]) -> None:
+        """Every delivery over all pooled connections at once, from the calling thread.
+
+        Takes the next delivery from ``deliveries`` (composing it, for the pipeline)
+        only when a connection is free for it or while every connection waits on
+        the server; see ``smtp_mux``. Each delivery's ``done`` gets its result.
+        """
+        pool = self._open_pool()
+        slots = [pool.get() for _ in range(self.pool_size)]
+        try:
+            self._mux(slots, limited=True).run(deliveries)
+        finally:
+            for slot in slots:
+                pool.put(slot)
+
+    def _open_pool(self) -> queue.LifoQueue[Slot]:
+        if self._pool is None:
+            self.open()
+        if self._pool is None:  # open() always builds it; this keeps the check under python -O
+            raise RuntimeError("SMTP transport pool was not created")
+        return self._pool
 
     def flush(self) -> None:
         """Nothing is buffered: every accepted send has been handed to the server."""
@@ -246,140 +254,24 @@ class SmtpTransport:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _send_on(
-        self, slot: _Slot, message: OutgoingMessage, handover: Handover | None
-    ) -> DeliveryResult:
-        handed = False
+    def _mux(self, slots: list[Slot], *, limited: bool) -> Mux:
+        wait_for = self._wait_for if limited and self.limiter is not None else None
+        return Mux(
+            slots,
+            connect=self._connect,
+            drop=self._drop,
+            timeout=self.timeout,
+            wait_for=wait_for,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
-        def hand_over() -> bool:
-            nonlocal handed
-            if handover is None:
-                return True
-            ok = handover()
-            handed = ok
-            return ok
+    def _wait_for(self, delivery: Delivery) -> float:
+        if self.limiter is None:
+            return 0.0
+        return self.limiter.reserve(recipient_domain(delivery.message.recipient), self._clock())
 
-        for attempt in (1, 2):
-            reused = slot.smtp is not None
-            try:
-                smtp = slot.smtp or self._connect(slot)
-            except _ConnectionFailed as exc:
-                return DeliveryResult(DeliveryStatus.DEFERRED, exc.detail)
-            try:
-                if not self._transact(slot, smtp, message, hand_over):
-                    return DeliveryResult(DeliveryStatus.WITHHELD, "withheld at the handover")
-                return DeliveryResult(DeliveryStatus.SENT)
-            except smtplib.SMTPServerDisconnected:
-                self._drop(slot)
-                if handed:  # past the point of no return: the server most likely has it
-                    return DeliveryResult(
-                        DeliveryStatus.SENT, "connection lost after the final dot"
-                    )
-                if attempt == 1 and reused:
-                    log.info("pooled SMTP connection was dropped; reconnecting")
-                    continue
-                return DeliveryResult(DeliveryStatus.DEFERRED, "connection lost")
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, text = next(iter(exc.recipients.values()), (451, b"recipient refused"))
-                return self._classify(code, text, message)
-            except smtplib.SMTPSenderRefused as exc:
-                if 400 <= exc.smtp_code < 500:
-                    return self._classify(exc.smtp_code, exc.smtp_error, message)
-                detail = scrub(
-                    f"{exc.smtp_code} sender refused: {_reply_text(exc.smtp_error)}",
-                    message.sender,
-                    message.recipient,
-                )
-                return DeliveryResult(DeliveryStatus.FAILED, detail)
-            except smtplib.SMTPResponseException as exc:  # SMTPDataError and the rest
-                return self._classify(exc.smtp_code, exc.smtp_error, message)
-            except smtplib.SMTPNotSupportedError as exc:
-                return DeliveryResult(DeliveryStatus.FAILED, scrub(f"not supported: {exc}"))
-            except (OSError, smtplib.SMTPException) as exc:
-                self._drop(slot)
-                if handed:
-                    return DeliveryResult(
-                        DeliveryStatus.SENT, scrub(f"after the final dot: {type(exc).__name__}")
-                    )
-                return DeliveryResult(
-                    DeliveryStatus.DEFERRED, scrub(f"connection error: {type(exc).__name__}")
-                )
-        return DeliveryResult(DeliveryStatus.DEFERRED, "connection lost")  # pragma: no cover
-
-    def _transact(
-        self,
-        slot: _Slot,
-        smtp: smtplib.SMTP,
-        message: OutgoingMessage,
-        hand_over: Callable[[], bool],
-    ) -> bool:
-        """One SMTP mail transaction (smtplib's ``sendmail``, with the handover before the dot).
-
-        Raises what ``sendmail`` raises; returns False when the handover withheld it.
-        """
-        smtp.ehlo_or_helo_if_needed()
-        for address in (message.sender, message.recipient):
-            if not _PLAIN_ADDRESS.fullmatch(address):  # never a second command in a path
-                raise smtplib.SMTPNotSupportedError("address not usable in an SMTP path")
-        # MAIL and RCPT written directly: the addresses are validated at import (ASCII,
-        # no brackets or spaces), so smtplib's per-call parseaddr is not needed.
-        size = f" SIZE={len(message.data)}" if smtp.has_extn("size") else ""
-        code, reply = smtp.docmd(f"MAIL FROM:<{message.sender}>{size}")
-        if code != 250:
-            self._abort(slot, smtp, code)
-            raise smtplib.SMTPSenderRefused(code, reply, message.sender)
-        code, reply = smtp.docmd(f"RCPT TO:<{message.recipient}>")
-        if code not in (250, 251):
-            self._abort(slot, smtp, code)
-            raise smtplib.SMTPRecipientsRefused({message.recipient: (code, reply)})
-        code, reply = smtp.docmd("data")
-        if code != 354:
-            self._abort(slot, smtp, code)
-            raise smtplib.SMTPDataError(code, reply)
-        body = _LEADING_DOT.sub(b"..", message.data)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        sock = smtp.sock
-        if _MSG_MORE and isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
-            # Held back by the kernel until the dot follows, so the server reads body
-            # and dot in one go, as it would from a plain sendmail (plain TCP only).
-            sock.sendall(body, _MSG_MORE)
-        else:
-            smtp.send(body)
-        try:
-            go = hand_over()
-        except BaseException:
-            self._drop(slot)  # mid-DATA: the server discards what it got
-            raise
-        if not go:
-            self._drop(slot)
-            return False
-        smtp.send(b".\r\n")
-        code, reply = smtp.getreply()
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
-        return True
-
-    def _abort(self, slot: _Slot, smtp: smtplib.SMTP, code: int) -> None:
-        """After a refusal before DATA's body: RSET, or drop a connection the server closes."""
-        if code == 421:
-            self._drop(slot)
-            return
-        try:
-            smtp.rset()
-        except smtplib.SMTPServerDisconnected:
-            self._drop(slot)
-
-    @staticmethod
-    def _classify(code: int, text: bytes | str, message: OutgoingMessage) -> DeliveryResult:
-        detail = scrub(f"{code} {_reply_text(text)}", message.sender, message.recipient)
-        if 200 <= code < 300:
-            return DeliveryResult(DeliveryStatus.SENT, detail)
-        if 500 <= code < 600:
-            return DeliveryResult(DeliveryStatus.BOUNCED, detail)
-        return DeliveryResult(DeliveryStatus.DEFERRED, detail)
-
-    def _connect(self, slot: _Slot) -> smtplib.SMTP:
+    def _connect(self, slot: Slot) -> smtplib.SMTP:
         smtp: smtplib.SMTP | None = None
         try:
             # Host given to the constructor: STARTTLS checks the certificate against it.
@@ -400,22 +292,22 @@ class SmtpTransport:
                     smtp.ehlo()
                     encrypted = True
                 elif self.starttls is True:
-                    raise _ConnectionFailed("server does not offer STARTTLS, which is required")
+                    raise ConnectionFailed("server does not offer STARTTLS, which is required")
             if self.username is not None and self._password is not None:
                 if not encrypted and not self.allow_insecure_auth:
-                    raise _ConnectionFailed("refusing SMTP AUTH over an unencrypted connection")
+                    raise ConnectionFailed("refusing SMTP AUTH over an unencrypted connection")
                 self._authenticate(smtp, self.username, self._password)
-        except _ConnectionFailed:
+        except ConnectionFailed:
             _close_quietly(smtp)
             raise
         except smtplib.SMTPResponseException as exc:
             _close_quietly(smtp)
-            raise _ConnectionFailed(
-                scrub(f"{exc.smtp_code} while connecting: {_reply_text(exc.smtp_error)}")
+            raise ConnectionFailed(
+                scrub(f"{exc.smtp_code} while connecting: {reply_text(exc.smtp_error)}")
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             _close_quietly(smtp)
-            raise _ConnectionFailed(f"cannot connect: {type(exc).__name__}") from None
+            raise ConnectionFailed(f"cannot connect: {type(exc).__name__}") from None
         slot.smtp = smtp
         self.connections_opened += 1
         return smtp
@@ -431,7 +323,7 @@ class SmtpTransport:
             smtp.login(username, password)
 
     @staticmethod
-    def _drop(slot: _Slot, *, polite: bool = False) -> None:
+    def _drop(slot: Slot, *, polite: bool = False) -> None:
         smtp, slot.smtp = slot.smtp, None
         if smtp is None:
             return
