@@ -55,7 +55,7 @@ from engine.config import Settings
 from engine.consent.suppression import suppress
 from engine.consent.tokens import TokenSigner
 from engine.consent.topics import cached_topics
-from engine.db import PreparedWrite, sqlite_writing, writing, writing_on
+from engine.db import PreparedWrite, writing, writing_on
 from engine.delivery import retry
 from engine.delivery.base import (
     DeliveryResult,
@@ -655,8 +655,7 @@ class _BatchSender:
                 prepared = self._prepared[flag] = PreparedWrite(
                     _SENT_IF_ELIGIBLE[flag], conn.dialect
                 )
-            with sqlite_writing(conn) as cursor:
-                return bool(prepared.run(cursor, params))
+            return bool(prepared.run_alone(conn, params))
         with writing_on(conn) as tx:
             return bool(tx.execute(_SENT_IF_ELIGIBLE[flag], params).rowcount)
 
