@@ -1,6 +1,6 @@
 """What the rules need to know about each recipient, loaded in a few batch queries.
 
-One query per table per 500 recipients — never one per recipient. Nothing here is
+A few queries per 500 recipients — never one per recipient. Nothing here is
 personal data: status, time zone, suppression reason, consent state, preferences
 and the send history, all by contact id.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 
 from engine.consent.suppression import suppressed_among
 from engine.models import (
@@ -108,28 +108,38 @@ def load_facts(
     ids = list(dict.fromkeys(contact_ids))
     base: dict[UUID, dict[str, object]] = {}
     hashes: dict[bytes, UUID] = {}
+    consent = consent_state_t.c
+    prefs = topic_prefs_t.c
+    joined = contacts.outerjoin(
+        consent_state_t, and_(consent.contact_id == contacts.c.id, consent.topic == topic)
+    ).outerjoin(topic_prefs_t, and_(prefs.contact_id == contacts.c.id, prefs.topic == topic))
     for chunk in _chunks(ids):
+        # One query per chunk: the contact with its consent and preference for the
+        # topic (each at most one row, by primary key), not one query per table.
         for r in conn.execute(
             select(
-                contacts.c.id, contacts.c.status, contacts.c.timezone, contacts.c.blind_index
-            ).where(contacts.c.id.in_(chunk))
+                contacts.c.id,
+                contacts.c.status,
+                contacts.c.timezone,
+                contacts.c.blind_index,
+                consent.state,
+                consent.expires_at,
+                prefs.cadence,
+                prefs.paused_until,
+            )
+            .select_from(joined)
+            .where(contacts.c.id.in_(chunk))
         ):
-            base[r.id] = {"status": r.status, "timezone": r.timezone}
+            base[r.id] = {  # a missing consent or preference row reads as None, the default
+                "status": r.status,
+                "timezone": r.timezone,
+                "consent_state": r.state,
+                "consent_expires_at": r.expires_at,
+                "cadence": r.cadence,
+                "paused_until": r.paused_until,
+            }
             if r.blind_index is not None:
                 hashes[r.blind_index] = r.id
-        consent_query = select(
-            consent_state_t.c.contact_id, consent_state_t.c.state, consent_state_t.c.expires_at
-        ).where(consent_state_t.c.contact_id.in_(chunk), consent_state_t.c.topic == topic)
-        for r in conn.execute(consent_query).all():
-            if r.contact_id in base:
-                base[r.contact_id].update(consent_state=r.state, consent_expires_at=r.expires_at)
-        for r in conn.execute(
-            select(
-                topic_prefs_t.c.contact_id, topic_prefs_t.c.cadence, topic_prefs_t.c.paused_until
-            ).where(topic_prefs_t.c.contact_id.in_(chunk), topic_prefs_t.c.topic == topic)
-        ):
-            if r.contact_id in base:
-                base[r.contact_id].update(cadence=r.cadence, paused_until=r.paused_until)
     for address_hash, reason in suppressed_among(conn, hashes).items():
         base[hashes[address_hash]]["suppression"] = reason
     history = load_sends(conn, list(base), now - lookback) if sends else {}
