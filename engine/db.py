@@ -186,7 +186,6 @@ class PreparedWrite:
                 cursor.close()
 
 
-
 def upsert(
     conn: Connection, table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
 ) -> None:

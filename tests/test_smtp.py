@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +352,109 @@ def test_a_restarted_server_on_the_same_port_is_reconnected(server: Server) -> N
     assert down.status is DeliveryStatus.DEFERRED
     assert up.status is DeliveryStatus.SENT
     assert set(server.handler.accepted) == {"<m20@northwind.example>", "<m22@northwind.example>"}
+
+
+# -- send_many: every pooled connection from one thread --------------------------------------
+
+
+@dataclass
+class Tracked:
+    """A delivery for ``send_many`` that keeps what happened to it."""
+
+    message: OutgoingMessage
+    fail_handover: bool = False
+    handovers: int = 0
+    results: list[Any] = field(default_factory=list)
+
+    def handover(self) -> bool:
+        self.handovers += 1
+        if self.fail_handover:
+            raise RuntimeError("database unavailable")
+        return True
+
+    def done(self, result: Any) -> None:
+        self.results.append(result)
+
+
+def test_send_many_reports_each_message_once_over_the_pool(server: Server) -> None:
+    server.handler.reject_rcpts.update({"gone3@example.com", "gone7@example.com"})
+    server.handler.defer_ids.update({"<m5@northwind.example>", "<m11@northwind.example>"})
+    deliveries = [
+        Tracked(message(i, f"gone{i}@example.com" if i in (3, 7) else f"p{i}@example.com"))
+        for i in range(60)
+    ]
+    taken: list[int] = []
+
+    def stream() -> Iterator[Tracked]:
+        for i, d in enumerate(deliveries):
+            taken.append(i)
+            yield d
+
+    t = transport(server, pool_size=3)
+    try:
+        t.send_many(stream())
+        assert t.send(message(99)).status is DeliveryStatus.SENT  # the pool is whole again
+    finally:
+        t.close()
+    assert taken == list(range(60))
+    statuses = {i: [r.status for r in d.results] for i, d in enumerate(deliveries)}
+    assert all(len(s) == 1 for s in statuses.values())  # one outcome each
+    assert statuses[3] == statuses[7] == [DeliveryStatus.BOUNCED]
+    assert statuses[5] == statuses[11] == [DeliveryStatus.DEFERRED]
+    sent = [i for i, s in statuses.items() if s == [DeliveryStatus.SENT]]
+    assert len(sent) == 56
+    # A handover for everyone who reached DATA, never for the refused recipients.
+    assert [d.handovers for d in deliveries] == [0 if i in (3, 7) else 1 for i in range(60)]
+    assert set(server.handler.accepted) == {f"<m{i}@northwind.example>" for i in [*sent, 99]}
+    assert set(server.handler.accepted.values()) == {1}
+    # Refusals before DATA end with RSET, not with a new connection.
+    assert server.client_connections == t.connections_opened <= 3
+
+
+def test_send_many_keeps_sending_while_a_rate_limited_domain_waits(server: Server) -> None:
+    slow = [Tracked(message(i, f"s{i}@slow.example")) for i in range(3)]
+    fast = [Tracked(message(10 + i, f"f{i}@fast{i}.example")) for i in range(12)]
+    t = transport(server, pool_size=2, per_domain_rate=4.0, per_domain_burst=1.0)
+    try:
+        t.send_many([*slow, *fast])
+    finally:
+        t.close()
+    assert all([r.status for r in d.results] == [DeliveryStatus.SENT] for d in slow + fast)
+    order = [a.message_id for a in server.handler.snapshot()]
+    # The second and third message to slow.example wait 0.25 s and 0.5 s for their
+    # bucket; the other domains' messages do not wait behind them.
+    assert order.index("<m2@northwind.example>") == len(order) - 1
+    assert max(order.index(d.message.message_id) for d in fast) < order.index(
+        "<m1@northwind.example>"
+    )
+
+
+def test_a_handover_that_raises_in_send_many_abandons_its_message_and_raises(
+    server: Server,
+) -> None:
+    deliveries = [Tracked(message(i), fail_handover=(i == 4)) for i in range(30)]
+    taken: list[Tracked] = []
+
+    def stream() -> Iterator[Tracked]:
+        for d in deliveries:
+            taken.append(d)
+            yield d
+
+    t = transport(server, pool_size=2)
+    try:
+        with pytest.raises(RuntimeError, match="database unavailable"):
+            t.send_many(stream())
+        assert t.send(message(50)).status is DeliveryStatus.SENT
+    finally:
+        t.close()
+    assert deliveries[4].results == []
+    assert "<m4@northwind.example>" not in server.handler.accepted
+    # The stream stopped there: at most the few messages on their way were taken.
+    assert len(taken) <= 12
+    # Whatever arrived had its handover, once; whatever had none never arrived.
+    arrived = set(server.handler.accepted) - {"<m50@northwind.example>"}
+    assert arrived <= {d.message.message_id for d in deliveries if d.handovers == 1}
+    assert set(server.handler.accepted.values()) == {1}
 
 
 # -- per-domain rate limit --------------------------------------------------------------------

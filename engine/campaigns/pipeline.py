@@ -535,7 +535,9 @@ class _BatchSender:
         self.any_success = False
         self.paused = False
         self.retry_base = timedelta(seconds=settings.delivery_retry_base_seconds)
-        #: Guards the counters, the report and the pending lists (sender threads share them).
+        #: Guards the counters, the report and the pending lists: ``send_each`` and the SMTP
+        #: transport report on the calling thread, but the protocol lets a transport's
+        #: ``send_many`` report from threads of its own.
         self._lock = threading.RLock()
         self._prepared: dict[bool, PreparedWrite] = {}
         self._held: Connection | None = None

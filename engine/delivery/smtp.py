@@ -184,11 +184,6 @@ class SmtpTransport:
         #: Connections opened so far (operational metric).
         self.connections_opened = 0
 
-    @property
-    def concurrency(self) -> int:
-        """How many sends can run at once: one per pooled connection."""
-        return self.pool_size
-
     def __repr__(self) -> str:  # never the password
         return f"SmtpTransport({self.host}:{self.port}, pool_size={self.pool_size})"
 
