@@ -39,8 +39,9 @@ pipeline
     gate (policy chain, frequency-cap reservations, decision records), the
     vault read, segments, compose (links, blocks, brand frame, MIME); per
     message MAIL, RCPT, DATA, the body, the handover (the last look and the
-    exactly-once commit of the row as sent, in one SQLite write transaction)
-    and the final dot; per batch the remaining records; then the campaign
+    exactly-once commit of the row as sent, one SQLite statement in autocommit)
+    and the final dot, all P connections driven from the calling thread
+    (``engine.delivery.smtp_mux``); per batch the remaining records; then the campaign
     marked sent. Closing the connections (QUIT) is not timed, on either side.
 
     Why a fresh database per campaign rather than lenient caps: the "offers"
@@ -75,9 +76,9 @@ round that gave the best rate.
 
 For a profile of the pipeline's side: ``python -m bench.bench_smtp --profile
 [--pool P] [--customers N]`` (its own var directory and sink; prints the
-cProfile top functions of a few ``send_campaign`` calls). cProfile sees the
-calling thread only: with the default P = 1 the pipeline sends from the
-calling thread, so the profile covers compose, handover and SMTP alike.
+cProfile top functions of a few ``send_campaign`` calls). The pipeline sends
+from the calling thread whatever P is, so the profile covers compose, handover
+and SMTP alike.
 """
 
 from __future__ import annotations
