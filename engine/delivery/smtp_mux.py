@@ -137,9 +137,11 @@ class Mux:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.lines = [_Line(slot) for slot in slots]
-        #: Messages composed ahead while every connection waits on the server: one per
-        #: connection, so that a burst of replies finds its next messages ready.
-        self.ahead = len(slots)
+        #: Messages composed ahead while every connection waits on the server, so that a
+        #: burst of replies finds its next messages ready. Two per connection: against
+        #: the bench sink (P = 4, 8 alternating campaigns each) the median rate was
+        #: 907/s with one per connection, 1,019-1,112/s with two, 1,058/s with four.
+        self.ahead = 2 * len(slots)
         self._connect = connect
         self._dropper = drop
         self.timeout = timeout
