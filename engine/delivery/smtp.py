@@ -40,7 +40,6 @@ STARTTLS, AUTH, with smtplib) and the rate limits.
 
 from __future__ import annotations
 
-import logging
 import queue
 import smtplib
 import socket
@@ -54,8 +53,6 @@ from engine.delivery.base import Delivery, DeliveryResult, Handover, OutgoingMes
 from engine.delivery.smtp_mux import ConnectionFailed, Mux, Slot
 from engine.delivery.smtp_replies import reply_text, scrub
 from engine.errors import ConfigurationError
-
-log = logging.getLogger(__name__)
 
 
 class SmtpConfigurationError(ConfigurationError):
