@@ -1,0 +1,32 @@
+"""The repository is self-contained: a user's clone has nothing outside it to point at."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tracked_text_files() -> list[Path]:
+    names = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    suffixes = {".md", ".py", ".toml", ".yml", ".yaml", ".cfg", ".txt", ""}
+    return [ROOT / n for n in names if Path(n).suffix in suffixes and (ROOT / n).is_file()]
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    outside = [
+        str(path.relative_to(ROOT))
+        for path in _tracked_text_files()
+        if path.name != "test_docs.py" and "../shared" in path.read_text("utf-8", "replace")
+    ]
+    assert outside == []
+
+
+def test_the_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for target in ("docs/ARCHITECTURE.md", "docs/STANDARDS.md"):
+        assert f"({target})" in readme
+        assert (ROOT / target).is_file()
