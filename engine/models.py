@@ -429,6 +429,9 @@ class CampaignStatus(StrEnum):
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"
+    #: Handed to the SMTP server (committed right before the final dot), no 250 seen yet.
+    #: Claimed again after its lease and re-sent under the same Message-ID.
+    IN_DOUBT = "in_doubt"
     SENT = "sent"
     DEFERRED = "deferred"
     SKIPPED = "skipped"
@@ -490,3 +493,8 @@ class OutboxRow(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=64)
     segment: str | None = Field(default=None, max_length=64)
     updated_at: datetime = _ts()
+    #: The last handover to a server whose outcome is unknown (set before the dot, cleared
+    #: by a refusal of the dot): a handover while it is set is an in-doubt re-send.
+    handed_over_at: datetime | None = _ts(nullable=True)
+    #: In-doubt re-sends of this message: an upper bound on the duplicates it can have.
+    resends: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -210,7 +210,13 @@ def finish(conn: Connection, campaign_id: int, now: datetime) -> bool:
     return True
 
 
-OPEN = (OutboxStatus.PENDING.value, OutboxStatus.DEFERRED.value, OutboxStatus.CLAIMED.value)
+#: Rows not settled yet. ``in_doubt`` is open: it is claimed again after its lease.
+OPEN = (
+    OutboxStatus.PENDING.value,
+    OutboxStatus.DEFERRED.value,
+    OutboxStatus.CLAIMED.value,
+    OutboxStatus.IN_DOUBT.value,
+)
 
 
 def launch_time(row: Any) -> datetime | None:

@@ -39,6 +39,7 @@ pauses itself; rows of the batch not tried yet go back to pending.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
@@ -47,7 +48,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from engine.campaigns import lifecycle
 from engine.campaigns.lifecycle import campaigns_t, outbox_t
@@ -64,6 +76,7 @@ from engine.delivery.base import (
     Transport,
     send_each,
 )
+from engine.errors import TactError
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
 from engine.policy import (
     Action,
@@ -83,6 +96,7 @@ from engine.recipients import load_recipients
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
 from engine.render.mime import HeaderError
+from engine.render.sandbox import RenderError
 from engine.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -97,8 +111,27 @@ HARD_BOUNCE = "hard-bounce"
 UNSENDABLE = "unsendable"
 ERASED = "erased"
 CAMPAIGN_PAUSED = "campaign-paused"
+#: A template failed for a recipient: the row goes back to pending, the campaign pauses.
+RENDER_ERROR = "render-error"
 #: Counted in a batch report, never written: a row another run had claimed meanwhile.
 TAKEN_OVER = "taken-over"
+
+
+class RenderPaused(TactError):
+    """A campaign paused itself because a template failed to render (``render-error``)."""
+
+
+def render_pause_reason(exc: RenderError) -> str:
+    """``render-error: <file>:<line> (<kind>)``: where and what kind, never the data.
+
+    A RenderError's text may quote a value (``ValueError: invalid literal … 'Ann'``):
+    only the template, the line and the leading word (an exception name) are kept.
+    """
+    where = f"{exc.template}:{exc.line}" if exc.template and exc.line else exc.template
+    detail = str(exc).split(": ", 1)[-1]
+    head = detail.split(":", 1)[0].strip()
+    kind = head if re.fullmatch(r"[A-Za-z_]{1,40}", head) else type(exc).__name__
+    return f"{RENDER_ERROR}: {where or 'template'} ({kind})"
 
 
 @dataclass
@@ -109,6 +142,8 @@ class BatchReport:
     #: Outcome per row: sent, deferred, skipped, bounced, failed, pending (given back).
     by_status: Counter[str] = field(default_factory=Counter)
     paused: bool = False
+    #: Why the batch paused its campaign, when it did (``render-error: …``, failures).
+    pause_reason: str | None = None
 
     @property
     def sent(self) -> int:
@@ -129,12 +164,16 @@ def message_key(campaign_id: int, contact_id: UUID) -> str:
     return f"{campaign_id}:{contact_id}"
 
 
+#: Rows held under a lease: claimed, or handed to a server with no answer recorded yet.
+LEASED = (OS.CLAIMED.value, OS.IN_DOUBT.value)
+
+
 def due_condition(now: datetime) -> Any:
     return or_(
         and_(
             outbox_t.c.status.in_([OS.PENDING.value, OS.DEFERRED.value]), outbox_t.c.due_at <= now
         ),
-        and_(outbox_t.c.status == OS.CLAIMED.value, outbox_t.c.lease_until < now),
+        and_(outbox_t.c.status.in_(LEASED), outbox_t.c.lease_until < now),
     )
 
 
@@ -217,8 +256,11 @@ def _write_back(
     return changed + int(conn.execute(stmt, others).rowcount)
 
 
-#: The handover's write, built once: this row is sent (fenced like ``_write_back``).
-_SENT_ONE = (
+#: The handover's write, built once: this row is in doubt (fenced like ``_write_back``).
+#: The lease stays: the row is claimed again only after it, and the "sent" that follows
+#: the server's 250 is fenced by it. A handover while an earlier one is still unresolved
+#: (``handed_over_at`` set) is an in-doubt re-send, counted in ``resends``.
+_IN_DOUBT_ONE = (
     update(outbox_t)
     .where(
         outbox_t.c.id == bindparam("o_id"),
@@ -226,22 +268,25 @@ _SENT_ONE = (
         outbox_t.c.lease_until == bindparam("o_lease"),
     )
     .values(
-        status=OS.SENT.value,
+        status=OS.IN_DOUBT.value,
         attempts=bindparam("o_attempts"),
         reason=bindparam("o_reason"),
         segment=bindparam("o_segment"),
-        lease_until=None,
+        handed_over_at=bindparam("o_now"),
+        resends=outbox_t.c.resends
+        + case((outbox_t.c.handed_over_at.is_(None), literal(0)), else_=literal(1)),
         updated_at=bindparam("o_now"),
     )
 )
 
 
-#: Many rows sent with the same attempts, reason and segment (``_write_back``).
+#: Many rows sent with the same attempts, reason and segment (``_write_back``): claimed
+#: (an idempotent transport's group) or in doubt (an SMTP handover the server took).
 _SENT_MANY = (
     update(outbox_t)
     .where(
         outbox_t.c.id.in_(bindparam("ids", expanding=True)),
-        outbox_t.c.status == OS.CLAIMED.value,
+        outbox_t.c.status.in_(LEASED),
         outbox_t.c.lease_until == bindparam("o_lease"),
     )
     .values(
@@ -254,8 +299,10 @@ _SENT_MANY = (
     )
 )
 
-#: ``_SENT_ONE`` only if the last look passes (by ``transactional``): the handover's fast path.
-_SENT_IF_ELIGIBLE = {flag: _SENT_ONE.where(eligible(transactional=flag)) for flag in (False, True)}
+#: ``_IN_DOUBT_ONE`` only if the last look passes (by ``transactional``): the fast path.
+_IN_DOUBT_IF_ELIGIBLE = {
+    flag: _IN_DOUBT_ONE.where(eligible(transactional=flag)) for flag in (False, True)
+}
 
 
 def _outcome(
@@ -292,6 +339,12 @@ class Composers:
         self.size = size
         self._built: OrderedDict[tuple[int, str], Composer] = OrderedDict()
         self._lock = threading.Lock()
+
+    def forget(self, campaign_id: int) -> None:
+        """Drop a campaign's compiled templates (they failed: the fix must be read anew)."""
+        with self._lock:
+            for key in [k for k in self._built if k[0] == campaign_id]:
+                del self._built[key]
 
     def get(self, campaign_id: int, template: str) -> Composer:
         key = (campaign_id, template)
@@ -377,6 +430,8 @@ def run_batch(
         composer = (composers or Composers(settings, vault)).get(camp.id, camp.template)
         sender = _BatchSender(engine, vault, settings, camp, ctx, lease_until, transport, report)
         sender.run(allowed, composer)
+        if sender.render_failed and composers is not None:
+            composers.forget(camp.id)
     log.info(
         "campaign %s batch %s: %d claimed, outcome %s",
         campaign_id,
@@ -427,7 +482,7 @@ class _Delivery:
         self.withheld = False
 
     def handover(self) -> bool:
-        """Right before the final dot: record the row as sent, or say why not."""
+        """Right before the final dot: record the row as in doubt, or say why not."""
         s, item = self.sender, self.item
         if s.paused:  # the campaign paused itself while this message was on its way
             s._give_back(item, self.pending)
@@ -444,9 +499,9 @@ class _Delivery:
             "topic": s.ctx.topic,
         }
         # Common case, one statement: still ours, and the last look passes. The cap
-        # slot is counted already (reserved); it is marked sent in bulk with the
-        # batch's other records, or stays reserved (still counted) if this process
-        # dies first.
+        # slot is counted already (reserved); it is marked sent in bulk with the row's
+        # "sent" after the server's 250, or stays reserved (still counted) if this
+        # process dies first.
         if s._fast_handover(params):
             self._handed()
             return True
@@ -458,15 +513,13 @@ class _Delivery:
                 s._write(conn, now_pending)
                 self.withheld = True
                 return False
-            if not conn.execute(_SENT_ONE, params).rowcount:
+            if not conn.execute(_IN_DOUBT_ONE, params).rowcount:
                 return False  # another run holds this row now: it is theirs to send
             log.warning("last look: the SQL condition refused what the rules allow")
             self._handed()
             return True
 
     def _handed(self) -> None:
-        with self.sender._lock:
-            self.pending.to_mark.append(self.item.key)
         self.handed = True
 
     def done(self, result: DeliveryResult) -> None:
@@ -480,13 +533,14 @@ class _Delivery:
             s._result(item, result, pending)
             return
         if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
-            with s._lock:
-                s.report.by_status[OS.SENT] += 1
-                s.run_length, s.any_success = 0, True
+            # The server's 250 (or a connection lost waiting for it, RFC 1047): the row
+            # becomes sent with the batch's other outcomes, in bulk. A crash before that
+            # write leaves it in doubt: re-sent after the lease, same Message-ID, counted.
+            s._result(item, result, pending)
+            s._flush_if_full(pending)
             return
-        # Refused after the handover (a 4xx or 5xx to the final dot): undo the "sent".
-        with s._lock:
-            pending.to_mark.remove(item.key)
+        # Refused after the handover (a 4xx or 5xx to the final dot): the server does
+        # not have it, so the row is no longer in doubt; retry or bounce as before.
         correction = _Pending()
         s._result(item, result, correction)
         with writing(s.engine) as conn:
@@ -534,6 +588,8 @@ class _BatchSender:
         self.run_length = 0  # transport failures in a row, in this batch
         self.any_success = False
         self.paused = False
+        #: Set when a template failed: the reason the campaign pauses with.
+        self.render_failed: str | None = None
         self.retry_base = timedelta(seconds=settings.delivery_retry_base_seconds)
         #: Guards the counters, the report and the pending lists: ``send_each`` and the SMTP
         #: transport report on the calling thread, but the protocol lets a transport's
@@ -576,6 +632,9 @@ class _BatchSender:
                 self._drop(pending, _outcome(r, OS.SKIPPED, ERASED), key)  # erased since the gate
                 continue
             segment = segments.get(r.contact_id)
+            if self.paused:  # paused meanwhile (failures, a render error): not composed
+                self._add_back(pending, r, key, CAMPAIGN_PAUSED)
+                continue
             try:
                 composed = composer.compose(
                     contact_id=r.contact_id,
@@ -590,6 +649,17 @@ class _BatchSender:
             except HeaderError as exc:  # e.g. an internationalized address (SMTPUTF8)
                 log.info("contact %s not sendable: %s", r.contact_id, exc)
                 self._drop(pending, _outcome(r, OS.FAILED, UNSENDABLE), key)
+                continue
+            except RenderError as exc:
+                # The template is at fault, not the recipient: nothing more of this
+                # campaign is composed; this row and every row not sent yet go back to
+                # pending, and the campaign pauses until someone fixes the template.
+                reason = render_pause_reason(exc)
+                log.warning("campaign %s: contact %s: %s", camp.id, r.contact_id, reason)
+                with self._lock:
+                    self.render_failed = reason
+                    self.paused = True
+                self._add_back(pending, r, key, RENDER_ERROR)
                 continue
             yield _Ready(
                 r,
@@ -655,11 +725,11 @@ class _BatchSender:
             prepared = self._prepared.get(flag)
             if prepared is None:
                 prepared = self._prepared[flag] = PreparedWrite(
-                    _SENT_IF_ELIGIBLE[flag], conn.dialect
+                    _IN_DOUBT_IF_ELIGIBLE[flag], conn.dialect
                 )
             return bool(prepared.run_alone(conn, params))
         with writing_on(conn) as tx:
-            return bool(tx.execute(_SENT_IF_ELIGIBLE[flag], params).rowcount)
+            return bool(tx.execute(_IN_DOUBT_IF_ELIGIBLE[flag], params).rowcount)
 
     def _connection(self) -> Connection:
         """The handovers' connection, held for the batch."""
@@ -684,9 +754,13 @@ class _BatchSender:
             self.report.by_status[status] += 1
 
     def _give_back(self, item: _Ready, pending: _Pending) -> None:
+        self._add_back(pending, item.row, item.key, CAMPAIGN_PAUSED)
+
+    def _add_back(self, pending: _Pending, row: Claimed, key: str, reason: str) -> None:
+        """Not sent, to be sent after a resume: pending again, its cap slot freed."""
         with self._lock:
-            self._add(pending, _outcome(item.row, OS.PENDING, CAMPAIGN_PAUSED))
-            pending.to_release.append(item.key)
+            self._add(pending, _outcome(row, OS.PENDING, reason))
+            pending.to_release.append(key)
 
     def _withhold(self, item: _Ready, verdict: Verdict, pending: _Pending) -> None:
         """The last look said no: the row is skipped or deferred, its slot freed."""
@@ -747,11 +821,28 @@ class _BatchSender:
             if earlier + self.run_length >= self.threshold:
                 self.paused = True
 
+    def _flush_if_full(self, pending: _Pending) -> None:
+        """Write what is pending once a group's worth has gathered (SMTP path).
+
+        Bounds what a crash leaves in doubt (and so re-sent) to about one group,
+        at one write transaction per ``GROUP`` messages.
+        """
+        with self._lock:
+            full = len(pending.outcomes) >= self.GROUP
+        if full:
+            with writing(self.engine) as conn:
+                self._write(conn, pending)
+
     def _write(self, conn: Connection, pending: _Pending) -> None:
+        """Write ``pending`` and empty it (in place: deliveries on their way hold it)."""
         with self._lock:
             outcomes = list(pending.outcomes)
             to_mark, to_release = list(pending.to_mark), list(pending.to_release)
             bounced, decisions = list(pending.bounced), list(pending.decisions)
+            for items in (pending.outcomes, pending.to_mark, pending.to_release):
+                items.clear()
+            pending.bounced.clear()
+            pending.decisions.clear()
             for outcome in outcomes:
                 self.report.by_status[outcome["o_status"]] += 1
         _write_back(conn, self.now, outcomes, self.lease_until)
@@ -761,16 +852,22 @@ class _BatchSender:
         record_decisions(conn, decisions)
 
     def _correct(self, conn: Connection, item: _Ready, correction: _Pending) -> None:
-        """A message recorded as sent at the handover that the server then refused."""
+        """A message recorded in doubt at the handover that the server then refused."""
         (outcome,) = correction.outcomes
         conn.execute(
             update(outbox_t)
-            .where(outbox_t.c.id == item.row.id, outbox_t.c.status == OS.SENT.value)
+            .where(
+                outbox_t.c.id == item.row.id,
+                outbox_t.c.status == OS.IN_DOUBT.value,
+                outbox_t.c.lease_until == self.lease_until,
+            )
             .values(
                 status=outcome["o_status"],
                 due_at=outcome["o_due"],
                 attempts=outcome["o_attempts"],
                 reason=outcome["o_reason"],
+                handed_over_at=None,
+                lease_until=None,
                 updated_at=self.now,
             )
         )
@@ -808,15 +905,12 @@ class _BatchSender:
             .values(consecutive_failures=failures)
         )
         if self.paused:
+            reason = self.render_failed or f"{self.threshold} consecutive delivery failures"
             current = lifecycle.get(conn, camp.id, lock=True)
             if current.status == CampaignStatus.SENDING:
-                lifecycle.pause(
-                    conn,
-                    camp.id,
-                    self.now,
-                    reason=f"{self.threshold} consecutive delivery failures",
-                )
+                lifecycle.pause(conn, camp.id, self.now, reason=reason)
             self.report.paused = True
+            self.report.pause_reason = reason
 
 
 # -- the tick --------------------------------------------------------------------------------

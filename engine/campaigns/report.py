@@ -4,6 +4,12 @@
 or deferral, ``ok``/``transactional-exempt`` for a send, the pipeline's for a
 transport outcome); ``decisions`` counts every gate decision ever taken for the
 campaign, ``"<action>:<reason>"``, deferrals that later went through included.
+
+``in_doubt_resends`` is how many times a message handed to the SMTP server
+without a recorded answer (a crash between the handover and the 250 being
+written) was sent again, under its same Message-ID: at least the number of
+duplicates any recipient can have got. ``in_doubt`` is how many rows are in
+that state now (they are claimed again after their lease).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from engine.campaigns.lifecycle import get, outbox_t
-from engine.models import GateDecision
+from engine.models import GateDecision, OutboxStatus
 
 decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
 
@@ -54,6 +60,11 @@ def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
             .group_by(decisions_t.c.action, decisions_t.c.reason)
         ).all()
     }
+    resends = conn.execute(
+        select(func.coalesce(func.sum(outbox_t.c.resends), 0)).where(
+            outbox_t.c.campaign_id == campaign_id
+        )
+    ).scalar_one()
     return {
         "id": camp.id,
         "name": camp.name,
@@ -70,5 +81,7 @@ def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
         "by_status": by_status,
         "by_reason": by_reason,
         "by_segment": by_segment,
+        "in_doubt": by_status.get(OutboxStatus.IN_DOUBT.value, 0),
+        "in_doubt_resends": int(resends),
         "decisions": decisions,
     }

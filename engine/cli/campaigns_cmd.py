@@ -10,7 +10,13 @@ import typer
 from rich.table import Table
 
 from engine.campaigns import lifecycle
-from engine.campaigns.pipeline import BatchReport, pending_count, send_campaign
+from engine.campaigns.pipeline import (
+    RENDER_ERROR,
+    BatchReport,
+    RenderPaused,
+    pending_count,
+    send_campaign,
+)
 from engine.campaigns.report import report as campaign_report
 from engine.cli.console import count_progress, err, out
 from engine.cli.runtime import Runtime
@@ -211,6 +217,14 @@ def send(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
         for key, n in batch.by_status.items():
             totals[key] = totals.get(key, 0) + n
     data["this_run"] = totals
-    if any(b.paused for b in reports):
+    render_failed = next(
+        (b.pause_reason for b in reports if (b.pause_reason or "").startswith(RENDER_ERROR)), None
+    )
+    if any(b.paused for b in reports) and render_failed is None:
         err.print(f"[bold yellow]paused:[/] {data.get('pause_reason')}")
     _show(data, as_json)
+    if render_failed is not None:  # main() prints it as one line and exits 1
+        raise RenderPaused(
+            f"campaign {name!r} paused, {render_failed}; fix the template, then "
+            f"`tact campaigns resume {name}` and send again"
+        )
