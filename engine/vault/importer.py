@@ -2,9 +2,17 @@
 
 Each batch of rows is one transaction: contacts, their data keys (keystore),
 orders, engagement and imported consent land together or not at all, with the
-import's checkpoint. Re-running the same file after a crash resumes after the
-last committed line; rows are upserted by blind index, so nothing doubles.
-Rows for an erased address are never stored again.
+import's checkpoint and its counters. Re-running the same file after a crash
+resumes after the last committed line; rows are upserted by blind index, so
+nothing doubles. Rows for an erased address are never stored again.
+
+One row never stops an import: a row that cannot be parsed or breaks a limit
+(engine.vault.rows) goes to the rejects file with its line and reason, and so
+does a row the database still refuses. When a batch write fails, the batch is
+written again row by row, each row under a savepoint, so only the refused row
+is rejected. The counters of a resumed run cover the whole run: they are read
+back from the run's row, and the reject reasons from the rejects file, which is
+cut back to the checkpoint first (rows after it are read again).
 """
 
 from __future__ import annotations
@@ -12,15 +20,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
+import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from engine.config import Settings
 from engine.consent import ledger
@@ -53,6 +64,14 @@ state_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 
 ProgressFn = Callable[[int], None]
+RejectFn = Callable[[int, str], None]
+
+#: Errors that say the database is unreachable or busy, not that a row is bad: the
+#: import stops (and resumes on the next run) rather than reject good rows.
+_NOT_THE_ROW = (OperationalError, InterfaceError)
+#: Errors a write can raise because of the values of one row.
+_ROW_ERRORS = (SQLAlchemyError, ValueError, OverflowError, TypeError)
+COUNTERS = ("rows_read", "inserted", "updated", "rejected", "suppressed")
 
 
 @dataclass
@@ -92,10 +111,51 @@ class RejectsWriter:
             if fresh:
                 self._writer.writerow(["line", "reason"])
         self._writer.writerow([line, reason])
+        self._dirty = True
+
+    def sync(self) -> None:
+        """On disk before the checkpoint that covers these lines commits."""
+        if self._fh is not None and getattr(self, "_dirty", False):
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._dirty = False
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+
+    @staticmethod
+    def cut_back(path: Path, checkpoint: int) -> dict[str, int]:
+        """Keep the reasons of lines up to ``checkpoint`` (later ones are read again).
+
+        Returns the count per reason kept, for the summary of a resumed run.
+        """
+        reasons: dict[str, int] = {}
+        if not path.exists():
+            return reasons
+        kept: list[list[str]] = []
+        with path.open(encoding="utf-8", newline="") as fh:
+            for record in csv.reader(fh):
+                if len(record) != 2 or not record[0].isdigit():
+                    continue  # the header, or a line cut short by a crash
+                if int(record[0]) <= checkpoint:
+                    kept.append(record)
+                    key = reason_key(record[1])
+                    reasons[key] = reasons.get(key, 0) + 1
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["line", "reason"])
+            writer.writerows(kept)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+        return reasons
+
+
+def reason_key(reason: str) -> str:
+    """The summary's group of a reason: the field it names, ``orders[3]`` as ``orders[]``."""
+    return re.sub(r"\[\d+\]", "[]", reason.split(":", 1)[0])
 
 
 def file_sha256(path: Path) -> str:
@@ -127,8 +187,13 @@ def import_file(
             .where(runs_t.c.file_sha256 == digest, runs_t.c.status == "running")
             .order_by(runs_t.c.id.desc())
         ).first()
+        counts: dict[str, int] = {}
         if previous is not None:
             import_id, resume_after = previous
+            run = conn.execute(
+                select(*(runs_t.c[name] for name in COUNTERS)).where(runs_t.c.id == import_id)
+            ).one()
+            counts = {name: int(getattr(run, name) or 0) for name in COUNTERS}
         else:
             inserted = conn.execute(
                 insert(runs_t).values(
@@ -142,11 +207,22 @@ def import_file(
     report = ImportReport(
         import_id=import_id, source_name=path.name, resumed_after_line=resume_after
     )
+    _restore(report, counts)  # a resumed run counts from where the last one committed
     report.rejects_path = (
         rejects_path or settings.var_dir / "imports" / f"import-{import_id}.rejects.csv"
     )
+    if resume_after > 0:
+        report.reject_reasons = RejectsWriter.cut_back(report.rejects_path, resume_after)
     rejects = RejectsWriter(report.rejects_path, append=resume_after > 0)
-    batcher = _Batcher(engine, vault, settings, import_id)
+
+    def reject(line: int, reason: str) -> None:
+        report.rejected += 1
+        key = reason_key(reason)
+        report.reject_reasons[key] = report.reject_reasons.get(key, 0) + 1
+        rejects.write(line, reason)
+        log.info("import %s: line %d rejected: %s", import_id, line, reason)
+
+    batcher = _Batcher(engine, vault, settings, import_id, reject)
     now = datetime.now(UTC)
     try:
         with path.open("rb") as raw:
@@ -161,18 +237,17 @@ def import_file(
                 try:
                     batch.append(parse_row(line, record, now=now))
                 except RowError as exc:
-                    report.rejected += 1
-                    reason = str(exc)
-                    key = reason.split(":", 1)[0]
-                    report.reject_reasons[key] = report.reject_reasons.get(key, 0) + 1
-                    rejects.write(line, reason)
-                    log.info("import %s: line %d rejected: %s", import_id, line, reason)
+                    reject(line, str(exc))
                 if len(batch) >= batch_size:
+                    rejects.sync()
                     batcher.commit(batch, last_line, report)
+                    rejects.sync()  # rows the database refused, under this checkpoint
                     batch = []
                     if progress:
                         progress(counter.consumed)
+            rejects.sync()
             batcher.commit(batch, last_line, report)
+            rejects.sync()
             if progress:
                 progress(counter.consumed)
     finally:
@@ -199,7 +274,7 @@ def import_file(
                 },
             )
         )
-    if report.rejected == 0 and report.rejects_path.exists() and resume_after == 0:
+    if report.rejected == 0 and report.rejects_path.exists():
         report.rejects_path.unlink()
     if report.rejected == 0:
         report.rejects_path = None
@@ -218,30 +293,60 @@ def import_file(
 class _Batcher:
     """Writes one batch of validated rows in one transaction."""
 
-    def __init__(self, engine: Engine, vault: Vault, settings: Settings, import_id: int) -> None:
+    def __init__(
+        self, engine: Engine, vault: Vault, settings: Settings, import_id: int, reject: RejectFn
+    ) -> None:
         self.engine = engine
         self.vault = vault
         self.import_id = import_id
         self.public = frozenset(settings.public_attributes)
         self.regime = settings.import_regime
+        self.reject = reject
 
     def commit(self, batch: list[ContactIn], last_line: int, report: ImportReport) -> None:
-        with writing(self.engine) as conn:
-            if batch:
-                self._write(conn, batch, report)
-            conn.execute(
-                update(runs_t)
-                .where(runs_t.c.id == self.import_id)
-                .values(
-                    checkpoint_line=last_line,
-                    rows_read=report.rows_read,
-                    inserted=report.inserted,
-                    updated=report.updated,
-                    rejected=report.rejected,
-                    suppressed=report.suppressed,
-                )
+        before = _counts(report)
+        try:
+            with writing(self.engine) as conn:
+                if batch:
+                    self._write(conn, batch, report)
+                self._checkpoint(conn, last_line, report)
+        except _NOT_THE_ROW:
+            raise
+        except _ROW_ERRORS as exc:
+            if not batch:
+                raise
+            _restore(report, before)
+            log.warning(
+                "import %s: the batch ending at line %d was refused (%s); writing it row by row",
+                self.import_id,
+                last_line,
+                _error_name(exc),
             )
+            self._commit_row_by_row(batch, last_line, report)
         report.batches += 1
+
+    def _commit_row_by_row(
+        self, batch: list[ContactIn], last_line: int, report: ImportReport
+    ) -> None:
+        with writing(self.engine) as conn:
+            for row in batch:
+                before = _counts(report)
+                try:
+                    with conn.begin_nested():
+                        self._write(conn, [row], report)
+                except _NOT_THE_ROW:
+                    raise
+                except _ROW_ERRORS as exc:
+                    _restore(report, before)
+                    self.reject(row.line, f"the database refused this row ({_error_name(exc)})")
+            self._checkpoint(conn, last_line, report)
+
+    def _checkpoint(self, conn: Connection, last_line: int, report: ImportReport) -> None:
+        conn.execute(
+            update(runs_t)
+            .where(runs_t.c.id == self.import_id)
+            .values(checkpoint_line=last_line, **_counts(report))
+        )
 
     def _write(self, conn: Connection, batch: list[ContactIn], report: ImportReport) -> None:
         # Rows for one address merge in file order, as if applied one after another.
@@ -252,7 +357,7 @@ class _Batcher:
             if earlier is None:
                 by_index[index] = row
             else:
-                _merge_into(earlier, row)
+                by_index[index] = _merged(earlier, row)
                 report.updated += 1
         indexes = list(by_index)
         erased = set(
@@ -465,6 +570,27 @@ class _Batcher:
                     )
                 )
         ledger.append(conn, self.vault, events)
+
+
+def _counts(report: ImportReport) -> dict[str, int]:
+    return {name: getattr(report, name) for name in COUNTERS}
+
+
+def _restore(report: ImportReport, counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        setattr(report, name, value)
+
+
+def _error_name(exc: BaseException) -> str:
+    """The driver's error class (NumericValueOutOfRange, ...): its message may quote the row."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+def _merged(earlier: ContactIn, later: ContactIn) -> ContactIn:
+    """A new row: ``later`` on top of ``earlier`` (the rows stay as read, for a retry)."""
+    merged = replace(earlier, topics=list(earlier.topics), attributes=dict(earlier.attributes))
+    _merge_into(merged, later)
+    return merged
 
 
 def _merge_into(earlier: ContactIn, later: ContactIn) -> None:

@@ -5,6 +5,11 @@ with or without BOM, CRLF or LF, quoted fields spanning lines) and JSONL (one
 object per line, with optional nested ``attributes``, ``orders`` and
 ``engagement``). A bad row becomes a RowError with a reason that never repeats
 the row's personal data.
+
+Every limit below is per row, so one row can neither exhaust memory or time nor
+hold a value a database would refuse (a number past a column's range, a NUL, a
+string past a column's length): such a row is rejected here, with its reason,
+before its batch is written.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -63,11 +69,28 @@ ALIASES: dict[str, str] = {
 }
 MAX_NAME = 200
 MAX_ATTRIBUTES = 50
+#: Longest physical line (characters), CSV or JSONL; a CSV row spanning lines counts whole.
+MAX_LINE = 1 << 20
+#: JSON nesting: the row object, its ``orders`` list, one order (one more level of slack).
+MAX_DEPTH = 4
+#: Digits of a JSON integer: 18 always fit a 64-bit column.
+MAX_INT_DIGITS = 18
+MAX_ORDERS = 1000
+MAX_ENGAGEMENT = 5000
+#: Characters of one free attribute's text value.
+MAX_ATTRIBUTE_TEXT = 1000
+#: ``orders.amount_cents`` is a 32-bit integer column on PostgreSQL.
+MAX_AMOUNT_CENTS = 2**31 - 1
+MAX_AMOUNT = Decimal(MAX_AMOUNT_CENTS).scaleb(-2)
+#: Earliest timestamp accepted (signup, consent, order, engagement): no email before it.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 ENGAGEMENT_KINDS = frozenset({"sent", "delivered", "open", "click", "bounce", "complaint"})
 _LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:[_-]([A-Za-z]{4}))?(?:[_-]([A-Za-z]{2}|\d{3}))?$")
 _TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: JSON escapes that can decode to a lone surrogate or a NUL: rows holding one are walked.
+_RISKY_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 class RowError(ValueError):
@@ -160,29 +183,128 @@ def read_raw_rows(path: Path, counter: CountingReader) -> Iterator[tuple[int, di
         ) from None
 
 
+TOO_LONG = f"longer than {MAX_LINE:,} characters"
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+
+
+def _bounded_lines(text: IO[str], overlong: list[int]) -> Iterator[str]:
+    """Physical lines, each at most MAX_LINE characters read into memory.
+
+    An overlong line is skipped to its end: its number is appended to ``overlong``
+    and it is given as an empty line that keeps the quoting state the whole line
+    had (the parity of its quotes), so a CSV reader stays in step with the file.
+    """
+    number = 0
+    while True:
+        line = text.readline(MAX_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) <= MAX_LINE or line.endswith("\n"):
+            yield line
+            continue
+        quotes = line.count('"')
+        while line and not line.endswith("\n"):
+            line = text.readline(1 << 16)
+            quotes += line.count('"')
+        overlong.append(number)
+        yield '"\n' if quotes % 2 else "\n"
+
+
+def _refuse_constant(_name: str) -> Any:
+    raise RowError("NaN and Infinity are not numbers an import accepts")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RowError("a number out of range (it overflows to infinity)")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise RowError(f"an integer with more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_refuse_constant
+)
+
+
+def _shape_error(obj: dict[str, Any], check_text: bool) -> str | None:
+    """Why ``obj`` cannot be a row (too deep; a lone surrogate or NUL in a string), or None."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return TOO_DEEP
+        items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+        for key, value in items:
+            if isinstance(value, dict | list):
+                stack.append((value, depth + 1))
+            elif check_text:
+                for text in (key, value):
+                    if isinstance(text, str) and _bad_text(text):
+                        return "text with a NUL character or a lone surrogate (\\u escape)"
+    return None
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _jsonl(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text, start=1):
+    overlong: list[int] = []
+    for number, line in enumerate(_bounded_lines(text, overlong), start=1):
+        if overlong:
+            overlong.clear()
+            yield number, {"__error__": f"line {TOO_LONG}"}
+            continue
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = _DECODER.decode(line)
+        except RowError as exc:
+            yield number, {"__error__": str(exc)}
+            continue
+        except RecursionError:
+            yield number, {"__error__": TOO_DEEP}
+            continue
         except json.JSONDecodeError as exc:
             yield number, {"__error__": f"not valid JSON (column {exc.colno})"}
             continue
+        except ValueError:
+            yield number, {"__error__": "not valid JSON (a number it cannot hold)"}
+            continue
         if not isinstance(obj, dict):
             yield number, {"__error__": "a JSON object was expected"}
+            continue
+        problem = _shape_error(obj, check_text=_RISKY_ESCAPE.search(line) is not None)
+        if problem:
+            yield number, {"__error__": problem}
             continue
         yield number, obj
 
 
 def _csv(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(text, strict=True)
+    overlong: list[int] = []
+    reader = csv.reader(_bounded_lines(text, overlong), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
         raise ImportFileError(f"the CSV header cannot be read: {exc}") from None
+    if overlong:
+        raise ImportFileError(f"the CSV header is {TOO_LONG}")
     keys = [_normalize_header(h) for h in header]
     if "email" not in {ALIASES.get(k, k) for k in keys}:
         raise ImportFileError("the CSV header has no email column")
@@ -195,10 +317,18 @@ def _csv(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             return
         except csv.Error as exc:
             previous_end = reader.line_num
+            overlong.clear()
             yield start, {"__error__": f"malformed CSV ({exc})"}
             continue
         previous_end = reader.line_num
+        if overlong:
+            overlong.clear()
+            yield start, {"__error__": f"line {TOO_LONG}"}
+            continue
         if not any(v.strip() for v in values):
+            continue
+        if sum(map(len, values)) > MAX_LINE:
+            yield start, {"__error__": f"row {TOO_LONG}"}
             continue
         if len(values) != len(keys):
             yield start, {"__error__": f"{len(values)} fields, the header has {len(keys)}"}
@@ -239,7 +369,7 @@ def parse_row(line: int, raw: dict[str, Any], *, now: datetime | None = None) ->
         else:
             extra[str(key)] = value
     try:
-        email = normalize_address(_text(known.get("email")) or "")
+        email = normalize_address(_text(known.get("email"), "email") or "")
     except InvalidAddress as exc:
         raise RowError(f"email: {exc.reason}") from None
     row = ContactIn(line=line, email=email)
@@ -266,9 +396,11 @@ def parse_row(line: int, raw: dict[str, Any], *, now: datetime | None = None) ->
     return row
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, what: str) -> str | None:
     if value is None:
         return None
+    if isinstance(value, dict | list):
+        raise RowError(f"{what}: text was expected, not a list or an object")
     if not isinstance(value, str):
         value = str(value)
     value = unicodedata.normalize("NFC", value.strip())
@@ -276,7 +408,7 @@ def _text(value: Any) -> str | None:
 
 
 def _name(value: Any, what: str) -> str | None:
-    text = _text(value)
+    text = _text(value, what)
     if text is None:
         return None
     if _CONTROL.search(text):
@@ -287,7 +419,7 @@ def _name(value: Any, what: str) -> str | None:
 
 
 def _phone(value: Any) -> str | None:
-    text = _text(value)
+    text = _text(value, "phone")
     if text is None:
         return None
     digits = re.sub(r"[\s().\-/]", "", text)
@@ -297,7 +429,7 @@ def _phone(value: Any) -> str | None:
 
 
 def _locale(value: Any) -> str | None:
-    text = _text(value)
+    text = _text(value, "locale")
     if text is None:
         return None
     match = _LOCALE.match(text)
@@ -313,32 +445,39 @@ def _locale(value: Any) -> str | None:
 
 
 def _timezone(value: Any) -> str | None:
-    text = _text(value)
+    text = _text(value, "timezone")
     if text is None:
         return None
-    if not _known_zone(text):
+    if len(text) > 64 or not _known_zone(text):
         raise RowError("timezone: not an IANA time zone (e.g. Europe/Paris)")
     return text
 
 
 def _timestamp(value: Any, what: str, now: datetime) -> datetime | None:
-    text = _text(value)
+    text = _text(value, what)
     if text is None:
         return None
+    if len(text) > 64:
+        raise RowError(f"{what}: not an ISO 8601 timestamp")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise RowError(f"{what}: not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # documented: naive times are UTC
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        raise RowError(f"{what}: out of range (before 1970 or in the future)") from None
+    if parsed < EARLIEST:
+        raise RowError(f"{what}: before 1970")
     if parsed > now + timedelta(days=1):
         raise RowError(f"{what}: in the future")
     return parsed
 
 
 def _short(value: Any, what: str) -> str | None:
-    text = _text(value)
+    text = _text(value, what)
     if text is not None and (len(text) > 64 or _CONTROL.search(text)):
         raise RowError(f"{what}: at most 64 printable characters")
     return text
@@ -348,7 +487,7 @@ REGIMES = frozenset({"gdpr-consent", "casl-express", "casl-implied", "can-spam"}
 
 
 def _regime(value: Any) -> str | None:
-    text = _text(value)
+    text = _text(value, "consent_regime")
     if text is None:
         return None
     if text.lower() not in REGIMES:
@@ -381,6 +520,12 @@ def _attributes(extra: dict[str, Any]) -> dict[str, Any]:
             raise RowError("attributes: names are letters, digits and '_' (at most 64)")
         if isinstance(value, str):
             value = unicodedata.normalize("NFC", value.strip())
+            if len(value) > MAX_ATTRIBUTE_TEXT:
+                raise RowError(f"attributes: {key} longer than {MAX_ATTRIBUTE_TEXT} characters")
+            if "\x00" in value:
+                raise RowError(f"attributes: {key} holds a NUL character")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise RowError(f"attributes: {key} is not a finite number")
         elif not isinstance(value, int | float | bool):
             raise RowError(f"attributes: {key} must be a string, number or boolean")
         attributes[key] = value
@@ -389,27 +534,43 @@ def _attributes(extra: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
+_SCALAR = (str, int, float)
+
+
 def _orders(value: Any, now: datetime) -> list[OrderIn]:
     if not isinstance(value, list):
         raise RowError("orders: a list was expected")
+    if len(value) > MAX_ORDERS:
+        raise RowError(f"orders: more than {MAX_ORDERS}")
     orders: list[OrderIn] = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise RowError(f"orders[{index}]: an object was expected")
+        raw_amount = item.get("amount")
+        if not isinstance(raw_amount, _SCALAR) or isinstance(raw_amount, bool):
+            raise RowError(f"orders[{index}]: amount missing or not a number")
+        fields = [item.get("order_id") or f"line-order-{index}", item.get("currency", "")]
+        fields.append(item.get("category", ""))
+        if not all(isinstance(f, _SCALAR) and not isinstance(f, bool) for f in fields):
+            raise RowError(f"orders[{index}]: order_id, currency and category are text")
         try:
-            amount = Decimal(str(item["amount"]))
-            ref = str(item.get("order_id") or f"line-order-{index}")
-            currency = str(item.get("currency", "")).upper()
-            category = str(item.get("category", "")).strip().lower()
-        except (KeyError, InvalidOperation):
+            amount = Decimal(str(raw_amount).strip())
+        except InvalidOperation:
             raise RowError(f"orders[{index}]: amount missing or not a number") from None
+        ref = str(fields[0])
+        currency = str(fields[1]).upper()
+        category = str(fields[2]).strip().lower()
         ordered_at = _timestamp(item.get("ordered_at"), f"orders[{index}].ordered_at", now)
         if ordered_at is None:
             raise RowError(f"orders[{index}]: ordered_at missing")
         if not re.fullmatch(r"[A-Z]{3}", currency) or not amount.is_finite() or amount < 0:
             raise RowError(f"orders[{index}]: currency or amount invalid")
+        if amount > MAX_AMOUNT:  # compared exactly: 1e100000000 * 100 would overflow
+            raise RowError(f"orders[{index}]: amount above {MAX_AMOUNT}")
         if not category or len(category) > 32 or len(ref) > 64:
             raise RowError(f"orders[{index}]: category or order_id invalid")
+        if _CONTROL.search(ref) or _CONTROL.search(category):
+            raise RowError(f"orders[{index}]: control characters in order_id or category")
         cents = int((amount * 100).to_integral_value())
         orders.append(OrderIn(ref, ordered_at, cents, currency, category))
     return orders
@@ -418,11 +579,14 @@ def _orders(value: Any, now: datetime) -> list[OrderIn]:
 def _engagement(value: Any, now: datetime) -> list[EngagementIn]:
     if not isinstance(value, list):
         raise RowError("engagement: a list was expected")
+    if len(value) > MAX_ENGAGEMENT:
+        raise RowError(f"engagement: more than {MAX_ENGAGEMENT} events")
     events: list[EngagementIn] = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise RowError(f"engagement[{index}]: an object was expected")
-        kind = str(item.get("kind", "")).lower()
+        raw_kind = item.get("kind", "")
+        kind = raw_kind.lower() if isinstance(raw_kind, str) else ""
         if kind not in ENGAGEMENT_KINDS:
             raise RowError(f"engagement[{index}]: kind must be one of {sorted(ENGAGEMENT_KINDS)}")
         at = _timestamp(item.get("at"), f"engagement[{index}].at", now)
