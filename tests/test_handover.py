@@ -18,6 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, select, update
 
 from engine.campaigns.lifecycle import get
+from engine.campaigns.report import report
 from engine.campaigns.pipeline import Composers, _BatchSender, _gate_context, claim, run_batch
 from engine.config import Settings
 from engine.consent.service import Origin, set_cadence, withdraw
@@ -377,3 +378,212 @@ def test_a_refusal_of_the_dot_after_the_handover_corrects_the_row_and_the_slot(
     assert slots[greylisted] == "reserved"  # held for the retry, not marked sent
     assert slots[bounced] == "released"
     assert slots[ordered[2]] == "sent"
+
+
+# -- in doubt: a crash between the handover and the dot --------------------------------------
+
+
+class Killed(Exception):
+    """Stands for the process dying: nothing after it runs (no dot, no batch write)."""
+
+
+class _DiesAt:
+    """One delivery of ``DiesBeforeTheDot``: its own handover, then the kill."""
+
+    def __init__(self, owner: DiesBeforeTheDot, inner: Any) -> None:
+        self.owner = owner
+        self.inner = inner
+        self.message = inner.message
+
+    def handover(self) -> bool:
+        handed = bool(self.inner.handover())  # the real commit, on the real database
+        self.owner.handovers += 1
+        if handed and self.owner.handovers == self.owner.kill_at:
+            raise Killed  # after the commit, before the final dot
+        return handed
+
+    def done(self, result: Any) -> None:
+        self.inner.done(result)
+
+
+class DiesBeforeTheDot:
+    """The real SMTP transport whose process "dies" at its ``kill_at``-th handover.
+
+    The mux abandons the DATA of a handover that raises, without the dot, so the
+    server discards that message (RFC 5321 §4.1.4), as it would for a killed sender.
+    The messages before it got their 250, but their "sent" was never written.
+    """
+
+    idempotent = False
+
+    def __init__(self, inner: SmtpTransport, kill_at: int) -> None:
+        self.inner = inner
+        self.kill_at = kill_at
+        self.handovers = 0
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def send(self, message: OutgoingMessage, handover: Any = None) -> Any:
+        raise NotImplementedError("the pipeline uses send_many")
+
+    def send_many(self, deliveries: Any) -> None:
+        self.inner.send_many(_DiesAt(self, d) for d in deliveries)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_kill_between_the_handover_and_the_dot_leaves_the_row_in_doubt_then_resent(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    """Before in-doubt rows, the third row here was "sent" and its message lost for good."""
+    subscribers(engine, vault, settings, 4)
+    cid = launched(engine, settings)
+    ordered = sorted(rows(engine, cid))  # one connection: sent in contact-id order
+    mids = {c: rows(engine, cid)[c].message_id for c in ordered}
+    dying = DiesBeforeTheDot(smtp(sink), kill_at=3)
+    try:
+        with pytest.raises(Killed):
+            run_batch(engine, vault, settings, cid, 0, dying, now=NOW)
+    finally:
+        dying.close()
+    got = rows(engine, cid)
+    # Two got their 250 and one never got its dot: all three are in doubt; the fourth
+    # was never handed over and stays claimed. None is recorded as sent.
+    assert [got[c].status for c in ordered] == ["in_doubt", "in_doubt", "in_doubt", "claimed"]
+    assert dict(sink.handler.accepted) == {mids[ordered[0]]: 1, mids[ordered[1]]: 1}
+    with engine.connect() as conn:
+        assert report(conn, cid)["in_doubt"] == 3
+
+    # Before the lease runs out nobody takes them; after it, they are claimed and re-sent.
+    transport = smtp(sink)
+    try:
+        early = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
+        assert early.claimed == 0
+        after = NOW + timedelta(seconds=settings.campaign_lease_seconds + 1)
+        again = run_batch(engine, vault, settings, cid, 0, transport, now=after)
+    finally:
+        transport.close()
+    assert again.by_status == {"sent": 4}
+    got = rows(engine, cid)
+    assert {got[c].status for c in ordered} == {"sent"}
+    assert [got[c].resends for c in ordered] == [1, 1, 1, 0]
+    # Every recipient has the message; the duplicates carry their original's Message-ID.
+    assert dict(sink.handler.accepted) == {
+        mids[ordered[0]]: 2,
+        mids[ordered[1]]: 2,
+        mids[ordered[2]]: 1,
+        mids[ordered[3]]: 1,
+    }
+    with engine.connect() as conn:
+        data = report(conn, cid)
+    duplicates = sum(n - 1 for n in sink.handler.accepted.values())
+    assert data["in_doubt_resends"] == 3 >= duplicates
+    assert data["in_doubt"] == 0 and data["by_status"] == {"sent": 4}
+
+
+def test_a_refusal_of_a_resent_in_doubt_message_is_retried_and_still_counted(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    subscribers(engine, vault, settings, 1)
+    cid = launched(engine, settings)
+    (contact,) = rows(engine, cid)
+    mid = rows(engine, cid)[contact].message_id
+    dying = DiesBeforeTheDot(smtp(sink), kill_at=1)
+    try:
+        with pytest.raises(Killed):
+            run_batch(engine, vault, settings, cid, 0, dying, now=NOW)
+    finally:
+        dying.close()
+    assert rows(engine, cid)[contact].status == "in_doubt"
+    sink.handler.defer_ids.add(mid)  # the re-send meets a 4xx to its dot
+    lease = timedelta(seconds=settings.campaign_lease_seconds + 1)
+    transport = smtp(sink)
+    try:
+        deferred = run_batch(engine, vault, settings, cid, 0, transport, now=NOW + lease)
+        row = rows(engine, cid)[contact]
+        assert deferred.by_status == {"deferred": 1}
+        assert (row.status, row.resends, row.handed_over_at) == ("deferred", 1, None)
+        sink.handler.defer_ids.clear()
+        later = row.due_at + timedelta(seconds=1)
+        sent = run_batch(engine, vault, settings, cid, 0, transport, now=later)
+    finally:
+        transport.close()
+    assert sent.by_status == {"sent": 1}
+    row = rows(engine, cid)[contact]
+    assert (row.status, row.resends) == ("sent", 1)  # the refused copy proved nothing arrived
+    assert dict(sink.handler.accepted) == {mid: 1}
+
+
+# -- a render error pauses the campaign -------------------------------------------------------
+
+
+def _failing_templates(tmp_path: Any, name: str) -> Any:
+    """A copy of the shipped templates whose closing block divides by zero for one name."""
+    import shutil
+
+    from tests.test_render import PROJECT_ROOT
+
+    root = tmp_path / "templates"
+    if not root.exists():
+        shutil.copytree(PROJECT_ROOT / "templates", root)
+    block = root / "campaigns" / "autumn-2026" / "blocks" / "closing" / "default.html.j2"
+    original = (PROJECT_ROOT / "templates" / block.relative_to(root)).read_text("utf-8")
+    failing = (
+        f'{{% if first_name == "{name}" %}}{{{{ 1 // (first_name|length - {len(name)}) }}}}'
+        "{% endif %}\n"
+    )
+    block.write_text(original + failing if name else original, "utf-8")
+    return root
+
+
+def test_a_render_error_gives_the_batch_back_and_pauses_until_resumed(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server, tmp_path: Any
+) -> None:
+    from engine.campaigns import resume
+    from engine.recipients import load_recipients
+
+    subscribers(engine, vault, settings, 8)
+    cid = launched(engine, settings)
+    ordered = sorted(rows(engine, cid))
+    target = ordered[4]  # composed after some messages went out fine
+    with engine.connect() as conn:
+        batch = load_recipients(conn, vault, [target], ["first_name"], purpose="test")
+    name = batch.people[target].first_name
+    failing = settings.model_copy(update={"templates_dir": _failing_templates(tmp_path, name)})
+    transport = smtp(sink)
+    try:
+        first = run_batch(engine, vault, failing, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert first.paused and first.pause_reason is not None
+    assert first.pause_reason.startswith("render-error: ")
+    assert "default.html.j2:" in first.pause_reason and name not in first.pause_reason
+    got = rows(engine, cid)
+    sent = [c for c in ordered if got[c].status == "sent"]
+    assert sent and sent == ordered[: len(sent)] and len(sent) < 4  # part went out
+    assert {got[c].status for c in ordered if c not in sent} == {"pending"}
+    assert (got[target].reason, got[target].lease_until) == ("render-error", None)
+    assert dict(sink.handler.accepted) == {got[c].message_id: 1 for c in sent}
+    with engine.connect() as conn:
+        camp = get(conn, cid)
+        data = report(conn, cid)
+    assert (camp.status, camp.pause_reason) == ("paused", first.pause_reason)
+    assert data["pause_reason"] == first.pause_reason
+    assert "claimed" not in data["by_status"]
+
+    _failing_templates(tmp_path, "")  # the fix
+    with writing(engine) as conn:
+        resume(conn, cid, NOW)
+    transport = smtp(sink)
+    try:
+        rest = run_batch(engine, vault, failing, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert rest.by_status == {"sent": 8 - len(sent)}
+    assert {r.status for r in rows(engine, cid).values()} == {"sent"}
+    assert len(sink.handler.accepted) == 8 and set(sink.handler.accepted.values()) == {1}
