@@ -18,8 +18,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, select, update
 
 from engine.campaigns.lifecycle import get
-from engine.campaigns.report import report
 from engine.campaigns.pipeline import Composers, _BatchSender, _gate_context, claim, run_batch
+from engine.campaigns.report import report
 from engine.config import Settings
 from engine.consent.service import Origin, set_cadence, withdraw
 from engine.db import writing
