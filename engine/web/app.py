@@ -93,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
+        # No "/u/TOKEN/" -> "/u/TOKEN" redirect: Starlette builds its Location from the
+        # Host header, which the client chooses. A path that is not a route is a 404.
+        redirect_slashes=False,
     )
     app.state.tact = state
     for module in (unsubscribe, preferences, personal_data, signup):

@@ -7,11 +7,14 @@ browser submit one of our forms. Two stateless checks do that:
 
 1. **A form field** ``csrf`` = HMAC-SHA256(csrf key, ``"csrf|" + purpose + "|" +
    subject``), where the subject is the signed token of the page that served
-   the form (or, for the anonymous sign-up form, the hour it was served, valid
-   for a day). The csrf key is derived from the primary token key, so it
-   rotates with it and never appears anywhere. The field binds a submission to
-   a page we served for that very token and purpose; it is compared in
-   constant time.
+   the form (or, for the anonymous sign-up form, the hour it was served and a
+   random nonce, valid for a day). The csrf key is derived from the primary
+   token key, so it rotates with it and never appears anywhere. The field binds
+   a submission to a page we served for that very token and purpose; it is
+   compared in constant time. An anonymous sign-up field also serves one
+   address only: the first address it is used with is recorded server-side, as
+   keyed hashes of the field and of the address (``csrf_binding``), and the same
+   field with any other address is refused.
 2. **The browser's own word on where the request comes from**: ``Origin``
    (every current browser sends it on a form POST) or, without it,
    ``Referer`` must be our origin (the public base URL, or the origin the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from urllib.parse import urlsplit
 
@@ -75,24 +79,38 @@ class Csrf:
     # -- the anonymous sign-up form -----------------------------------------------------------
 
     def anonymous_field(self, purpose: str, *, now: float | None = None) -> str:
+        """``HOUR.NONCE.MAC``: one value per page served, so binding it to an address
+        (``csrf_binding``) ties up nobody else's form."""
         hour = int((now or time.time()) // 3600)
-        return f"{hour}.{self._mac(purpose, str(hour))}"
+        nonce = secrets.token_urlsafe(12)
+        return f"{hour}.{nonce}.{self._mac(purpose, f'{hour}.{nonce}')}"
 
     def check_anonymous(
         self, request: Request, value: object, purpose: str, *, now: float | None = None
     ) -> None:
         self.check_origin(request)
-        if not isinstance(value, str) or "." not in value:
+        if not isinstance(value, str) or value.count(".") != 2:
             raise CsrfRejected("form field missing")
-        hour_text, _, mac = value.partition(".")
-        if not hour_text.isdigit():
+        hour_text, nonce, mac = value.split(".")
+        if not hour_text.isdigit() or not nonce:
             raise CsrfRejected("form field malformed")
         hour = int(hour_text)
         current = int((now or time.time()) // 3600)
         if not 0 <= current - hour <= ANONYMOUS_FIELD_HOURS:
             raise CsrfRejected("form too old; reload the page")
-        if not hmac.compare_digest(mac.encode(), self._mac(purpose, str(hour)).encode()):
+        expected = self._mac(purpose, f"{hour}.{nonce}")
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
             raise CsrfRejected("form field not ours")
+
+    def binding_keys(self, value: str, address_hash: bytes) -> tuple[bytes, str]:
+        """(keyed hash of a checked anonymous field, keyed tag of an address's blind index).
+
+        What ``csrf_binding`` stores: neither the field nor the address can be read
+        back from them, and neither matches any blind index (a key of its own).
+        """
+        field = hmac.new(self._key, b"csrf-field|" + value.encode(), hashlib.sha256).digest()
+        tag = hmac.new(self._key, b"csrf-address|" + address_hash, hashlib.sha256).digest()
+        return field, base64.urlsafe_b64encode(tag[:18]).decode("ascii")
 
     # -- where the request comes from ---------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """Sign-up (``/subscribe``) and the double opt-in confirmation (``/confirm/{token}``).
 
+One sign-up form value serves one address (``csrf_binding``): the first address
+it is used with; the same value with another address is refused (403).
+
 The answer to a sign-up never depends on the address: new, known, already
 subscribed or erased, the page says "check your inbox", so the form cannot be
 used to learn who is on the list. The address is not echoed back either, not
@@ -26,6 +29,7 @@ from engine.consent.tokens import TokenKind
 from engine.db import writing
 from engine.errors import ContactErased, InvalidAddress
 from engine.web import i18n
+from engine.web.csrf_binding import bind_to_address
 from engine.web.deps import State, read_form
 from engine.web.state import WebState
 
@@ -85,6 +89,14 @@ def _subscribe(
     if not isinstance(address, str) or not address.strip() or len(address) > MAX_ADDRESS:
         return _form(state, request, lang, topic=topic, error="address")
     origin = state.origin(request, Source.FORM)
+    try:
+        address_hash = state.vault.index_for(address)
+    except InvalidAddress:
+        return _form(state, request, lang, topic=topic, error="address")
+    # One form value, one address: committed on its own, before anything about the
+    # address is looked at, so the answer cannot depend on who the address is.
+    with writing(state.engine) as conn:
+        bind_to_address(conn, state.csrf, str(csrf), address_hash)
     try:
         with writing(state.engine) as conn:
             result = request_subscription(

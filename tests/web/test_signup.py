@@ -54,9 +54,9 @@ async def test_answer_does_not_depend_on_the_address(
         erase_contact(conn, vault, erased.address, actor="test")
     bodies = []
     async with asgi_client(app) as client:
-        page = await client.get("/subscribe")
-        signup = form(page.text, "/subscribe")
         for address in ("fresh@example.org", known.address, erased.address):
+            page = await client.get("/subscribe")  # one form value per address
+            signup = form(page.text, "/subscribe")
             response = await client.post(
                 signup.action, data=signup.data(email=address, topic="news")
             )
@@ -106,3 +106,48 @@ async def test_bad_input_is_not_echoed(
     assert bad_topic.status_code == 400 and "x@example.org" not in bad_topic.text
     assert no_field.status_code == 403 and cross.status_code == 403
     assert outbox(settings) == []
+
+
+async def test_one_form_value_serves_one_address(
+    app: FastAPI, engine: Engine, vault: Vault, settings: Settings, keyring: Keyring
+) -> None:
+    """A sign-up form value is bound to the first address it is used with.
+
+    The finding: one value signed up 30 addresses in a row. Now the second address
+    is refused (403) and gets no email, whatever it is (new, known or erased); the
+    first address may resubmit with it, and the per-address limit still counts.
+    """
+    known, erased = add_people(
+        engine, vault, settings, [person("known2@example.org"), person("gone2@example.org")]
+    )
+    with engine.begin() as conn:
+        erase_contact(conn, vault, erased.address, actor="test")
+    async with asgi_client(app) as client:
+        page = await client.get("/subscribe")
+        signup = form(page.text, "/subscribe")
+        first = await client.post(
+            signup.action, data=signup.data(email="first@example.org", topic="news")
+        )
+        again = await client.post(
+            signup.action, data=signup.data(email="First@EXAMPLE.org", topic="offers")
+        )
+        others = [
+            await client.post(signup.action, data=signup.data(email=address, topic="news"))
+            for address in [f"list{i}@example.org" for i in range(30)]
+            + [known.address, erased.address]
+        ]
+        fresh_page = await client.get("/subscribe")
+        fresh = form(fresh_page.text, "/subscribe")
+        second = await client.post(
+            fresh.action, data=fresh.data(email="list0@example.org", topic="news")
+        )
+    assert first.status_code == 200 and again.status_code == 200
+    assert [r.status_code for r in others] == [403] * 32
+    assert all("@example.org" not in r.text for r in others)
+    assert fresh.fields["csrf"] != signup.fields["csrf"]  # every page serves its own value
+    assert second.status_code == 200
+    assert sorted(m["To"].lower() for m in outbox(settings)) == [
+        "first@example.org",
+        "first@example.org",
+        "list0@example.org",
+    ]
