@@ -70,106 +70,216 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TACT_", extra="ignore")
 
-    var_dir: Path = Path("var")
+    var_dir: Path = Field(
+        default=Path("var"),
+        description="Folder of the embedded mode's files (database, keystore, keys, log, "
+        "outbox); created 0700, its files 0600.",
+    )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; default sqlite under var_dir. "
-        "PostgreSQL: postgresql+psycopg://user@host/db",
+        description="SQLAlchemy URL of the database; default SQLite at var_dir/tact.db (its "
+        "keystore beside it, tact.keystore.db). PostgreSQL: postgresql+psycopg://user@host/db. "
+        "A secret: may come from TACT_DATABASE_URL_FILE.",
     )
     keyring: SecretStr | None = Field(
-        default=None, description="The keyring JSON itself (prefer TACT_KEYRING_FILE)."
+        default=None,
+        description="The keyring JSON itself. Set it as TACT_KEYRING_FILE, the path of a file "
+        "holding it (a Docker or Kubernetes secret), rather than in the environment. When "
+        "set, key_file is not used and `tact init` creates no keys.",
     )
     key_file: Path | None = Field(
-        default=None, description="Where the keyring lives; default var_dir/keys.json."
+        default=None,
+        description="Where the embedded mode keeps its keyring when TACT_KEYRING(_FILE) is "
+        "not set: created by `tact init` (0600), refused if group or others can read it; "
+        "default var_dir/keys.json.",
     )
-    log_file: Path | None = None
-    outbox_dir: Path | None = None
-    #: maildir (embedded default: var/outbox), null, smtp (settings smtp_* below).
-    transport: Literal["maildir", "null", "smtp"] = "maildir"
-    templates_dir: Path = PROJECT_ROOT / "templates"
-    topics_file: Path | None = None
-    #: Public base URL of the web app, as links in emails show it. Always https:
-    #: List-Unsubscribe must be https (RFC 8058). ``tact serve`` listens on
-    #: web_host:web_port behind the TLS proxy that answers for this URL.
-    public_base_url: str = "https://prefs.northwind.example"
-    web_host: str = "127.0.0.1"
-    web_port: int = 8000
-    #: Address for ``mailto:`` unsubscribes (List-Unsubscribe); local part + token.
-    unsubscribe_mailbox: str = "unsubscribe@northwind.example"
-    #: Unsubscribe and preference links stay valid this long (>= 60 days: CASL).
-    link_token_days: int = Field(default=400, ge=60)
-    #: Export and erasure links are short-lived.
-    sensitive_token_minutes: int = Field(default=60, ge=5, le=1440)
-    confirm_token_days: int = Field(default=7, ge=1, le=60)
-    #: Retired token keys still verify for this long after a newer one was added.
-    token_grace_days: int = Field(default=400, ge=60)
-    #: At most this many double opt-in emails per address per day.
-    optin_requests_per_day: int = Field(default=3, ge=1)
-    #: DKIM signing (optional): all three set turns it on. The key is a PEM secret
-    #: (TACT_DKIM_PRIVATE_KEY_FILE); h= covers both list headers (RFC 8058 §4).
-    dkim_selector: str | None = None
-    dkim_domain: str | None = None
-    dkim_private_key: SecretStr | None = None
-    dkim_algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
-    #: Default regime of consent given at import when the file does not say.
-    import_regime: str = "gdpr-consent"
-    import_batch_size: int = Field(default=2500, ge=1, le=100_000)
-    rotation_batch_size: int = Field(default=1000, ge=1, le=100_000)
-    #: Free attributes not declared here are treated as personal (encrypted).
-    public_attributes: tuple[str, ...] = ("loyalty_tier", "preferred_channel")
-    log_level: str = "INFO"
-    #: Frequency caps for marketing email (the gate): at most cap_global_count in any
-    #: rolling window of cap_global_window_hours, and at least cap_min_gap_hours apart.
-    #: Per-topic caps come from topics.toml; the customer's cadence adds its own; the
-    #: strictest wins.
-    cap_global_count: int = Field(default=3, ge=1)
-    cap_global_window_hours: int = Field(default=168, ge=1)
-    cap_min_gap_hours: int = Field(default=20, ge=0)
-    #: Quiet hours in the recipient's local time: [start, end), wrapping midnight when
-    #: start > end; start == end turns them off.
-    quiet_hours_start: int = Field(default=21, ge=0, le=23)
-    quiet_hours_end: int = Field(default=8, ge=0, le=23)
+    log_file: Path | None = Field(
+        default=None, description="Tact's log (addresses masked); default var_dir/log/tact.log."
+    )
+    outbox_dir: Path | None = Field(
+        default=None,
+        description="Maildir the maildir transport writes to; default var_dir/outbox.",
+    )
+    transport: Literal["maildir", "null", "smtp"] = Field(
+        default="maildir",
+        description="How messages leave: maildir (files in outbox_dir), null (dropped), smtp "
+        "(the smtp_* settings).",
+    )
+    templates_dir: Path = Field(
+        default=PROJECT_ROOT / "templates",
+        description="Brand base, campaigns, notices and web templates.",
+    )
+    topics_file: Path | None = Field(
+        default=None, description="The topics and their caps; default templates_dir/topics.toml."
+    )
+    public_base_url: str = Field(
+        default="https://prefs.northwind.example",
+        description="Public https base URL of the web app, as links in emails show it "
+        "(List-Unsubscribe must be https, RFC 8058).",
+    )
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="`tact serve` listens here, behind the TLS proxy of public_base_url.",
+    )
+    web_port: int = Field(default=8000, description="`tact serve` listens on this port.")
+    unsubscribe_mailbox: str = Field(
+        default="unsubscribe@northwind.example",
+        description="Address of mailto: unsubscribes (List-Unsubscribe); local part + token.",
+    )
+    link_token_days: int = Field(
+        default=400,
+        ge=60,
+        description="Unsubscribe and preference links stay valid this long (at least 60: CASL).",
+    )
+    sensitive_token_minutes: int = Field(
+        default=60, ge=5, le=1440, description="Lifetime of export and erasure links."
+    )
+    confirm_token_days: int = Field(
+        default=7, ge=1, le=60, description="Lifetime of double opt-in confirmation links."
+    )
+    token_grace_days: int = Field(
+        default=400,
+        ge=60,
+        description="Retired token keys still verify this long after a newer one was added.",
+    )
+    optin_requests_per_day: int = Field(
+        default=3, ge=1, description="At most this many double opt-in emails per address a day."
+    )
+    dkim_selector: str | None = Field(
+        default=None,
+        description="DKIM selector; DKIM signs when selector, domain and key are all set.",
+    )
+    dkim_domain: str | None = Field(default=None, description="DKIM signing domain (d=).")
+    dkim_private_key: SecretStr | None = Field(
+        default=None,
+        description="DKIM private key, PEM. A secret: set TACT_DKIM_PRIVATE_KEY_FILE.",
+    )
+    dkim_algorithm: Literal["rsa-sha256", "ed25519-sha256"] = Field(
+        default="rsa-sha256", description="DKIM algorithm."
+    )
+    import_regime: str = Field(
+        default="gdpr-consent",
+        description="Consent regime recorded at import when the file does not say.",
+    )
+    import_batch_size: int = Field(
+        default=2500, ge=1, le=100_000, description="Import rows per transaction."
+    )
+    rotation_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Data keys re-wrapped per transaction by `tact keys rotate`.",
+    )
+    public_attributes: tuple[str, ...] = Field(
+        default=("loyalty_tier", "preferred_channel"),
+        description="Free attributes stored in clear; every other attribute is personal "
+        "(encrypted). JSON list in the environment.",
+    )
+    log_level: str = Field(default="INFO", description="Level of the log file.")
+    cap_global_count: int = Field(
+        default=3,
+        ge=1,
+        description="Frequency cap: at most this many marketing emails per contact in any "
+        "rolling cap_global_window_hours (topic caps and the contact's cadence add theirs; "
+        "the strictest wins).",
+    )
+    cap_global_window_hours: int = Field(
+        default=168, ge=1, description="The rolling window of cap_global_count, in hours."
+    )
+    cap_min_gap_hours: int = Field(
+        default=20, ge=0, description="Minimum gap between two marketing emails to a contact."
+    )
+    quiet_hours_start: int = Field(
+        default=21,
+        ge=0,
+        le=23,
+        description="Quiet hours in the recipient's local time start at this hour: "
+        "[start, end), wrapping midnight when start > end; start == end turns them off.",
+    )
+    quiet_hours_end: int = Field(
+        default=8, ge=0, le=23, description="Quiet hours end at this hour (local time)."
+    )
     # -- SMTP transport (transport = "smtp") ------------------------------------------------
-    #: Relay to hand messages to. STARTTLS: unset upgrades when offered, true requires
-    #: it, false never. AUTH when a username is set (password: TACT_SMTP_PASSWORD_FILE),
-    #: only over TLS. Per-domain rate in messages/second per recipient domain.
-    smtp_host: str = "localhost"
-    smtp_port: int = Field(default=25, ge=1, le=65535)
-    smtp_starttls: bool | None = None
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_pool_size: int = Field(default=4, ge=1, le=64)
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    smtp_per_domain_rate: float | None = Field(default=None, gt=0)
-    smtp_local_hostname: str | None = None
+    smtp_host: str = Field(default="localhost", description="SMTP relay host.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP relay port.")
+    smtp_starttls: bool | None = Field(
+        default=None,
+        description="STARTTLS: unset upgrades when offered, true requires it, false never.",
+    )
+    smtp_username: str | None = Field(
+        default=None, description="SMTP AUTH user (AUTH only over TLS)."
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP AUTH password. A secret: set TACT_SMTP_PASSWORD_FILE."
+    )
+    smtp_pool_size: int = Field(
+        default=4, ge=1, le=64, description="Persistent SMTP connections per sending process."
+    )
+    smtp_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of each SMTP exchange."
+    )
+    smtp_per_domain_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="At most this many messages a second per recipient domain; unset: no limit.",
+    )
+    smtp_local_hostname: str | None = Field(
+        default=None, description="Name given in EHLO; unset: this host's FQDN."
+    )
     # -- end SMTP transport ------------------------------------------------------------------
 
     # -- campaigns ---------------------------------------------------------------------------
-    #: Recipients per batch (one gate call, one transaction, one broker task).
-    campaign_batch_size: int = Field(default=500, ge=1, le=100_000)
-    #: A campaign pauses itself after this many transport failures in a row.
-    campaign_pause_after_failures: int = Field(default=20, ge=1)
-    #: How long a claimed outbox row is held before another run may take it over.
-    campaign_lease_seconds: int = Field(default=900, ge=1)
-    #: Backoff after a transient delivery failure: the first retry waits this long,
-    #: each next one twice as long (capped at an hour), for at most this many attempts.
-    delivery_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
-    delivery_retry_max_attempts: int = Field(default=8, ge=1, le=50)
+    campaign_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Recipients per batch (one gate call, one transaction, one broker task).",
+    )
+    campaign_pause_after_failures: int = Field(
+        default=20,
+        ge=1,
+        description="A campaign pauses itself after this many transport failures in a row.",
+    )
+    campaign_lease_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="A claimed outbox row is held this long before another run may take it over.",
+    )
+    delivery_retry_base_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="After a transient delivery failure the first retry waits this long, each "
+        "next one twice as long (capped at an hour).",
+    )
+    delivery_retry_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Delivery attempts before a message is given up."
+    )
     # -- end campaigns -----------------------------------------------------------------------
 
     # -- workers (server mode) ---------------------------------------------------------------
-    #: The Celery broker, Redis (run with ``maxmemory-policy noeviction``), e.g.
-    #: redis://localhost:6379/0. Needed by ``tact worker`` and ``tact beat`` only.
-    broker_url: str | None = None
-    #: Redis redelivers an unacknowledged task after this long. It must exceed the
-    #: longest task: a batch task is killed at ``campaign_lease_seconds``, so this
-    #: has to be larger than the lease.
-    worker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
-    #: ``tact beat`` ticks this often: launch due campaigns, enqueue due batches.
-    beat_interval_seconds: float = Field(default=5.0, gt=0)
-    #: A batch enqueued by the beat is not enqueued again for this long unless its
-    #: task ended (a short Redis key, dropped by the task): one queued task per batch.
-    batch_guard_seconds: int = Field(default=60, ge=1)
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker, Redis with maxmemory-policy noeviction, e.g. "
+        "redis://localhost:6379/0; needed by `tact worker` and `tact beat` only.",
+    )
+    worker_visibility_timeout_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="Redis redelivers an unacknowledged task after this long; must exceed "
+        "campaign_lease_seconds (a batch task is killed at the lease).",
+    )
+    beat_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="`tact beat` ticks this often: launch due campaigns, enqueue due batches.",
+    )
+    batch_guard_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="A batch the beat enqueued is not enqueued again for this long unless its "
+        "task ended: one queued task per batch.",
+    )
     # -- end workers -------------------------------------------------------------------------
 
     @classmethod

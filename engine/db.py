@@ -5,10 +5,18 @@ On SQLite the keystore is a second database file attached as schema
 of ``tact.db`` alone carries no key. The keystore uses a rollback journal with
 ``secure_delete`` so an erased data key is overwritten on disk, not left in a
 free page or a write-ahead log.
+
+Both files are created 0600 in a 0700 folder. A keystore that is missing while
+``tact.db`` holds contacts is an error (KeystoreMissing), never an empty file made
+on the spot: the data keys of those contacts were in it. ``explain`` turns what
+SQLAlchemy raises about a damaged, truncated, schema-less or unreachable database
+into one sentence that names the file or host.
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +25,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from engine.config import Settings
+from engine.errors import DatabaseError, KeystoreMissing
+from engine.fsmodes import private_dirs, private_file
 from engine.models import KEYSTORE_SCHEMA
 
 
@@ -36,7 +46,14 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         if not parsed.database or parsed.database == ":memory:":
             raise ValueError("Tact needs a file-backed SQLite database (the keystore is attached)")
         main = Path(parsed.database)
-        main.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            private_dirs(main.parent)
+            # SQLite gives the WAL, shared-memory and journal files their database's mode.
+            private_file(main)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create the database {main}: {exc.strerror or exc}"
+            ) from None
         keystore = keystore_path_for(main)
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -56,6 +73,8 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
             # Checkpoint the WAL every ~80 MB rather than 4 MB: fewer, larger checkpoints
             # keep bulk imports from slowing as the tables grow.
             cur.execute("PRAGMA wal_autocheckpoint=20000")
+            if not keystore.exists() or keystore.stat().st_size == 0:
+                _first_run_keystore(cur, main, keystore)
             cur.execute(f"ATTACH DATABASE ? AS {KEYSTORE_SCHEMA}", (str(keystore),))
             cur.execute(f"PRAGMA {KEYSTORE_SCHEMA}.journal_mode=DELETE")
             cur.execute(f"PRAGMA {KEYSTORE_SCHEMA}.synchronous=FULL")
@@ -79,6 +98,27 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
     if not pool:
         kwargs = {"poolclass": NullPool}
     return create_engine(url, **kwargs)
+
+
+def _first_run_keystore(cur: Any, main: Path, keystore: Path) -> None:
+    """Create the keystore only while the database holds no contact (the first run).
+
+    A keystore that is missing or empty while contacts exist means their data keys
+    are gone: refuse, rather than let SQLite make a new empty file for ATTACH.
+    """
+    state = "is empty" if keystore.exists() else "is missing"
+    has_table = cur.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contacts'"
+    ).fetchone()
+    if has_table and cur.execute("SELECT 1 FROM contacts LIMIT 1").fetchone():
+        cur.close()
+        raise KeystoreMissing(
+            f"the keystore {keystore} {state} but {main} holds contacts: their data keys "
+            "were in it and the personal data written with them cannot be read without it, "
+            f"so restore {keystore.name} from the backup taken with {main.name} "
+            "(Tact never recreates it empty)"
+        )
+    private_file(keystore)
 
 
 def engine_from_settings(settings: Settings) -> Engine:
@@ -200,3 +240,106 @@ def upsert(
     stmt = dialect.insert(table)
     others = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=others), rows)
+
+
+# -- errors in one sentence ------------------------------------------------------------------
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_file_problem(path: Path) -> str | None:
+    """What is wrong with an SQLite file, in words, or None when it looks sound.
+
+    Reads the header (magic, page size, page count) and then asks SQLite itself
+    (``PRAGMA quick_check``) on a read-only connection, so a file that was cut short,
+    overwritten or is another kind of file is named as such.
+    """
+    if not path.exists():
+        return "is missing"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(100)
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return None  # an empty file is an empty database
+    if len(head) < 100 or not head.startswith(_SQLITE_HEADER):
+        return "is not an SQLite database (its header is overwritten, or it is another file)"
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if pages and size < pages * page_size:
+        return f"is truncated ({size:,} of {pages * page_size:,} bytes)"
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = probe.execute("PRAGMA quick_check(1)").fetchall()
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:
+        return f"is damaged ({_first_line(exc)})"
+    if rows != [("ok",)]:
+        return "is damaged (SQLite's integrity check fails)"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a driver message, capped: never SQL, parameters or DETAIL lines."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _where(url: URL) -> str:
+    """The database as a person would name it: path, or name@host:port, never a password."""
+    host = url.host or "localhost"
+    port = f":{url.port}" if url.port else ""
+    return f"the {url.get_backend_name()} database {url.database or '(default)'} on {host}{port}"
+
+
+_NO_TABLE = re.compile(r'no such table: (\S+)|relation "([^"]+)" does not exist')
+
+
+def explain(exc: BaseException, url: str) -> DatabaseError:
+    """One sentence for an error raised by the database driver (via SQLAlchemy or not).
+
+    The message names the file (SQLite: tact.db or its keystore) or the host, the
+    problem, and what to do; it never carries SQL, bound parameters or a password.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    reason = _first_line(orig)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        main = Path(parsed.database)
+        keystore = keystore_path_for(main)
+        for path, role in ((main, "database"), (keystore, "keystore")):
+            problem = sqlite_file_problem(path)
+            if problem and not (role == "keystore" and problem == "is missing"):
+                backup = (
+                    f"restore {path.name} from a backup (the keystore and {main.name} "
+                    "are backed up together)"
+                )
+                return DatabaseError(f"the {role} {path} {problem}: {backup}")
+        missing = _NO_TABLE.search(reason)
+        if missing:
+            table = missing.group(1) or missing.group(2)
+            in_keystore = table.startswith(f"{KEYSTORE_SCHEMA}.")
+            role, path = ("keystore", keystore) if in_keystore else ("database", main)
+            return DatabaseError(
+                f"the {role} {path} has no table {table.split('.')[-1]}: run `tact db upgrade` "
+                "for a new or older installation, or restore the file from a backup"
+            )
+        return DatabaseError(f"the database {main} cannot be used: {reason}")
+    where = _where(parsed)
+    missing = _NO_TABLE.search(reason)
+    if missing:
+        table = missing.group(1) or missing.group(2)
+        return DatabaseError(
+            f"{where} has no table {table}: run `tact db upgrade`, or restore a backup"
+        )
+    if "connection" in reason.lower() or "connect" in type(orig).__name__.lower():
+        return DatabaseError(
+            f"cannot connect to {where} ({reason}): check TACT_DATABASE_URL and that the "
+            "server is running"
+        )
+    return DatabaseError(f"{where} cannot be used: {reason}")

@@ -8,10 +8,16 @@ and line, and say what to do next.
     │                              Deliberately outside TactError so that no
     │                              ``except TactError`` can swallow it.
     ├── MissingKeysError        -- no keyring: run ``tact init`` or set TACT_KEYRING_FILE
+    ├── KeyringExposedError     -- the key file is readable by group or others: chmod 600 it
     ├── PlaceholderSecretError  -- a key is missing, short, or a known placeholder
     └── KeyMismatchError        -- the keyring does not open this database's data keys
 
     TactError
+    ├── DatabaseError           -- engine.db: the database or keystore cannot be opened or
+    │   │                          used (damaged, truncated, no schema, unreachable); names
+    │   │                          the file or host, never a password
+    │   └── KeystoreMissing     -- the keystore file is gone while the database holds
+    │                              contacts: never recreated empty
     ├── VaultError
     │   ├── DecryptionError     -- a ciphertext was altered or moved to another row/column
     │   ├── ContactErased       -- the contact was erased; its data is gone for good
@@ -56,8 +62,20 @@ class KeyMismatchError(ConfigurationError):
     """The keyring given does not belong to this database."""
 
 
+class KeyringExposedError(ConfigurationError):
+    """The key file Tact keeps is readable by other users."""
+
+
 class TactError(Exception):
     """Base of every runtime error Tact raises deliberately."""
+
+
+class DatabaseError(TactError):
+    """The database or its keystore cannot be opened or used; the message says what to do."""
+
+
+class KeystoreMissing(DatabaseError):
+    """The keystore is gone while contacts exist: their data keys went with it."""
 
 
 class VaultError(TactError):

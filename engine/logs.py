@@ -11,6 +11,8 @@ import logging
 import re
 from pathlib import Path
 
+from engine.fsmodes import private_file
+
 _ADDRESS = re.compile(r"[^\s<>\"'@,;:()\[\]]+@[^\s<>\"'@,;:()\[\]]+\.[^\s<>\"'@,;:()\[\]]+")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -38,11 +40,11 @@ class RedactingFilter(logging.Filter):
 
 
 def configure(log_file: Path, level: str = "INFO") -> None:
-    """Send Tact's logs to ``log_file`` (created 0640 in its directory), redacted."""
+    """Send Tact's logs to ``log_file`` (0600, in a 0700 folder if Tact creates it), redacted."""
     root = logging.getLogger()
     if any(getattr(h, "_tact", False) for h in root.handlers):
         return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_file(log_file)
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(RedactingFormatter(FORMAT))
     handler.addFilter(RedactingFilter())

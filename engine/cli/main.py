@@ -1,13 +1,25 @@
 """The ``tact`` command.
 
-Errors end the program with one plain line on stderr and an exit code:
-2 for configuration (keys, settings), 1 for anything Tact refused to do,
-130 for Ctrl-C. Never a traceback full of bytes.
+Errors end the program with one plain line on stderr and an exit code, never a
+traceback full of bytes:
+
+- 2: the input or the setup is unusable: configuration (keys, settings), a
+  template (RenderError), a campaign or its TOML (CampaignError), a segment rule
+  (RuleError), the database or keystore (DatabaseError, and every error of the
+  database driver, explained by engine.db.explain), a TOML file that does not parse;
+- 1: anything else Tact refused to do (TactError);
+- 130: Ctrl-C.
+
+The process runs with a 0077 umask: every file it creates (database, keystore,
+log, outbox, rejects, exports) is private to its user.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import sys
+import tomllib
 
 import typer
 
@@ -21,6 +33,7 @@ from engine.cli import (
     keys_cmd,
     segments_cmd,
     serve_cmd,
+    settings_cmd,
     templates_cmd,
     worker_cmd,
 )
@@ -28,7 +41,8 @@ from engine.cli.consent_cmd import app as consent_app
 from engine.cli.console import err
 from engine.cli.inbound_cmd import app as inbound_app
 from engine.cli.topics_cmd import app as topics_app
-from engine.errors import ConfigurationError, TactError
+from engine.errors import ConfigurationError, DatabaseError, TactError
+from engine.fsmodes import PROCESS_UMASK
 
 app = typer.Typer(
     name="tact",
@@ -54,10 +68,22 @@ app.command("preview")(templates_cmd.preview)
 app.add_typer(campaigns_cmd.app, name="campaigns")
 app.command("worker")(worker_cmd.worker)
 app.command("beat")(worker_cmd.beat)
+app.add_typer(settings_cmd.app, name="settings")
+
+#: TactErrors that mean "this input is unusable" (exit 2), not "refused" (exit 1).
+#: Imported lazily by name so that the CLI start does not pay for jinja2 or scikit-learn.
+_INPUT_ERRORS = (
+    ("engine.render.sandbox", "RenderError"),
+    ("engine.render.campaign", "CampaignError"),
+    ("engine.segments.rules", "RuleError"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    os.umask(PROCESS_UMASK)
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         app(args=argv, prog_name="tact")  # standalone: usage errors print and exit 2
     except SystemExit as exc:
@@ -67,8 +93,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TactError as exc:
         _report(exc)
-        return 1
+        return 2 if isinstance(exc, DatabaseError) or _is_input_error(exc) else 1
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        _report(_database_error(exc))
+        return 2
+    except tomllib.TOMLDecodeError as exc:
+        _report(Exception(f"a TOML file does not parse: {exc}"))
+        return 2
     return 0
+
+
+def _is_input_error(exc: TactError) -> bool:
+    for module_name, name in _INPUT_ERRORS:
+        module = sys.modules.get(module_name)  # not imported: the error cannot be of it
+        kind = getattr(module, name, None) if module else None
+        if isinstance(kind, type) and isinstance(exc, kind):
+            return True
+    return False
+
+
+def _database_error(exc: Exception) -> DatabaseError:
+    """The driver's error as one sentence naming the database of this installation."""
+    from engine.config import get_settings
+    from engine.db import explain
+
+    try:
+        url = get_settings().resolved_database_url
+    except ConfigurationError:
+        return DatabaseError("the database cannot be used (and the settings do not load)")
+    return explain(exc, url)
 
 
 def _report(exc: Exception) -> None:

@@ -6,6 +6,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
+from engine.cli.console import err
 from engine.config import Settings, get_settings
 from engine.db import engine_from_settings
 from engine.logs import configure
@@ -24,7 +25,13 @@ class Runtime:
     @cached_property
     def vault(self) -> Vault:
         """The vault, after checking that the keyring belongs to this database."""
+        from engine.vault.keyring import secret_file_warning
+
         vault = Vault.from_settings(self.settings)
+        warning = secret_file_warning() if self.settings.keyring is not None else None
+        if warning:
+            err.print("[yellow]warning:[/]", end=" ")
+            err.print(warning, markup=False, highlight=False)
         with self.engine.begin() as conn:
             vault.verify(conn)
         return vault

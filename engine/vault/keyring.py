@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Settings
-from engine.errors import MissingKeysError, PlaceholderSecretError
+from engine.errors import KeyringExposedError, MissingKeysError, PlaceholderSecretError
+from engine.fsmodes import private_dirs
+
+log = logging.getLogger(__name__)
 
 FORMAT = "tact-keyring/1"
 KEY_BYTES = 32
@@ -187,7 +191,7 @@ class Keyring:
 
     def save(self, path: Path) -> None:
         """Write atomically with mode 0600: a crash leaves the old file or the new, never half."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -199,10 +203,45 @@ class Keyring:
         self.source = path
 
 
+def exposure(path: Path) -> str | None:
+    """How a keyring file is open to other users ("group", "others"), or None if private."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    who = [name for name, bits in (("group", 0o070), ("others", 0o007)) if mode & bits]
+    return f"mode {mode & 0o777:04o}, open to {' and '.join(who)}" if who else None
+
+
+def secret_file_warning() -> str | None:
+    """A warning when the TACT_KEYRING_FILE secret is readable beyond its owner.
+
+    Only a warning: a Docker Compose secret is a bind mount that keeps the host
+    file's mode, Swarm mounts secrets 0444 and Kubernetes 0644 by default, inside a
+    container that no other user shares. Refusing would break those setups; the key
+    file that Tact itself creates (key_file) is refused instead.
+    """
+    source = os.environ.get("TACT_KEYRING_FILE")
+    who = exposure(Path(source)) if source else None
+    if not who:
+        return None
+    return (
+        f"the keyring secret {source} (TACT_KEYRING_FILE) has {who}: "
+        f"run `chmod 600 {source}` unless it is a container secret only its service sees"
+    )
+
+
 def load_keyring(settings: Settings) -> Keyring:
-    """The keyring from TACT_KEYRING(_FILE) or the key file; refuse to go on without one."""
+    """The keyring from TACT_KEYRING(_FILE) or the key file; refuse to go on without one.
+
+    The key file (var/keys.json) must be private: Tact writes it 0600, so a file that
+    group or others can read was opened up by hand, and every key would be exposed.
+    """
     if settings.keyring is not None:
         source = os.environ.get("TACT_KEYRING_FILE")
+        warning = secret_file_warning()
+        if warning:
+            log.warning(warning)
         return Keyring.from_json(
             settings.keyring.get_secret_value(), Path(source) if source else None
         )
@@ -211,6 +250,12 @@ def load_keyring(settings: Settings) -> Keyring:
         raise MissingKeysError(
             f"No keys found at {path}. Run `tact init` to create them for the embedded mode, "
             "or set TACT_KEYRING_FILE to the keyring of this installation."
+        )
+    who = exposure(path) if path.is_file() else None
+    if who:
+        raise KeyringExposedError(
+            f"the key file {path} has {who}, which exposes every key: "
+            f"run `chmod 600 {path}` (Tact writes it 0600)"
         )
     try:
         text = path.read_text(encoding="utf-8")
