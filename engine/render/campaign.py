@@ -24,7 +24,9 @@ Per recipient there remains: render the chosen variants, build the bytes.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +39,17 @@ from markupsafe import Markup
 from engine.errors import TactError
 from engine.render.brand import Brand
 from engine.render.sandbox import (
+    CPU_SECONDS,
     MAX_OUTPUT,
+    OutputTooLarge,
     RenderError,
+    RenderLimit,
+    RenderSecurityError,
     TactSandbox,
     compile_template,
+    confined,
+    read_bytes,
+    read_source,
     render_capped,
     sandbox,
 )
@@ -69,17 +78,22 @@ class CampaignSpec:
     transactional: bool = False
 
     @classmethod
-    def load(cls, directory: Path) -> CampaignSpec:
+    def load(cls, directory: Path, root: Path | None = None) -> CampaignSpec:
+        """``root``: the folder the campaign folder must stay inside (no link, no ``..``)."""
         path = directory / "campaign.toml"
+        data = load_toml(root or directory, path)
         try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise CampaignError(f"{path}: not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise CampaignError(f"{path}: {exc}") from None
+            return cls._from(directory, path, data)
+        except (TypeError, ValueError, AttributeError):
+            raise CampaignError(
+                f"{path}: a value has the wrong type (fields and blocks are lists of names, "
+                "[subject] a table of strings)"
+            ) from None
+
+    @classmethod
+    def _from(cls, directory: Path, path: Path, data: dict[str, Any]) -> CampaignSpec:
         name = str(data.get("name", directory.name))
-        fields = tuple(data.get("fields", ()))
+        fields = _names(data.get("fields", ()))
         unknown = set(fields) - PERSONAL_FIELDS
         if unknown:
             raise CampaignError(
@@ -89,10 +103,10 @@ class CampaignSpec:
         subjects = {str(k): str(v) for k, v in dict(data.get("subject", {})).items()}
         if STANDARD not in subjects:
             raise CampaignError(f"{path}: [subject] needs a 'default'")
-        blocks = tuple(data.get("blocks", ()))
+        blocks = _names(data.get("blocks", ()))
         if not blocks:
             raise CampaignError(f"{path}: 'blocks' lists no block")
-        for item in (name, *blocks, *subjects):
+        for item in (name, *blocks, *subjects, *fields):
             if not _NAME.match(item):
                 raise CampaignError(f"{path}: {item!r} is not a valid name")
         for forbidden in ("base", "layout", "footer", "extends"):
@@ -113,9 +127,83 @@ class CampaignSpec:
         )
 
     def variants(self, block: str, kind: str) -> dict[str, Path]:
-        """Segment (or 'default') → template file of ``block`` in ``kind`` ('html' or 'txt')."""
+        """Segment (or 'default') → template file of ``block`` in ``kind`` ('html' or 'txt').
+
+        The block folder must be the campaign's own (no symlink on the way).
+        """
         folder = self.directory / "blocks" / block
+        if not folder.exists() and not folder.is_symlink():
+            return {}
+        confined(self.directory, folder, label=_short_path(folder))
         return {p.name.removesuffix(f".{kind}.j2"): p for p in sorted(folder.glob(f"*.{kind}.j2"))}
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of names")
+    return tuple(value)
+
+
+def _short_path(path: Path) -> str:
+    text = str(path)
+    return text.split("/templates/", 1)[1] if "/templates/" in text else text
+
+
+def load_toml(root: Path, path: Path) -> dict[str, Any]:
+    """A TOML file inside ``root``; every failure is one CampaignError naming the file."""
+    try:
+        raw = read_bytes(root, path, label=str(path), limit=1024 * 1024)
+    except RenderError as exc:
+        raise CampaignError(str(exc)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise CampaignError(
+            f"{path}:{line}: not UTF-8 (byte {exc.start + 1} cannot be decoded)"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CampaignError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+
+
+#: A stylesheet from elsewhere: css-inline would fetch it, a mail client would too.
+_REMOTE_CSS = re.compile(r"<link\b|@import\b", re.IGNORECASE)
+
+
+def remote_stylesheet(source: str) -> int | None:
+    """The line of a ``<link>`` tag or ``@import`` in ``source``, if there is one."""
+    match = _REMOTE_CSS.search(source)
+    return source.count("\n", 0, match.start()) + 1 if match else None
+
+
+def refuse_remote_stylesheet(source: str, name: str) -> None:
+    line = remote_stylesheet(source)
+    if line is not None:
+        raise RenderSecurityError(
+            "stylesheets from elsewhere (<link>, @import) are not allowed: styles come from "
+            "the brand's email.css",
+            name,
+            line,
+        )
+
+
+def inline_css(source: str, css: str, name: str) -> str:
+    """The brand stylesheet inlined into one HTML block, never fetching anything."""
+    refuse_remote_stylesheet(source, name)
+    try:
+        return str(
+            css_inline.inline_fragment(
+                source, css, load_remote_stylesheets=False, keep_link_tags=False
+            )
+        )
+    except (ValueError, css_inline.InlineError) as exc:
+        raise RenderError(
+            f"the brand stylesheet could not be applied ({type(exc).__name__})", name
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -152,15 +240,20 @@ class CampaignRenderer:
     """Compiled once per campaign; ``render`` per recipient."""
 
     def __init__(self, templates_dir: Path, campaign: str | Path) -> None:
-        directory = (
-            campaign if isinstance(campaign, Path) else templates_dir / "campaigns" / campaign
-        )
-        self.spec = CampaignSpec.load(directory)
-        self.brand = Brand.load(templates_dir / "brand")
+        if isinstance(campaign, Path):
+            directory, root = campaign, campaign
+        else:
+            root = templates_dir / "campaigns"
+            directory = root / campaign
+        self.spec = CampaignSpec.load(directory, root)
+        brand_dir = templates_dir / "brand"
+        self.brand = Brand.load(brand_dir)
         self._brand_ctx = self.brand.as_context()
-        self.env: TactSandbox = sandbox([directory, templates_dir / "brand"])
-        css_path = templates_dir / "brand" / "email.css"
-        self._css = css_path.read_text("utf-8") if css_path.exists() else ""
+        # The loader serves the brand base only: a campaign's own files are read below.
+        self.env: TactSandbox = sandbox([brand_dir])
+        css_path = brand_dir / "email.css"
+        self._css = read_source(brand_dir, css_path) if os.path.lexists(css_path) else ""
+        refuse_remote_stylesheet(self._css, "brand/email.css")
         self._blocks: dict[str, _Block] = {}
         #: (block, kind, variant) -> the processed source the variant was compiled from.
         sources: dict[tuple[str, str, str], str] = {}
@@ -175,17 +268,22 @@ class CampaignRenderer:
                     )
                 for variant, path in files.items():
                     name = f"campaigns/{directory.name}/{path.relative_to(directory)}"
-                    source = path.read_text("utf-8")
-                    if kind == "html" and self._css:
-                        source = css_inline.inline_fragment(source, self._css)
+                    source = read_source(directory, path, label=name)
+                    if kind == "html":
+                        # Checked as written (lines as the marketer sees them), then inlined.
+                        compile_template(self.env, name, source)
+                        source = inline_css(source, self._css, name) if self._css else source
+                        refuse_remote_stylesheet(source, name)
+                        target[variant] = compile_template(self.env, name, source)
+                    else:
+                        target[variant] = compile_template(
+                            self.env, name, plain_text(source), plain=True
+                        )
                     sources[(block, kind, variant)] = source
-                    if kind == "txt":
-                        source = plain_text(source)
-                    target[variant] = compile_template(self.env, name, source)
             self._blocks[block] = compiled
         self._subjects = {
             segment: compile_template(
-                self.env, f"campaign.toml [subject] {segment}", plain_text(source)
+                self.env, f"campaign.toml [subject] {segment}", plain_text(source), plain=True
             )
             for segment, source in self.spec.subjects.items()
         }
@@ -193,7 +291,7 @@ class CampaignRenderer:
             segment: self._flatten(segment, sources)
             for segment in {STANDARD, *self._segments_with_variants()}
         }
-        brand_text = templates_dir / "brand" / "email.txt.j2"
+        brand_text = brand_dir / "email.txt.j2"
         self._frame_html = _Frame(
             compile_template(self.env, "email.html.j2"),
             self._brand_ctx,
@@ -201,7 +299,12 @@ class CampaignRenderer:
             self.spec.preheader,
         )
         self._frame_text = _Frame(
-            compile_template(self.env, str(brand_text), plain_text(brand_text.read_text("utf-8"))),
+            compile_template(
+                self.env,
+                str(brand_text),
+                plain_text(read_source(brand_dir, brand_text)),
+                trusted=True,
+            ),
             self._brand_ctx,
             len(self.spec.blocks),
             self.spec.preheader,
@@ -232,21 +335,39 @@ class CampaignRenderer:
         invisible to the next, as when they were rendered one by one.
         """
         subject = self.spec.subjects.get(segment, self.spec.subjects[STANDARD])
-        html: list[str] = []
-        text: list[str] = [subject]
+        rel = f"campaigns/{self.spec.directory.name}"
+        subject_name = (
+            f"campaign.toml [subject] {segment if segment in self.spec.subjects else STANDARD}"
+        )
+        html: list[tuple[str, str]] = []
+        text: list[tuple[str, str]] = [(subject_name, subject)]
         for name in self._blocks:
             for kind, into in (("html", html), ("txt", text)):
                 variant = segment if (name, kind, segment) in sources else STANDARD
-                into.append(sources[(name, kind, variant)])
+                into.append(
+                    (f"{rel}/blocks/{name}/{variant}.{kind}.j2", sources[(name, kind, variant)])
+                )
 
-        def joined(pieces: list[str]) -> str:
-            return SPLIT.join("{% with %}" + p + "{% endwith %}" for p in pieces)
+        def joined(pieces: list[tuple[str, str]]) -> tuple[str, list[tuple[int, str]]]:
+            lines: list[tuple[int, str]] = []
+            line = 1
+            for file, piece in pieces:
+                lines.append((line, file))
+                line += piece.count("\n")
+            return SPLIT.join("{% with %}" + p + "{% endwith %}" for _, p in pieces), lines
 
+        html_source, html_lines = joined(html)
+        text_source, text_lines = joined(text)
         return _Flat(
-            html=compile_template(self.env, f"<{segment}: html blocks>", joined(html)),
+            html=compile_template(self.env, f"<{segment}: html blocks>", html_source),
             text=compile_template(
-                self.env, f"<{segment}: subject and text blocks>", plain_text(joined(text))
+                self.env,
+                f"<{segment}: subject and text blocks>",
+                plain_text(text_source),
+                plain=True,
             ),
+            html_lines=html_lines,
+            text_lines=text_lines,
         )
 
     def render(self, r: Recipient) -> Rendered:
@@ -255,9 +376,19 @@ class CampaignRenderer:
         flat = self._flat.get(segment) or self._flat[STANDARD]
         blocks = len(self._blocks)
         parts: tuple[str, list[Markup], list[str]] | None = None
+        # One CPU deadline for the whole message, whatever the number of renders.
+        deadline = time.process_time() + CPU_SECONDS
         try:
-            html_out = render_capped(flat.html, context, limit=MAX_OUTPUT * blocks).split(SPLIT)
-            text_out = render_capped(flat.text, context, limit=MAX_OUTPUT * blocks).split(SPLIT)
+            html_out = render_capped(
+                flat.html, context, limit=MAX_OUTPUT * blocks, deadline=deadline
+            ).split(SPLIT)
+            text_out = render_capped(
+                flat.text, context, limit=MAX_OUTPUT * blocks, deadline=deadline
+            ).split(SPLIT)
+        except (RenderLimit, OutputTooLarge) as exc:
+            # A bound was hit: name the block's own file and line, no second try.
+            lines = flat.html_lines if "html blocks" in (exc.template or "") else flat.text_lines
+            raise _relocate(exc, lines) from None
         except RenderError:
             html_out = text_out = []  # the piece-by-piece path names the file and line
         if len(html_out) == blocks and len(text_out) == blocks + 1 and len(text_out[0]) <= 998:
@@ -268,7 +399,7 @@ class CampaignRenderer:
                 [t.strip("\n") for t in text_out[1:]],
             )
         else:  # an error, or a value that contained the separator: one by one
-            parts = self._render_pieces(context, segment)
+            parts = self._render_pieces(context, segment, deadline)
         subject, html_parts, text_parts = parts
         values = {
             "lang": r.lang,
@@ -284,18 +415,18 @@ class CampaignRenderer:
         return Rendered(subject=subject, text=text, html=html)
 
     def _render_pieces(
-        self, context: dict[str, Any], segment: str
+        self, context: dict[str, Any], segment: str, deadline: float | None = None
     ) -> tuple[str, list[Markup], list[str]]:
         """Each template on its own: errors name their own file and line."""
         subject_t = self._subjects.get(segment, self._subjects[STANDARD])
-        subject = " ".join(render_capped(subject_t, context, limit=998).split())
+        subject = " ".join(render_capped(subject_t, context, limit=998, deadline=deadline).split())
         html_parts: list[Markup] = []
         text_parts: list[str] = []
         for block in self._blocks.values():
             html_t = block.html.get(segment, block.html[STANDARD])
             text_t = block.text.get(segment, block.text[STANDARD])
-            html_parts.append(Markup(render_capped(html_t, context)))  # noqa: S704
-            text_parts.append(render_capped(text_t, context).strip("\n"))
+            html_parts.append(Markup(render_capped(html_t, context, deadline=deadline)))  # noqa: S704
+            text_parts.append(render_capped(text_t, context, deadline=deadline).strip("\n"))
         return subject, html_parts, text_parts
 
 
@@ -305,6 +436,21 @@ class _Flat:
 
     html: Template
     text: Template
+    #: (first line in the flattened source, file) of each piece, for error messages.
+    html_lines: list[tuple[int, str]] = field(default_factory=list)
+    text_lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _relocate(exc: RenderError, lines: list[tuple[int, str]]) -> RenderError:
+    """An error in a flattened template, moved to the piece's own file and line."""
+    message = exc.message
+    if exc.line is None or not lines:
+        return type(exc)(message, exc.template, exc.line)
+    start, file = lines[0]
+    for first, name in lines:
+        if first <= exc.line:
+            start, file = first, name
+    return type(exc)(message, file, exc.line - start + 1)
 
 
 class _Frame:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import meta, nodes
 
 from engine.render.campaign import (
     COMMON_CONTEXT,
@@ -27,15 +27,28 @@ from engine.render.campaign import (
     CampaignRenderer,
     CampaignSpec,
     Recipient,
+    plain_text,
+    remote_stylesheet,
 )
-from engine.render.sandbox import RenderError, sandbox
+from engine.render.sandbox import (
+    RenderError,
+    compile_template,
+    parse_source,
+    read_source,
+    sandbox,
+)
 
+#: Kept for callers; the sandbox refuses these at compile time (see ``check_tree``).
 FORBIDDEN_TAGS: tuple[type[nodes.Node], ...] = (
     nodes.Extends,
     nodes.Include,
     nodes.Import,
     nodes.FromImport,
     nodes.Block,
+)
+_REMOTE = (
+    "stylesheets from elsewhere (<link>, @import) are not allowed: styles come from "
+    "the brand's email.css, and nothing is fetched"
 )
 
 
@@ -58,27 +71,38 @@ class LintReport:
     def add(self, level: str, where: str, message: str) -> None:
         self.findings.append(Finding(level, where, message))
 
+    def add_error(self, exc: RenderError, fallback: str) -> None:
+        where = exc.template or fallback
+        self.add("error", f"{where}:{exc.line}" if exc.line else where, exc.message)
+
 
 def lint_campaign(
     templates_dir: Path, name: str, known_segments: set[str] | None = None
 ) -> LintReport:
+    """Every finding of one campaign; never raises for anything a template can contain."""
     report = LintReport(name)
-    directory = templates_dir / "campaigns" / name
-    try:
-        spec = CampaignSpec.load(directory)
-    except CampaignError as exc:
-        report.add("error", f"campaigns/{name}/campaign.toml", str(exc))
-        return report
-    env = sandbox([directory, templates_dir / "brand"])
-    allowed = set(spec.fields) | COMMON_CONTEXT
+    root = templates_dir / "campaigns"
+    directory = root / name
     rel = f"campaigns/{name}"
-    sources: list[tuple[str, str]] = [
-        (f"{rel}/campaign.toml [subject] {seg}", src) for seg, src in spec.subjects.items()
+    try:
+        spec = CampaignSpec.load(directory, root)
+    except CampaignError as exc:
+        report.add("error", f"{rel}/campaign.toml", str(exc))
+        return report
+    env = sandbox([templates_dir / "brand"])
+    allowed = set(spec.fields) | COMMON_CONTEXT
+    # (where, source, is plain text)
+    sources: list[tuple[str, str, bool]] = [
+        (f"{rel}/campaign.toml [subject] {seg}", src, True) for seg, src in spec.subjects.items()
     ]
     variants_by_block: dict[str, set[str]] = {}
     for block in spec.blocks:
         for kind in ("html", "txt"):
-            files = spec.variants(block, kind)
+            try:
+                files = spec.variants(block, kind)
+            except RenderError as exc:
+                report.add_error(exc, f"{rel}/blocks/{block}")
+                continue
             if STANDARD not in files:
                 report.add(
                     "error",
@@ -87,20 +111,24 @@ def lint_campaign(
                 )
             variants_by_block.setdefault(block, set()).update(files)
             for path in files.values():
-                sources.append((f"{rel}/{path.relative_to(directory)}", path.read_text("utf-8")))
-    for where, source in sources:
+                where = f"{rel}/{path.relative_to(directory)}"
+                try:
+                    source = read_source(directory, path, label=where)
+                except RenderError as exc:
+                    report.add_error(exc, where)
+                    continue
+                if kind == "html":
+                    line = remote_stylesheet(source)
+                    if line is not None:
+                        report.add("error", f"{where}:{line}", _REMOTE)
+                sources.append((where, source, kind == "txt"))
+    for where, source, plain in sources:
         try:
-            tree = env.parse(source)
-        except TemplateSyntaxError as exc:
-            report.add("error", f"{where}:{exc.lineno}", f"syntax error: {exc.message}")
+            compile_template(env, where, plain_text(source) if plain else source, plain=plain)
+            tree = parse_source(source, where)
+        except RenderError as exc:
+            report.add_error(exc, where)
             continue
-        for node in tree.find_all(FORBIDDEN_TAGS):
-            report.add(
-                "error",
-                f"{where}:{node.lineno}",
-                f"'{type(node).__name__.lower()}' is not allowed in a campaign: the brand "
-                "base, its footer and unsubscribe link are the same for every email",
-            )
         undeclared = meta.find_undeclared_variables(tree) - allowed
         for variable in sorted(undeclared):
             line = _first_line(tree, variable)
@@ -138,9 +166,22 @@ def _first_line(tree: nodes.Template, variable: str) -> int | None:
 
 
 def _lint_footer(templates_dir: Path, report: LintReport) -> None:
+    brand = templates_dir / "brand"
+    css = brand / "email.css"
+    try:
+        line = remote_stylesheet(read_source(brand, css)) if css.exists() else None
+    except RenderError as exc:
+        report.add_error(exc, "brand/email.css")
+    else:
+        if line is not None:
+            report.add("error", f"brand/email.css:{line}", _REMOTE)
     for name in ("email.html.j2", "email.txt.j2"):
-        path = templates_dir / "brand" / name
-        text = path.read_text("utf-8") if path.exists() else ""
+        path = brand / name
+        try:
+            text = read_source(brand, path, label=f"brand/{name}") if path.exists() else ""
+        except RenderError as exc:
+            report.add_error(exc, f"brand/{name}")
+            continue
         for needed in ("unsubscribe_url", "preferences_url", "brand.postal_address", "why"):
             if needed not in text:
                 report.add("error", f"brand/{name}", f"the footer lacks {needed}")
@@ -168,5 +209,7 @@ def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> N
                     sample.why,
                 )
             )
-    except (RenderError, CampaignError) as exc:
+    except RenderError as exc:
+        report.add_error(exc, f"campaigns/{name}")
+    except CampaignError as exc:
         report.add("error", f"campaigns/{name}", f"sample render failed: {exc}")

@@ -392,12 +392,25 @@ def load_rules(path: Path) -> list[RuleSegment]:
     """Rule segments of ``path`` in file order; none if the file does not exist."""
     if not path.exists():
         return []
-    return parse_rules(path.read_text(encoding="utf-8"), str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RuleError(
+            f"not UTF-8 (byte {exc.start + 1} cannot be decoded)", source=str(path), line=line
+        ) from None
+    return parse_rules(text, str(path))
 
 
 def parse_rules(text: str, source: str = "segments.toml") -> list[RuleSegment]:
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise RuleError(
+            "not valid TOML: arrays or tables nested too deeply", source=source
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         at = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         if at is None:
