@@ -212,7 +212,7 @@ def _bounded_lines(text: IO[str], overlong: list[int]) -> Iterator[str]:
 
 
 def _refuse_constant(_name: str) -> Any:
-    raise RowError("NaN and Infinity are not numbers an import accepts")
+    raise RowError("NaN or Infinity: not a number an import accepts")
 
 
 def _finite_float(text: str) -> float:
