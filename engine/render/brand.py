@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.render.sandbox import MAX_OUTPUT as MAX_RENDERED_CHARS
-from engine.render.sandbox import RenderError, sandbox
+from engine.render.sandbox import RenderError, read_bytes, sandbox
 
 __all__ = ["MAX_RENDERED_CHARS", "Brand", "RenderError", "sandbox"]
 
@@ -31,9 +31,30 @@ class Brand:
 
     @classmethod
     def load(cls, brand_dir: Path) -> Brand:
-        with (brand_dir / "brand.toml").open("rb") as fh:
-            data = tomllib.load(fh)
-        return cls(**data)
+        """``brand.toml``, read like a template (no symlink); errors name the file."""
+        path = brand_dir / "brand.toml"
+        label = "brand/brand.toml"
+        raw = read_bytes(brand_dir, path, label=label, limit=1024 * 1024)
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise RenderError("not UTF-8", label, line) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RenderError(f"not valid TOML: {exc}", label) from None
+        except RecursionError:
+            raise RenderError("not valid TOML: nested too deeply", label) from None
+        try:
+            brand = cls(**data)
+        except TypeError:
+            raise RenderError(
+                "needs exactly name, sender_name, sender_address, reply_to, website, "
+                "logo_url, postal_address, list_id and [colors]",
+                label,
+            ) from None
+        if not isinstance(brand.colors, dict):
+            raise RenderError("[colors] must be a table", label)
+        return brand
 
     def as_context(self) -> dict[str, Any]:
         return {
