@@ -7,7 +7,8 @@ with its Message-ID, recipients, attempt and arrival time. The test process play
 the beat: it calls ``workers.tasks.tick()`` in a bounded polling loop.
 
 1. A worker killed (SIGKILL, the whole process group) in the middle of a campaign of
-   thousands, then a new one: every eligible contact gets exactly one message.
+   thousands, then a new one: every eligible contact gets the message, and any
+   duplicate is an in-doubt re-send the outbox counts (``resends``).
 2. Redis restarted in the middle of a campaign (its queue lost): the same, and the
    frequency caps, kept in the database, still stop a second campaign.
 3. Three overlapping campaigns on two workers, a cap of 2 per 7 days: nobody gets 3.
@@ -67,7 +68,7 @@ VISIBILITY = 8  # Redis redelivers an unacknowledged task after this; > LEASE
 GUARD = 2  # the tick does not enqueue a batch again for this long
 TEMPLATE = "autumn-2026"  # topic "offers"
 TOPIC = "offers"
-OPEN = ("pending", "claimed")
+OPEN = ("pending", "claimed", "in_doubt")
 #: A deferral due within this horizon still counts as work left (a transport retry);
 #: one due later is a cap or quiet-hours deferral, the campaign is done for now.
 HORIZON = timedelta(minutes=10)
@@ -411,17 +412,26 @@ def harness(
 
 
 def assert_exactly_once(h: Harness, cids: list[int]) -> set[str]:
-    """The sink accepted each sent row's Message-ID once, and nothing else. Returns them."""
+    """Every sent row's message arrived; anything more is a counted in-doubt re-send.
+
+    The delivery guarantee (README): at least once, one Message-ID per message,
+    and duplicates only of messages in doubt, no more than the rows' ``resends``.
+    Without a kill nothing is in doubt, so this is exactly once. Returns the sent
+    Message-IDs.
+    """
     rows = h.outbox(*cids)
     sent = {r.message_id for r in rows if r.status == "sent"}
-    # A row is recorded sent right before the final dot: its message may still be on
-    # its way into the sink (or in the sink's delay) when the outbox says done.
+    # A row is recorded sent after the server's 250: its message is in the sink already.
+    # The wait covers a refused copy of an in-doubt message still being answered.
     deadline = time.monotonic() + DRAIN
     while not sent <= set(h.sink.handler.accepted) and time.monotonic() < deadline:
         time.sleep(0.05)
     accepted = Counter(h.sink.handler.accepted)
-    twice = sorted(m for m, n in accepted.items() if n > 1)
-    assert not twice, f"{len(twice)} messages arrived more than once, e.g. {twice[:3]}"
+    duplicates = sum(n - 1 for n in accepted.values() if n > 1)
+    resends = sum(r.resends for r in rows)
+    assert duplicates <= resends, (
+        f"{duplicates} duplicate arrivals but only {resends} in-doubt re-sends counted"
+    )
     never_arrived = sent - set(accepted)
     not_recorded = set(accepted) - sent
     assert not never_arrived and not not_recorded, (
@@ -429,7 +439,7 @@ def assert_exactly_once(h: Harness, cids: list[int]) -> set[str]:
         f"arrived but not recorded sent; {h.summary(cids)}"
     )
     stuck = [r for r in rows if r.status in OPEN]
-    assert not stuck, f"{len(stuck)} rows left pending/claimed"
+    assert not stuck, f"{len(stuck)} rows left pending/claimed/in doubt"
     return sent
 
 
@@ -441,7 +451,7 @@ def received_by(arrivals: Iterable[Arrival], address: str) -> list[Arrival]:
 # -- 1. kill -9 ------------------------------------------------------------------------------
 
 
-def test_a_worker_killed_mid_campaign_loses_nothing_and_sends_nothing_twice(
+def test_a_worker_killed_mid_campaign_loses_nothing_and_duplicates_only_what_it_counts(
     harness: Callable[..., Harness],
 ) -> None:
     from workers import tasks
