@@ -22,28 +22,34 @@ from engine.campaigns.lifecycle import outbox_t
 
 REPO = Path(__file__).resolve().parents[1]
 CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
+#: ``tact`` itself, as the console script runs it.
+TACT = (sys.executable, "-m", "engine.cli.main")
 
 
 def start_worker(
-    log: Path, *, name: str | None = None, concurrency: int = 2
+    log: Path,
+    *,
+    name: str | None = None,
+    concurrency: int = 2,
+    tact: bool = False,
+    loglevel: str = "warning",
 ) -> subprocess.Popen[bytes]:
-    """``celery worker`` on the tact queue, with this process's environment (TACT_*)."""
-    node = ["-n", f"{name}@%h"] if name else []
+    """A worker on the tact queue, with this process's environment (TACT_*).
+
+    ``celery worker`` by default; ``tact=True`` runs ``tact worker`` (its broker check,
+    its options, its exit status). ``name`` is the node name before ``@%h``.
+    """
+    if tact:
+        node = ["--hostname", f"{name}@%h"] if name else []
+        argv = [*TACT, "worker", "--pool", "prefork", "--concurrency", str(concurrency)]
+        argv += ["-l", loglevel, *node]
+    else:
+        node = ["-n", f"{name}@%h"] if name else []
+        argv = [*CELERY, "worker", "--pool", "prefork", "--concurrency", str(concurrency)]
+        argv += ["-Q", "tact", "-l", loglevel, *node]
     with log.open("ab") as out:
         return subprocess.Popen(
-            [
-                *CELERY,
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(concurrency),
-                "-Q",
-                "tact",
-                "-l",
-                "warning",
-                *node,
-            ],
+            argv,
             cwd=REPO,
             env=dict(os.environ),
             stdin=subprocess.DEVNULL,

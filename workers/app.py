@@ -89,7 +89,9 @@ def check_broker(url: str) -> None:
     """
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+        # A dict from the synchronous client (redis-py types it sync-or-async).
+        config: dict[Any, Any] = client.config_get("maxmemory-policy")  # type: ignore[assignment]
+        policy = config.get("maxmemory-policy")
     except redis.ConnectionError:
         raise ConfigurationError(f"cannot reach the broker at {broker_label(url)}") from None
     except redis.ResponseError:

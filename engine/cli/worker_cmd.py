@@ -2,7 +2,9 @@
 
 ``tact worker`` runs a Celery worker on the broker at TACT_BROKER_URL (Redis). Run as
 many as you like: batches are claimed in the database, so two workers never send the
-same row.
+same row. It exits with Celery's exit status: 0 after a requested (warm) shutdown,
+non-zero when Celery stopped on an error, so a supervisor (docker compose
+``restart: unless-stopped``, systemd ``Restart=on-failure``) starts it again.
 
 ``tact beat`` is a plain loop, not Celery beat: every ``beat_interval_seconds`` it
 runs the tick in-process (launch the campaigns whose time has come, enqueue one task
@@ -18,9 +20,11 @@ imports it.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import typer
+from rich.console import Console
 
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
@@ -44,16 +48,44 @@ def worker(
     ),
     pool: str = typer.Option("prefork", help="Celery pool: prefork, solo or threads."),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="Celery log level."),
+    hostname: str | None = typer.Option(
+        None,
+        "--hostname",
+        "-n",
+        help="Node name, unique per worker, e.g. sender1@%h (%h: this host's name). "
+        "Default: Celery's, celery@<host name>.",
+    ),
 ) -> None:
-    """Run a worker that sends campaign batches taken from the broker."""
+    """Run a worker that sends campaign batches taken from the broker.
+
+    Exits non-zero when Celery stops on an error (e.g. a broker that refuses its
+    commands), so a supervisor restarts it.
+    """
     rt = Runtime()
     _check_broker(rt)
-    from workers.app import DEFAULT_QUEUE, app
+    from celery.bin.celery import celery as celery_command
 
-    argv = ["worker", "--pool", pool, "--loglevel", loglevel, "-Q", queues or DEFAULT_QUEUE]
+    from workers.app import DEFAULT_QUEUE
+
+    argv = ["-A", "workers.app:app", "worker", "--pool", pool, "--loglevel", loglevel]
+    argv += ["-Q", queues or DEFAULT_QUEUE]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
-    app.worker_main(argv)
+    if hostname is not None:
+        argv += ["--hostname", hostname]
+    # The `celery` command itself: app.worker_main() and app.start() drop the worker's
+    # exit status; click's main() without standalone mode returns it.
+    status = celery_command.main(args=argv, prog_name="tact worker", standalone_mode=False)
+    if status:
+        # Celery still redirects sys.stderr to its log here: the real stderr.
+        Console(file=sys.__stderr__, stderr=True).print(
+            f"error: the worker stopped on an error (exit status {status}); "
+            f"the log {rt.settings.resolved_log_file} says why",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(int(status))
 
 
 def beat(
