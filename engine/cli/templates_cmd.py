@@ -53,7 +53,13 @@ def _address_space() -> int:
     return 0
 
 
-def bounded(fn: Callable[[], Any], what: str) -> Any:
+def bounded(
+    fn: Callable[[], Any],
+    what: str,
+    *,
+    extra_bytes: int = CHILD_EXTRA_BYTES,
+    cpu_seconds: int = CHILD_CPU_SECONDS,
+) -> Any:
     """``fn()`` in a forked child under RLIMIT_AS / RLIMIT_CPU; its JSON result, or an error.
 
     A TactError raised in the child is raised again here as a TactError with the
@@ -69,12 +75,10 @@ def bounded(fn: Callable[[], Any], what: str) -> Any:
         try:
             used = _address_space()
             if used:
-                limit = used + CHILD_EXTRA_BYTES
+                limit = used + extra_bytes
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             spent = int(sum(os.times()[:2]))
-            resource.setrlimit(
-                resource.RLIMIT_CPU, (spent + CHILD_CPU_SECONDS, spent + CHILD_CPU_SECONDS + 5)
-            )
+            resource.setrlimit(resource.RLIMIT_CPU, (spent + cpu_seconds, spent + cpu_seconds + 5))
             payload: dict[str, Any] = {"ok": fn()}
         except TactError as exc:
             payload = {"error": str(exc)}

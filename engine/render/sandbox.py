@@ -880,19 +880,24 @@ def render_capped(
         try:
             parts: list[str] = []
             size = 0
-            for chunk in template.root_render_func(template.new_context(context, shared=True)):
+            stream = template.root_render_func(template.new_context(context, shared=True))
+            for chunk in stream:
                 size += len(chunk)
                 if size > limit:
-                    raise OutputTooLarge(f"output above {limit} characters")
+                    raise OutputTooLarge(f"output above {limit} characters", label, _at(stream))
                 budget.steps += 1
                 if not budget.steps & _CHECK_EVERY and time.process_time() > budget.deadline:
-                    raise RenderTimeout(f"render took more than {CPU_SECONDS:g} s of CPU time")
+                    raise RenderTimeout(
+                        f"render took more than {CPU_SECONDS:g} s of CPU time", label, _at(stream)
+                    )
                 parts.append(chunk)
             return "".join(parts)
         except Exception:  # rewrite the traceback so frames name template files and lines
             template.environment.handle_exception()
     except RenderError as exc:
         name, line = _template_frame(sys.exc_info()[2], label)
+        if line is None and exc.line is not None:  # raised here, at the template's yield
+            name, line = exc.template, exc.line
         raise type(exc)(exc.message, _short(name), line) from None
     except SecurityError as exc:
         name, line = _template_frame(sys.exc_info()[2], label)
@@ -920,6 +925,24 @@ def render_capped(
     finally:
         _STATE.budget = outer
     raise RenderError("render failed", _short(label))  # handle_exception always raises
+
+
+def _at(stream: Any) -> int | None:
+    """The template line a suspended render stream stands at (it yielded there)."""
+    frame = getattr(stream, "gi_frame", None)
+    if frame is None:
+        return None
+    template = frame.f_globals.get("environment")
+    debug = frame.f_globals.get("debug_info", "")
+    if template is None or not debug:
+        return None
+    line = 1
+    for pair in debug.split("&"):
+        template_line, code_line = (int(x) for x in pair.split("="))
+        if code_line > frame.f_lineno:
+            break
+        line = template_line
+    return line
 
 
 def _plain(exc: BaseException) -> str:
