@@ -65,3 +65,47 @@ def test_reasons_never_repeat_the_address() -> None:
         with pytest.raises(InvalidAddress) as info:
             normalize_address(bad)
         assert "mei" not in str(info.value) and "exa" not in str(info.value)
+
+
+# -- what Tact cannot deliver to, or should not trust -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("a" * 65 + "@example.com", "longer than 64 octets"),
+        ("mei." + "x" * 61 + "@example.com", "longer than 64 octets"),
+        ("pöl@example.com", "SMTPUTF8"),
+        ("用户@example.com", "SMTPUTF8"),
+        ("user@p\u0430ypal.com", "look-alike domain"),  # Cyrillic а among Latin letters
+        ("user@xn--pypal-4ve.com", "look-alike domain"),  # the same, in A-label form
+        ("user@paypa\u03b9.com", "look-alike domain"),  # Greek iota
+        ("user@\u0430pple.example", "look-alike domain"),
+    ],
+)
+def test_undeliverable_and_look_alike_addresses_are_refused(address: str, reason: str) -> None:
+    with pytest.raises(InvalidAddress) as info:
+        normalize_address(address)
+    message = str(info.value)
+    assert reason in message
+    local, _, domain = address.rpartition("@")
+    assert local not in message and domain.split(".")[0] not in message
+
+
+@pytest.mark.parametrize(
+    ("address", "normalized"),
+    [
+        ("user@bücher.de", "user@xn--bcher-kva.de"),
+        ("user@xn--bcher-kva.de", "user@xn--bcher-kva.de"),
+        ("User@BÜCHER.DE", "User@xn--bcher-kva.de"),
+        ("ivan@пример.рф", "ivan@xn--e1afmkfd.xn--p1ai"),  # all Cyrillic: legitimate
+        ("x@ελληνικά.gr", "x@xn--hxargifdar.gr"),
+        ("taro@日本語ドメイン.jp", "taro@xn--eckwd4c7c5976acvb2w6i.jp"),  # Han + Katakana
+        ("x@ドメインabc.jp", "x@xn--abc-qi4b8gof5e.jp"),  # Japanese with Latin
+        ("x@한국.kr", "x@xn--3e0b707e.kr"),
+        ("a" * 64 + "@example.com", "a" * 64 + "@example.com"),
+    ],
+)
+def test_idn_domains_are_kept_in_a_label_form(address: str, normalized: str) -> None:
+    assert normalize_address(address) == normalized
+    assert _validate(address) == normalized  # the slow path agrees
