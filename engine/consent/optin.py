@@ -188,7 +188,8 @@ def confirm_subscription(
         raise InvalidToken("not a valid link")
     row = service.contact_by_public_id(conn, token.public_id)
     origin = Origin(source=Source.CONFIRMATION, ip=ip, user_agent=user_agent)
-    if service.confirm(conn, vault, row.id, token.topic, origin):
+    topics = cached_topics(settings.resolved_topics_file)
+    if service.confirm(conn, vault, row.id, token.topic, origin, topics):
         log.info("subscription confirmed: contact %s, topic %s", row.id, token.topic)
         return row.id, token.topic
     state = ledger.current_states(conn, row.id).get(token.topic, {}).get("state")

@@ -7,17 +7,19 @@ before any answer goes out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.consent import ledger
 from engine.consent.ledger import NewEvent
 from engine.consent.suppression import lift, reason_for, suppress
-from engine.consent.topics import PERSONALIZATION, Topics
+from engine.consent.topics import PERSONALIZATION, Topic, Topics
 from engine.errors import ContactNotFound
 from engine.models import (
     Cadence,
@@ -29,6 +31,7 @@ from engine.models import (
     SuppressionReason,
     TopicPreference,
 )
+from engine.policy.context import effective_cadence
 from engine.vault.vault import Vault, contacts
 
 prefs_t = ContactPreferences.__table__  # type: ignore[attr-defined]
@@ -140,16 +143,76 @@ def subscribe(
     index = conn.execute(select(contacts.c.blind_index).where(contacts.c.id == contact_id)).scalar()
     if index is not None:
         lift(conn, index)
+    store_default_cadences(conn, topics, [(contact_id, topic)])
     return ConsentState.PENDING if needs else ConsentState.SUBSCRIBED
 
 
-def confirm(conn: Connection, vault: Vault, contact_id: UUID, topic: str, origin: Origin) -> bool:
-    """Record the double opt-in confirmation; False if nothing was pending."""
+def confirm(
+    conn: Connection,
+    vault: Vault,
+    contact_id: UUID,
+    topic: str,
+    origin: Origin,
+    topics: Topics | None = None,
+) -> bool:
+    """Record the double opt-in confirmation; False if nothing was pending.
+
+    With ``topics``, the topic's default cadence is stored if the contact has none
+    (a grant recorded before defaults were stored at subscription).
+    """
     state = ledger.current_states(conn, contact_id).get(topic, {}).get("state")
     if state != ConsentState.PENDING:
         return False
     ledger.append(conn, vault, [_event(contact_id, topic, ConsentEventType.CONFIRMED, origin)])
+    if topics is not None:
+        store_default_cadences(conn, topics, [(contact_id, topic)])
     return True
+
+
+def store_default_cadences(
+    conn: Connection,
+    topics: Topics,
+    pairs: Iterable[tuple[UUID, str]],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Store each topic's default cadence as the contact's, where it has no preference yet.
+
+    Called on every subscription (import, sign-up, preference center, CLI, double
+    opt-in confirmation), so the cadence the gate enforces is a stored row, the one
+    the contact sees and can change. An existing row (the contact's own choice, kept
+    across an unsubscribe and a resubscribe) is never overwritten. Topics that the
+    topics file does not define are left alone. Returns the number of pairs offered.
+    """
+    now = now or datetime.now(UTC)
+    rows = [
+        {
+            "contact_id": cid,
+            "topic": topic,
+            "cadence": str(topics.get(topic).cadence),
+            "paused_until": None,
+            "updated_at": now,
+        }
+        for cid, topic in dict.fromkeys(pairs)
+        if topic in topics
+    ]
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(topic_prefs_t).on_conflict_do_nothing(
+        index_elements=["contact_id", "topic"]
+    )
+    for start in range(0, len(rows), 1000):
+        conn.execute(stmt, rows[start : start + 1000])
+    return len(rows)
+
+
+def cadence_shown(pref: dict[str, Any], spec: Topic) -> str:
+    """The cadence to display for a topic: the stored one, else the default the gate enforces.
+
+    The gate's own rule (``effective_cadence``), so the two cannot drift apart.
+    """
+    return str(effective_cadence(pref.get("cadence"), str(spec.cadence)))
 
 
 def set_cadence(
@@ -265,7 +328,7 @@ def consent_summary(conn: Connection, topics: Topics, contact_id: UUID) -> dict[
             "expires_at": state["expires_at"].isoformat()
             if state and state["expires_at"]
             else None,
-            "cadence": pref.get("cadence", str(topic.cadence)),
+            "cadence": cadence_shown(pref, topic),
             "paused_until": paused.isoformat() if paused and paused > now else None,
         }
     index = conn.execute(select(contacts.c.blind_index).where(contacts.c.id == contact_id)).scalar()

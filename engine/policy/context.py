@@ -17,6 +17,16 @@ CADENCE_WINDOWS: dict[str, timedelta] = {
 }
 
 
+def effective_cadence(stored: str | None, default: str | None) -> str | None:
+    """The cadence the gate enforces: the contact's own, else the topic's default.
+
+    A contact subscribed before the default was stored at subscription has no
+    preference row; it gets the default the preference center shows it, so what is
+    displayed and what is enforced are one value, without a data migration.
+    """
+    return stored or default
+
+
 @dataclass(frozen=True)
 class TopicCap:
     count: int
@@ -32,6 +42,11 @@ class Limits:
     #: Local hours [quiet_start, quiet_end), wrapping midnight; equal means none.
     quiet_start: int = 21
     quiet_end: int = 8
+    #: Each topic's default cadence (``topics.toml``), enforced where a contact has none.
+    default_cadences: Mapping[str, str] = field(default_factory=dict)
+
+    def cadence_for(self, topic: str, stored: str | None) -> str | None:
+        return effective_cadence(stored, self.default_cadences.get(topic))
 
     @classmethod
     def from_settings(cls, settings: Settings, topics: Topics | None = None) -> Limits:
@@ -47,6 +62,7 @@ class Limits:
             topic_caps=caps,
             quiet_start=settings.quiet_hours_start,
             quiet_end=settings.quiet_hours_end,
+            default_cadences={t.name: str(t.cadence) for t in (topics or Topics({}))},
         )
 
     @property

@@ -8,7 +8,9 @@ state reserved or sent (a released one frees its slot).
 - global: at most ``global_count`` marketing sends (any topic) per ``global_window``;
 - min gap: the last marketing send is at least ``min_gap`` old;
 - topic: at most ``TopicCap.count`` sends of this topic per ``TopicCap.window``;
-- cadence: "weekly" = 1 send of this topic per 7 days, "monthly" = 1 per 30 days.
+- cadence: "weekly" = 1 send of this topic per 7 days, "monthly" = 1 per 30 days; the
+  contact's own cadence, else the topic's default (``Limits.cadence_for``), which is
+  what the preference center and ``contacts show`` display.
 
 All must hold — the strictest wins: the verdict is the cap whose next free slot is
 latest (ties go to the order above), and ``defer_until`` is that slot, the moment
@@ -45,7 +47,10 @@ def _count_slot(
 def cap_verdict(
     sends: Sequence[Send], topic: str, cadence: str | None, now: datetime, limits: Limits
 ) -> Verdict | None:
-    """The strictest cap that refuses one more send now, as a deferral; None if all pass."""
+    """The strictest cap that refuses one more send now, as a deferral; None if all pass.
+
+    ``cadence`` is the contact's stored cadence (None without a preference row).
+    """
     every = sorted(s.at for s in sends)
     this_topic = sorted(s.at for s in sends if s.topic == topic)
     found: list[tuple[datetime, Reason]] = []
@@ -59,7 +64,7 @@ def cap_verdict(
         slot = _count_slot(this_topic, now, cap.count, cap.window)
         if slot is not None:
             found.append((slot, Reason.CAP_TOPIC))
-    window = CADENCE_WINDOWS.get(cadence or "")
+    window = CADENCE_WINDOWS.get(limits.cadence_for(topic, cadence) or "")
     if window is not None:
         slot = _count_slot(this_topic, now, 1, window)
         if slot is not None:

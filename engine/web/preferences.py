@@ -115,7 +115,7 @@ def apply_choices(
         elif spec.name not in wanted and active:
             withdraw(conn, state.vault, contact.id, spec.name, origin)
         pref = prefs.get(spec.name, {})
-        current_cadence = str(pref.get("cadence") or spec.cadence)
+        current_cadence = service.cadence_shown(pref, spec)
         paused = pref.get("paused_until")
         current_pause = paused if paused and paused > now else None
         cadence = _cadence(form.get(f"cadence-{spec.name}"), current_cadence)
@@ -125,7 +125,9 @@ def apply_choices(
             set_cadence(conn, contact.id, spec.name, Cadence(cadence), pause_weeks=weeks, now=now)
         elif pause_field == NO_PAUSE and current_pause is not None:
             set_cadence(conn, contact.id, spec.name, Cadence(cadence), now=now)
-        elif cadence != current_cadence:
+        elif cadence != current_cadence or (not pref and spec.name in wanted):
+            # No row yet (subscribed before defaults were stored): the save stores what
+            # the page showed, which is what the gate already enforced.
             set_cadence(
                 conn, contact.id, spec.name, Cadence(cadence), paused_until=current_pause, now=now
             )

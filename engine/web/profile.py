@@ -17,7 +17,7 @@ from babel.dates import format_date
 from sqlalchemy import Connection, func, select
 
 from engine.consent import ledger
-from engine.consent.service import personalization_opted_out, topic_preferences
+from engine.consent.service import cadence_shown, personalization_opted_out, topic_preferences
 from engine.consent.suppression import reason_for
 from engine.consent.topics import PERSONALIZATION, Topics
 from engine.models import ConsentEventType, ConsentState, EngagementEvent, Order
@@ -136,7 +136,7 @@ def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) ->
                 state=state,
                 active=state in ACTIVE,
                 since=clock.day(current["since"]) if current else None,
-                cadence=str(pref.get("cadence") or spec.cadence),
+                cadence=cadence_shown(pref, spec),
                 paused_until=clock.day(paused) if paused and paused > now else None,
             )
         )

@@ -85,7 +85,10 @@ async def test_save_writes_only_what_changed(
     assert got["suppression"] is None
     with engine.connect() as conn:
         stored = service.topic_preferences(conn, mei.contact_id)
-    assert set(stored) == {"news", "product-updates"}  # offers' cadence was not rewritten
+    # Offers (unticked) was not rewritten: no row, or the default stored at subscription.
+    assert stored.get("offers", {"cadence": "weekly"})["cadence"] == "weekly"
+    assert stored["news"]["cadence"] == "weekly"
+    assert stored["product-updates"]["cadence"] == "as-it-happens"
     # The page shows the new state: nothing used for personalization any more.
     assert "Nothing. You asked for the standard version" in response.text
 
