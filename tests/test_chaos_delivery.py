@@ -195,7 +195,12 @@ def test_twenty_pool_process_kills_lose_no_message_and_every_duplicate_is_counte
     h.start_worker()
     h.wait_consumers(2)
     full = 2 * 2  # two workers, concurrency 2
-    h.wait(lambda: len(pool_processes(h)) == full, "the pool processes are up", timeout=60)
+    h.wait(
+        lambda: len(pool_processes(h)) == full,
+        "the pool processes are up",
+        timeout=60,
+        tick_every=0,  # no beat yet: the tick below launches the campaign
+    )
     assert tasks.tick() > 0  # launches the campaign and enqueues its batches
     total = len(h.outbox(cid))
     assert total >= CONTACTS * 9 // 10, total
