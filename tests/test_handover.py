@@ -587,3 +587,46 @@ def test_a_render_error_gives_the_batch_back_and_pauses_until_resumed(
     assert rest.by_status == {"sent": 8 - len(sent)}
     assert {r.status for r in rows(engine, cid).values()} == {"sent"}
     assert len(sink.handler.accepted) == 8 and set(sink.handler.accepted.values()) == {1}
+
+
+def test_a_connection_lost_after_the_handover_leaves_the_row_in_doubt_never_sent(
+    engine: Engine, vault: Vault, settings: Settings, sink: Server
+) -> None:
+    """The server hangs up at the dot without keeping the message: not recorded as sent.
+
+    Before in-doubt rows the lost reply counted as sent (RFC 1047's "most likely
+    delivered"), which here was a silent loss; now the row waits for its lease and
+    the message is sent again under the same Message-ID.
+    """
+    subscribers(engine, vault, settings, 2)
+    cid = launched(engine, settings)
+    first, second = sorted(rows(engine, cid))
+    lost_mid = rows(engine, cid)[first].message_id
+    hung_up: list[str] = []
+
+    async def hang_up_once(server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        if lost_mid.encode() in content and not hung_up:
+            hung_up.append(lost_mid)
+            if server.transport is not None:
+                server.transport.close()  # gone before any reply: the message is dropped
+            return "451 4.3.0 lost"
+        return await HookedHandler.handle_DATA(sink.handler, server, session, envelope)
+
+    sink.handler.handle_DATA = hang_up_once  # type: ignore[method-assign]
+    transport = smtp(sink)
+    try:
+        report_ = run_batch(engine, vault, settings, cid, 0, transport, now=NOW)
+        assert hung_up == [lost_mid]
+        assert report_.by_status == {"in_doubt": 1, "sent": 1}
+        got = rows(engine, cid)
+        assert (got[first].status, got[second].status) == ("in_doubt", "sent")
+        assert lost_mid not in sink.handler.accepted
+        after = NOW + timedelta(seconds=settings.campaign_lease_seconds + 1)
+        again = run_batch(engine, vault, settings, cid, 0, transport, now=after)
+    finally:
+        transport.close()
+    assert again.by_status == {"sent": 1}
+    row = rows(engine, cid)[first]
+    assert (row.status, row.resends) == ("sent", 1)
+    assert sink.handler.accepted[lost_mid] == 1

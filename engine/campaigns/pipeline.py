@@ -533,11 +533,20 @@ class _Delivery:
             s._result(item, result, pending)
             return
         if result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
-            # The server's 250 (or a connection lost waiting for it, RFC 1047): the row
-            # becomes sent with the batch's other outcomes, in bulk. A crash before that
-            # write leaves it in doubt: re-sent after the lease, same Message-ID, counted.
+            # The server's 250: the row becomes sent with the batch's other outcomes, in
+            # bulk. A crash before that write leaves it in doubt: re-sent after the
+            # lease, same Message-ID, counted.
             s._result(item, result, pending)
             s._flush_if_full(pending)
+            return
+        if result.status is DeliveryStatus.IN_DOUBT:
+            # The connection was lost after the handover (RFC 1047): the server may have
+            # it or not. The row stays in doubt, so it is re-sent after its lease under
+            # the same Message-ID (a duplicate at worst, counted), never lost. It counts
+            # as a transport failure towards the campaign's pause.
+            with s._lock:
+                s.report.by_status[OS.IN_DOUBT] += 1
+                s._failed_once()
             return
         # Refused after the handover (a 4xx or 5xx to the final dot): the server does
         # not have it, so the row is no longer in doubt; retry or bounce as before.
@@ -816,10 +825,14 @@ class _BatchSender:
                     else TRANSPORT_FAILED
                 )
                 self._add(pending, _outcome(r, OS.DEFERRED, why, due=later, attempts=attempts))
-            self.run_length += 1
-            earlier = 0 if self.any_success else self.camp.consecutive_failures
-            if earlier + self.run_length >= self.threshold:
-                self.paused = True
+            self._failed_once()
+
+    def _failed_once(self) -> None:
+        """One more transport failure in a row (the lock held); pause at the threshold."""
+        self.run_length += 1
+        earlier = 0 if self.any_success else self.camp.consecutive_failures
+        if earlier + self.run_length >= self.threshold:
+            self.paused = True
 
     def _flush_if_full(self, pending: _Pending) -> None:
         """Write what is pending once a group's worth has gathered (SMTP path).

@@ -5,17 +5,21 @@ message, ``flush()`` at the end of a batch (commit what is buffered), ``close()`
 when done. A send returns a DeliveryResult; it raises only for bugs, or with the
 exception its ``handover`` raised.
 
-Exactly once. A transport says whether sending the same message twice is
+Never lost silently. A transport says whether sending the same message twice is
 harmless (``idempotent``): the Maildir refuses a Message-ID it already holds, the
 null transport delivers nothing. SMTP is not: a server accepts the same message
-twice. For it, the sender passes ``handover``, a callable the transport invokes at
-the point of no return — for SMTP right before the final ``.`` of DATA, after which
-the server keeps the message — and which records the message as sent (committing
-it) and returns True, or returns False to withhold it (the transport then abandons
-the message so that it is never delivered, and returns ``WITHHELD``). A crash
-before the handover leaves the message unrecorded and undelivered; after it,
-recorded and delivered. Idempotent transports call ``handover`` too, right before
-the message becomes visible, when one is given.
+twice, and a sender that dies between the final ``.`` of DATA and the reply cannot
+know whether the server kept it (RFC 1047). For it, the sender passes
+``handover``, a callable the transport invokes at the point of no return — for
+SMTP right before the final ``.`` — and which records the message as *in doubt*
+(committing it) and returns True, or returns False to withhold it (the transport
+then abandons the message so that it is never delivered, and returns
+``WITHHELD``). The result that follows settles the doubt: ``SENT`` (the 250),
+a refusal, or ``IN_DOUBT`` when the connection was lost after the handover. A
+crash before the handover leaves the message unrecorded and undelivered; after it,
+in doubt, which the sender resolves by sending it again under the same
+Message-ID. Idempotent transports call ``handover`` too, right before the message
+becomes visible, when one is given.
 
 Many at once. A transport may also offer ``send_many(deliveries)``: it takes
 ``Delivery`` objects (a message, its handover, and ``done`` for its result) from
@@ -43,6 +47,7 @@ class DeliveryStatus(StrEnum):
     BOUNCED = "bounced"  # permanent failure: suppress the address
     FAILED = "failed"
     WITHHELD = "withheld"  # the handover said no: abandoned before the point of no return
+    IN_DOUBT = "in-doubt"  # handed over, then the connection was lost: the server may have it
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class Delivery(Protocol):
     def message(self) -> OutgoingMessage: ...
 
     def handover(self) -> bool:
-        """The point of no return (see the module docstring): True records it as sent."""
+        """The point of no return (see the module docstring): True records it in doubt."""
         ...
 
     def done(self, result: DeliveryResult) -> None:

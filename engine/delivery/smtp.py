@@ -14,17 +14,18 @@ Connection-level problems (greeting, EHLO, STARTTLS, AUTH) are never the
 recipient's fault either: they come back DEFERRED whatever their code, so the
 campaign's consecutive-failure pause notices them.
 
-Exactly once (``send(message, handover)``): the SMTP conversation is spelled out
-step by step — MAIL, RCPT, DATA, the dot-stuffed message — and ``handover`` is
-called right before the final ``.``, the point after which the server keeps the
-message. It commits the message as sent; if it says no (the customer unsubscribed
-a moment ago, or the row is no longer ours) the connection is dropped without the
-``.``, which makes the server discard the message (RFC 5321 §4.1.4). A crash
-before the handover loses nothing (the message is resent under the same
-Message-ID later); a crash after it duplicates nothing (the row says sent). What
-happens after the handover is never retried on another connection: a connection
-lost while waiting for the reply to ``.`` counts as sent (RFC 1047: the server
-most likely has it), so a message cannot arrive twice.
+Never lost silently (``send(message, handover)``): the SMTP conversation is
+spelled out step by step — MAIL, RCPT, DATA, the dot-stuffed message — and
+``handover`` is called right before the final ``.``, the point after which the
+server keeps the message. It commits the message as in doubt; if it says no (the
+customer unsubscribed a moment ago, or the row is no longer ours) the connection
+is dropped without the ``.``, which makes the server discard the message (RFC
+5321 §4.1.4). A crash before the handover loses nothing (the message is sent
+later under the same Message-ID); a crash after it leaves the row in doubt, and
+the message is sent again under the same Message-ID (a duplicate at worst, which
+the sender counts). What happens after the handover is never retried here, nor
+on another connection: a connection lost while waiting for the reply to ``.`` is
+``IN_DOUBT`` (RFC 1047), for the sender to resolve.
 
 Connections are opened lazily, reused across sends (one lock-free ``Queue`` of
 pool slots, last in first out so that a quiet worker keeps reusing one warm

@@ -18,8 +18,10 @@ One transaction, as states of one connection (``_Step``)::
 The handover (``Delivery.handover``) is called after the body and right before
 the final ``.``: True sends the dot; False drops the connection without it, so the
 server discards the message (RFC 5321 §4.1.4); an exception drops it too and
-propagates to the caller. A connection lost after the handover counts as sent
-(RFC 1047); one lost before it, on a connection reused from the pool, is
+propagates to the caller. A connection lost after the handover is ``IN_DOUBT``
+(RFC 1047: the server may or may not have it; the sender decides, never this
+loop, and never on another connection); one lost before it, on a connection
+reused from the pool, is
 reopened once and the message tried again from MAIL; otherwise the message is
 deferred. Replies are classified by ``smtp_replies``.
 
@@ -367,13 +369,13 @@ class Mux:
             return
         line.txn = None
         gone = isinstance(exc, _Lost | ConnectionResetError | BrokenPipeError)
-        if txn.handed:  # past the point of no return: the server most likely has it
+        if txn.handed:  # past the point of no return: the server may or may not have it
             detail = (
-                "connection lost after the final dot"
+                "connection lost after the handover"
                 if gone
-                else scrub(f"after the final dot: {type(exc).__name__}")
+                else scrub(f"after the handover: {type(exc).__name__}")
             )
-            txn.delivery.done(DeliveryResult(DeliveryStatus.SENT, detail))
+            txn.delivery.done(DeliveryResult(DeliveryStatus.IN_DOUBT, detail))
         elif gone and txn.attempt == 1 and txn.reused:
             log.info("pooled SMTP connection was dropped; reconnecting")
             txn.attempt = 2
