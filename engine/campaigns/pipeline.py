@@ -4,7 +4,7 @@
 embedded mode calls directly. Its three steps:
 
 1. Claim and gate, in one write transaction: the batch's due rows (pending or
-   deferred with ``due_at <= now``, or claimed with an expired lease) become
+   deferred with ``due_at <= now``, or claimed or in doubt with an expired lease) become
    ``claimed`` in a single ``UPDATE … RETURNING`` (on PostgreSQL concurrent
    claimers block on the row locks and re-check the condition, so a row goes to one
    of them; on SQLite ``writing()`` serializes them). The gate runs right there,
@@ -14,21 +14,34 @@ embedded mode calls directly. Its three steps:
 3. Last look, send and record (``_BatchSender``): right before a message leaves,
    ``policy.last_look`` re-checks what the customer may have changed since the
    claim (unsubscribed, suppressed, paused), in the transaction that records the
-   message as sent. How that transaction meets the send depends on the transport:
-   an idempotent one (Maildir, null) sends a group of 100 inside it; SMTP gets a
-   ``handover`` that commits each row as sent right before the final dot of DATA.
+   message. How that transaction meets the send depends on the transport: an
+   idempotent one (Maildir, null) sends a group of 100 inside it and records them
+   sent; SMTP gets a ``handover`` that commits each row as ``in_doubt`` right
+   before the final dot of DATA, and the rows the server answered 250 become
+   ``sent`` in bulk (every 100, and at the end of the batch).
    Deferred rows get a backoff (``retry.next_attempt`` with the settings' base and
    attempts; failed once exhausted, and the slot released), bounced rows suppress
    the blind index and free the slot.
 
-Exactly once per (campaign, contact) (Invariant 3): a row that is sent is never
-claimed again. Every write is fenced by the lease the claim set: a run that
-outlived its lease changes nothing, and its handover refuses to send. A crash
-before a Maildir group commits re-sends the group under the same Message-IDs,
-which the Maildir refuses as duplicates (counted as sent); a crash during SMTP
-delivery re-sends only messages whose handover had not committed, which the
-server never completed. The cap reservation is keyed ``"<campaign id>:<contact id>"``,
+At least once per (campaign, contact), one Message-ID (Invariant 3): a row that
+is sent is never claimed again. Every write is fenced by the lease the claim set:
+a run that outlived its lease changes nothing, and its handover refuses to send.
+A crash before a Maildir group commits re-sends the group under the same
+Message-IDs, which the Maildir refuses as duplicates (counted as sent): exactly
+once there. Over SMTP exactly once is impossible (RFC 1047), and losing a message
+while recording it sent is the worst outcome, so a crash (or a connection lost)
+after a handover leaves its row ``in_doubt``: after the lease it is claimed again
+and re-sent under the same Message-ID, and the handover counts it on the row
+(``resends``: a handover while an earlier one is unresolved, ``handed_over_at``
+set). Duplicates can only be of in-doubt messages, never more than the count the
+campaign report shows. A crash before a handover re-sends a message the server
+never completed. The cap reservation is keyed ``"<campaign id>:<contact id>"``,
 so a retry reserves nothing twice.
+
+A render error (``RenderError``: the template, not the recipient) stops the batch:
+the rows not sent yet go back to pending, the campaign pauses with the reason
+``render-error: <file>:<line> (<kind>)`` and the campaign's compiled templates are
+dropped, so a resume after the fix renders the fixed files.
 
 Consecutive failures: a transport ``DEFERRED`` or ``FAILED`` counts one, a
 ``SENT`` resets the count; a bounce is the recipient's, not the campaign's, and
@@ -566,9 +579,11 @@ class _BatchSender:
       records every outcome. A crash in the middle re-sends the group later under the
       same Message-IDs, which the transport turns into ``DUPLICATE``.
     - not idempotent (SMTP): per message, the transport calls ``handover`` at its
-      point of no return; that runs the last look and commits the row as sent (fenced
-      by the lease) before the final dot. Failures seen before the handover are
-      written per group; a refusal after it corrects the row it already wrote.
+      point of no return; that runs the last look and commits the row as in doubt
+      (fenced by the lease) before the final dot. The 250s and the failures seen
+      before a handover are written in bulk (``_flush_if_full`` and the batch's end);
+      a refusal after the handover corrects the row it wrote; a connection lost
+      after it leaves the row in doubt, for a re-send after the lease.
     """
 
     GROUP = 100
