@@ -318,3 +318,26 @@ def test_a_killed_import_resumes_and_counts_the_whole_run(tmp_path: Path, db_url
     watcher.dispose()
     assert n_contacts == KILL_ROWS - len(BAD_LINES)
     assert tuple(final) == ("finished", len(BAD_LINES))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_row_that_is_not_utf8_is_rejected_alone(
+    engine: Engine, vault: Vault, settings: Settings, tmp_path: Path, suffix: str
+) -> None:
+    def row(email: str, name: bytes) -> bytes:
+        if suffix == ".csv":
+            return email.encode() + b"," + name + b"\n"
+        return b'{"email": "' + email.encode() + b'", "first_name": "' + name + b'"}\n'
+
+    path = tmp_path / f"mixed{suffix}"
+    path.write_bytes(
+        (b"email,first_name\n" if suffix == ".csv" else b"")
+        + row("a@example.com", b"Ann")
+        + row("leak@example.com", b"Zo\xeb")  # Latin-1 in a UTF-8 file
+        + row("b@example.com", "Zoë".encode())
+    )
+    report = import_file(engine, vault, settings, path)
+    assert (report.inserted, report.rejected) == (2, 1)
+    first = 3 if suffix == ".csv" else 2
+    assert read_rejects(report.rejects_path) == {first: ["not valid UTF-8"]}
+    assert set(emails(engine, vault).values()) == {"a@example.com", "b@example.com"}

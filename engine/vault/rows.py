@@ -75,6 +75,7 @@ MAX_LINE = 1 << 20
 MAX_DEPTH = 4
 #: Digits of a JSON integer: 18 always fit a 64-bit column.
 MAX_INT_DIGITS = 18
+MAX_TOPICS = 50
 MAX_ORDERS = 1000
 MAX_ENGAGEMENT = 5000
 #: Characters of one free attribute's text value.
@@ -169,14 +170,19 @@ def detect_format(path: Path) -> str:
 
 def read_raw_rows(path: Path, counter: CountingReader) -> Iterator[tuple[int, dict[str, Any]]]:
     """(first line number, raw mapping) per record; RowError-free: shape errors come later."""
+    # Undecodable bytes become lone surrogates, so one bad row is rejected on its own
+    # (a file that is not UTF-8 from its first row on is refused as a whole).
     text = io.TextIOWrapper(
-        io.BufferedReader(counter, buffer_size=1 << 16), encoding="utf-8-sig", newline=""
+        io.BufferedReader(counter, buffer_size=1 << 16),
+        encoding="utf-8-sig",
+        errors="surrogateescape",
+        newline="",
     )
     try:
         if detect_format(path) == "jsonl":
-            yield from _jsonl(text)
+            yield from _jsonl(text, path.name)
         else:
-            yield from _csv(text)
+            yield from _csv(text, path.name)
     except UnicodeDecodeError as exc:
         raise ImportFileError(
             f"{path.name} is not valid UTF-8 (byte offset {exc.start}); save it as UTF-8"
@@ -187,28 +193,42 @@ TOO_LONG = f"longer than {MAX_LINE:,} characters"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
 
-def _bounded_lines(text: IO[str], overlong: list[int]) -> Iterator[str]:
+NOT_UTF8 = "not valid UTF-8"
+
+
+def _bounded_lines(text: IO[str], flagged: list[str]) -> Iterator[str]:
     """Physical lines, each at most MAX_LINE characters read into memory.
 
-    An overlong line is skipped to its end: its number is appended to ``overlong``
-    and it is given as an empty line that keeps the quoting state the whole line
-    had (the parity of its quotes), so a CSV reader stays in step with the file.
+    A line that is not valid UTF-8 is given as read, with NOT_UTF8 appended to
+    ``flagged``. An overlong line is skipped to its end, with TOO_LONG appended,
+    and given as an empty line that keeps the quoting state the whole line had
+    (the parity of its quotes), so a CSV reader stays in step with the file.
+    The reader of the lines rejects the record they belong to.
     """
-    number = 0
     while True:
         line = text.readline(MAX_LINE + 1)
         if not line:
             return
-        number += 1
         if len(line) <= MAX_LINE or line.endswith("\n"):
+            if not line.isascii() and _undecodable(line):
+                flagged.append(NOT_UTF8)
             yield line
             continue
         quotes = line.count('"')
         while line and not line.endswith("\n"):
             line = text.readline(1 << 16)
             quotes += line.count('"')
-        overlong.append(number)
+        flagged.append(f"line {TOO_LONG}")
         yield '"\n' if quotes % 2 else "\n"
+
+
+def _flag(flagged: list[str], seen_good: bool, name: str, line: int) -> str:
+    """The reason to reject a record with flagged lines; a file refused from its start."""
+    reason = flagged[0]
+    flagged.clear()
+    if reason == NOT_UTF8 and not seen_good:
+        raise ImportFileError(f"{name} is not valid UTF-8 (line {line}); save it as UTF-8")
+    return reason
 
 
 def _refuse_constant(_name: str) -> Any:
@@ -251,6 +271,15 @@ def _shape_error(obj: dict[str, Any], check_text: bool) -> str | None:
     return None
 
 
+def _undecodable(text: str) -> bool:
+    """Holds bytes that were not UTF-8 (decoded as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _bad_text(text: str) -> bool:
     if "\x00" in text:
         return True
@@ -261,13 +290,14 @@ def _bad_text(text: str) -> bool:
     return False
 
 
-def _jsonl(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    overlong: list[int] = []
-    for number, line in enumerate(_bounded_lines(text, overlong), start=1):
-        if overlong:
-            overlong.clear()
-            yield number, {"__error__": f"line {TOO_LONG}"}
+def _jsonl(text: IO[str], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    flagged: list[str] = []
+    seen_good = False
+    for number, line in enumerate(_bounded_lines(text, flagged), start=1):
+        if flagged:
+            yield number, {"__error__": _flag(flagged, seen_good, name, number)}
             continue
+        seen_good = True
         if not line.strip():
             continue
         try:
@@ -294,17 +324,19 @@ def _jsonl(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, obj
 
 
-def _csv(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    overlong: list[int] = []
-    reader = csv.reader(_bounded_lines(text, overlong), strict=True)
+def _csv(text: IO[str], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    flagged: list[str] = []
+    reader = csv.reader(_bounded_lines(text, flagged), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
         raise ImportFileError(f"the CSV header cannot be read: {exc}") from None
-    if overlong:
+    if flagged:
+        _flag(flagged, False, name, 1)
         raise ImportFileError(f"the CSV header is {TOO_LONG}")
+    seen_good = False
     keys = [_normalize_header(h) for h in header]
     if "email" not in {ALIASES.get(k, k) for k in keys}:
         raise ImportFileError("the CSV header has no email column")
@@ -317,14 +349,16 @@ def _csv(text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             return
         except csv.Error as exc:
             previous_end = reader.line_num
-            overlong.clear()
+            if flagged:
+                yield start, {"__error__": _flag(flagged, seen_good, name, start)}
+                continue
             yield start, {"__error__": f"malformed CSV ({exc})"}
             continue
         previous_end = reader.line_num
-        if overlong:
-            overlong.clear()
-            yield start, {"__error__": f"line {TOO_LONG}"}
+        if flagged:
+            yield start, {"__error__": _flag(flagged, seen_good, name, start)}
             continue
+        seen_good = True
         if not any(v.strip() for v in values):
             continue
         if sum(map(len, values)) > MAX_LINE:
@@ -508,6 +542,8 @@ def _topics(value: Any) -> list[str]:
             raise RowError("topics: names are lowercase letters, digits, '-' and '_'")
         if topic not in topics:
             topics.append(topic)
+    if len(topics) > MAX_TOPICS:
+        raise RowError(f"topics: more than {MAX_TOPICS}")
     return topics
 
 
