@@ -293,3 +293,59 @@ def test_run_due_launches_at_its_time_and_finishes(
     assert sum(r.sent for r in reports) == 3
     assert status(engine, cid) == "sent"
     assert files(tmp_path) == 3
+
+
+# -- a render error, from the command line ------------------------------------------------------
+
+
+def test_send_ends_with_one_line_when_a_template_fails_and_resume_sends_the_rest(
+    tmp_path: Path,
+) -> None:
+    """`tact campaigns send`: exit 1 and one sentence naming file:line, never the data."""
+    import json
+    import shutil
+
+    from engine.config import PROJECT_ROOT
+    from tests.helpers import write_jsonl
+    from tests.test_cli import assert_plain_failure, tact
+
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    block = templates / "campaigns" / "autumn-2026" / "blocks" / "closing" / "default.html.j2"
+    original = block.read_text("utf-8")
+    block.write_text(
+        original + '{% if first_name == "Firstname0002" %}{{ 1 // (first_name|length - 13) }}'
+        "{% endif %}\n",
+        "utf-8",
+    )
+    env = {
+        "TACT_QUIET_HOURS_START": "0",
+        "TACT_QUIET_HOURS_END": "0",
+        "TACT_TEMPLATES_DIR": str(templates),
+    }
+    assert (run := tact(tmp_path, "init", env=env)).code == 0, str(run)
+    write_jsonl(tmp_path / "in.jsonl", [{**p, "topics": ["offers"]} for p in people(4)])
+    assert (run := tact(tmp_path, "contacts", "import", "in.jsonl", env=env)).code == 0, str(run)
+    run = tact(tmp_path, "campaigns", "create", "promo", "--template", "autumn-2026", env=env)
+    assert run.code == 0, str(run)
+
+    failed = tact(tmp_path, "campaigns", "send", "promo", env=env)
+    assert_plain_failure(failed, 1)
+    said = " ".join(failed.err.split())  # the console wraps its one sentence at 80 columns
+    assert said.startswith("error: campaign 'promo' paused, render-error: "), str(failed)
+    assert "default.html.j2:3 (ZeroDivisionError)" in said and "resume promo" in said
+    assert "Firstname" not in failed.text and "person" not in failed.text
+    status = json.loads(tact(tmp_path, "campaigns", "status", "promo", "--json", env=env).out)
+    assert status["status"] == "paused" and status["pause_reason"].startswith("render-error: ")
+    reported = json.loads(tact(tmp_path, "campaigns", "report", "promo", "--json", env=env).out)
+    assert "claimed" not in reported["by_status"] and reported["by_status"].get("pending")
+    outbox_dir = tmp_path / "var" / "outbox" / "new"
+    before = len(list(outbox_dir.iterdir())) if outbox_dir.exists() else 0
+    assert before < 4
+
+    block.write_text(original, "utf-8")  # the fix
+    assert (run := tact(tmp_path, "campaigns", "resume", "promo", env=env)).code == 0, str(run)
+    sent = tact(tmp_path, "campaigns", "send", "promo", "--json", env=env)
+    assert sent.code == 0, str(sent)
+    assert json.loads(sent.out)["status"] == "sent"
+    assert len(list(outbox_dir.iterdir())) == 4
