@@ -355,3 +355,41 @@ def test_a_bad_brand_toml_is_a_render_error_naming_the_file(fresh: Site) -> None
     (fresh.templates / "brand" / "brand.toml").write_bytes(b'name = "\xff"\n')
     with pytest.raises(RenderError, match=r"brand/brand.toml:1: not UTF-8"):
         CampaignRenderer(fresh.templates, "attack")
+
+
+# -- the commands: the finding with file:line, a non-zero exit, never a traceback ----------
+
+
+@pytest.mark.parametrize(
+    ("case", "where"),
+    [
+        ("symlink", BLOCK),
+        ("bound-parentheses.html.j2", f"{BLOCK}:1"),
+        ("escape-include-keys.html.j2", f"{BLOCK}:1"),
+    ],
+)
+def test_lint_and_preview_commands_print_the_finding_and_exit_non_zero(
+    tmp_path: Path, case: str, where: str
+) -> None:
+    from tests.test_cli import tact
+
+    assert tact(tmp_path, "init").code == 0
+    keys = tmp_path / "var" / "keys.json"
+    secrets = _secrets(keys.read_text("utf-8"))
+    site = make_site(tmp_path / "site")
+    if case == "symlink":
+        site.block.unlink()
+        site.block.symlink_to(os.path.relpath(keys, site.block.parent))
+    else:
+        shutil.copyfile(CORPUS / case, site.block)
+    env = {"TACT_TEMPLATES_DIR": str(site.templates)}
+    lint = tact(tmp_path, "templates", "lint", "attack", env=env)
+    shown = tact(tmp_path, "preview", "attack", "--no-screenshots", env=env)
+    assert lint.code == 1, str(lint)
+    assert shown.code == 2, str(shown)
+    for run in (lint, shown):
+        assert where in run.text, str(run)
+        assert "Traceback" not in run.text
+        for secret in secrets:
+            assert secret not in run.text
+    assert not list((tmp_path / "var" / "preview").glob("attack/*.html"))

@@ -146,13 +146,10 @@ def lint(
         except TactError as exc:
             findings = [["error", f"campaigns/{name}", str(exc)]]
         errors = sum(1 for level, _, _ in findings if level == "error")
-        table = Table("level", "where", "finding", title=f"lint {name}")
+        # One line per finding, never wrapped: "error campaigns/x/blocks/b/default.html.j2:3: …"
         for level, where, message in findings:
-            table.add_row(
-                "[red]error[/]" if level == "error" else level, escape(where), escape(message)
-            )
-        if findings:
-            out.print(table)
+            tag = "[red]error[/]" if level == "error" else level
+            out.print(f"{tag} {escape(where)}: {escape(message)}", soft_wrap=True)
         status = "[red]failed[/]" if errors else "[green]ok[/]"
         out.print(f"{name}: {status} ({errors} errors, {len(findings) - errors} notes)")
         failed = failed or bool(errors)
@@ -185,7 +182,7 @@ def preview(
     try:
         rows = bounded(run, f"preview {campaign}")
     except TactError as exc:
-        err.print(escape(str(exc)))
+        err.print(escape(str(exc)), soft_wrap=True)
         raise typer.Exit(2) from None
     files: list[PreviewFile] = []
     warnings: list[str] = []
