@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from engine.config import Settings
 from engine.errors import DatabaseError, KeystoreMissing
-from engine.fsmodes import private_dirs, private_file
+from engine.fsmodes import private_dirs, private_file, tighten
 from engine.models import KEYSTORE_SCHEMA
 
 
@@ -50,6 +50,7 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
             private_dirs(main.parent)
             # SQLite gives the WAL, shared-memory and journal files their database's mode.
             private_file(main)
+            tighten(keystore_path_for(main))
         except OSError as exc:
             raise DatabaseError(
                 f"cannot create the database {main}: {exc.strerror or exc}"

@@ -1,5 +1,9 @@
 """Every error Tact raises on purpose, in one tree.
 
+The ``tact`` command maps them to exit codes in engine.cli.main: 2 for
+ConfigurationError, DatabaseError, RenderError, CampaignError and RuleError (the
+input or setup is unusable), 1 for every other TactError.
+
 Messages never carry personal data: no address, name or phone number, and no
 key or ciphertext bytes. They name the contact by its id, the file by its path
 and line, and say what to do next.
@@ -27,10 +31,18 @@ and line, and say what to do next.
     ├── RotationError           -- key rotation cannot proceed (e.g. keyring not file-backed)
     ├── RenderError             -- engine.render.sandbox: a template failed (file:line)
     │   ├── RenderSecurityError -- a template reached outside its context
-    │   └── OutputTooLarge      -- the output cap, or a huge '*' / '**'
+    │   ├── OutputTooLarge      -- the output cap, or a huge '*' / '**'
+    │   └── RenderLimit         -- a bound on loops, calls, nesting or numbers
+    ├── BoundExceeded           -- engine.cli.templates_cmd: the render child hit its memory
+    │                              or CPU limit
     ├── CampaignError           -- engine.render.campaign: an unusable campaign directory
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
     ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
+    ├── RenderPaused            -- engine.campaigns.pipeline: a campaign paused itself on a
+    │                              template that failed to render (render-error)
+    ├── DemoError               -- engine.demo: the demo cannot use what it found
+    ├── BadOption               -- engine.cli.campaigns_cmd: an option value it cannot use
+    ├── UnknownTopic            -- engine.consent.topics: no topic by that name
     ├── HeaderError             -- engine.render.mime: a value a header cannot carry
     │   └── HeaderInjection     -- CR, LF or NUL in a header-bound value: refused, never stripped
     ├── InvalidToken            -- engine.consent.tokens: forged, altered or unknown-key link

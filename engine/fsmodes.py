@@ -58,7 +58,10 @@ def tighten(path: Path) -> None:
     except OSError:
         return
     if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
-        os.chmod(path, PRIVATE_FILE)
+        try:
+            os.chmod(path, PRIVATE_FILE)
+        except OSError:
+            return  # e.g. a read-only mount: opening it still works
 
 
 def exposed(path: Path) -> bool:

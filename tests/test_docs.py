@@ -30,3 +30,17 @@ def test_the_readme_links_resolve() -> None:
     for target in ("docs/ARCHITECTURE.md", "docs/STANDARDS.md"):
         assert f"({target})" in readme
         assert (ROOT / target).is_file()
+
+
+def test_the_readme_settings_table_has_a_row_for_every_setting() -> None:
+    """The README's table is `tact settings reference`, row for row (generated from Settings).
+
+    A field added to Settings, a changed default or meaning, shows here until the README
+    carries the new row. TACT_KEYRING_FILE and TACT_KEY_FILE get a row each.
+    """
+    from engine.cli.settings_cmd import reference_rows
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    missing = [row.split(" | ")[0] for row in reference_rows() if row not in readme]
+    assert missing == []
+    assert "`TACT_KEYRING_FILE` / `TACT_KEY_FILE`" not in readme

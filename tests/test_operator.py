@@ -145,6 +145,32 @@ def test_an_empty_postgresql_database_says_run_db_upgrade(
         postgres_server.drop_database(name)
 
 
+def test_campaign_toml_and_rule_errors_exit_2_with_the_file(tmp_path: Path) -> None:
+    """Template, TOML and rule errors are unusable input: exit 2 and the file, not exit 1."""
+    assert tact(tmp_path, "init").code == 0
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "templates", templates)
+    spec = templates / "campaigns" / "autumn-2026" / "campaign.toml"
+    spec.write_text('name = "x\n[[[', encoding="utf-8")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[vip]\nrule = "((("\n', encoding="utf-8")
+    nested = tmp_path / "nested.toml"
+    nested.write_text("x = " + "[" * 5000, encoding="utf-8")
+    env = {"TACT_TEMPLATES_DIR": str(templates)}
+    runs = tact_many(
+        tmp_path,
+        [
+            ["campaigns", "create", "c1", "--template", "autumn-2026"],
+            ["segments", "build", "--rules", str(rules)],
+            ["segments", "build", "--rules", str(nested)],
+        ],
+        env=env,
+    )
+    for run, where in zip(runs, (spec, rules, nested), strict=True):
+        assert_plain_failure(run, 2)
+        assert str(where) in run.flat, str(run)
+
+
 # -- file modes ------------------------------------------------------------------------------
 
 
@@ -165,6 +191,18 @@ def test_everything_under_var_is_private_after_the_demo_path(tmp_path: Path) -> 
     # The check covered every kind of file the finding names.
     for part in ("tact.db", "tact.keystore.db", "keys.json", "log", "imports", "outbox"):
         assert part in kinds, sorted(kinds)
+
+
+def test_files_an_older_tact_left_open_are_narrowed_on_open(site: Path) -> None:
+    var = site / "var"
+    older = [var / "tact.db", var / "tact.keystore.db", var / "log" / "tact.log"]
+    for path in older:
+        path.chmod(0o644)
+    run = tact(site, "keys", "status")
+    assert run.code == 0, str(run)
+    assert {p.name: f"{stat.S_IMODE(p.stat().st_mode):04o}" for p in older} == {
+        p.name: "0600" for p in older
+    }
 
 
 def test_a_key_file_open_to_others_is_refused_with_the_chmod_to_run(site: Path) -> None:

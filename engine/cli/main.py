@@ -76,6 +76,7 @@ _INPUT_ERRORS = (
     ("engine.render.sandbox", "RenderError"),
     ("engine.render.campaign", "CampaignError"),
     ("engine.segments.rules", "RuleError"),
+    ("engine.cli.templates_cmd", "BoundExceeded"),  # a template past the render child's limits
 )
 
 
@@ -126,7 +127,8 @@ def _database_error(exc: Exception) -> DatabaseError:
 
 def _report(exc: Exception) -> None:
     err.print("[bold red]error:[/]", end=" ")
-    err.print(str(exc), markup=False, highlight=False)
+    # Unwrapped: a path or a command in the sentence stays whole for copy and grep.
+    err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
