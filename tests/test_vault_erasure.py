@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import email
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
 
+from engine.campaigns import create, launch, schedule, send_campaign
 from engine.config import Settings
-from engine.db import make_engine
+from engine.consent.optin import request_subscription
+from engine.consent.service import Origin
+from engine.db import make_engine, writing
+from engine.delivery.maildir import MaildirTransport
 from engine.errors import ContactErased
 from engine.migrate import upgrade
 from engine.models import AuditEvent, Suppression
@@ -138,3 +144,54 @@ def test_reimport_of_an_erased_address_is_suppressed(
     assert report.suppressed == 1 and report.updated == 2 and report.inserted == 0
     assert len(emails(engine, vault)) == 2
     assert len(contact_ids(engine)) == 3  # the tombstone, nothing more
+
+
+def _recipients(outbox: Path) -> dict[str, list[str]]:
+    """Recipient per outbox file, in new/, cur/ and tmp/ (the test reads the files)."""
+    found: dict[str, list[str]] = {}
+    for sub in ("new", "cur", "tmp"):
+        for path in sorted((outbox / sub).iterdir()):
+            to = email.message_from_bytes(path.read_bytes())["To"]
+            found.setdefault(str(to).lower(), []).append(f"{sub}/{path.name}")
+    return found
+
+
+def test_erasure_removes_the_contacts_messages_from_the_maildir_outbox(
+    engine: Engine, vault: Vault, settings: Settings
+) -> None:
+    """Campaign messages (unread, read by a mail client, mid-delivery) and notices go.
+
+    The files are found by the Message-IDs of the contact's outbox rows and notices,
+    never by reading the outbox for the address; everyone else's files stay.
+    """
+    settings = settings.model_copy(update={"quiet_hours_start": 0, "quiet_hours_end": 0})
+    rows = [{**p, "topics": ["offers"]} for p in people(4)]
+    import_rows(engine, vault, settings, rows)
+    outbox = settings.resolved_outbox_dir
+    transport = MaildirTransport(outbox)
+    transport.open()
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    with writing(engine) as conn:
+        camp = create(conn, settings, name="c1", template="autumn-2026", now=now)
+        schedule(conn, camp, now)
+        launch(conn, camp, now, settings=settings)
+    send_campaign(engine, vault, settings, camp, transport, now=now)
+    target, other = (str(r["email"]).lower() for r in rows[:2])
+    with writing(engine) as conn:  # a notice too: the double opt-in confirmation for news
+        for address in (target, other):
+            request_subscription(
+                conn, vault, settings, address, "news", Origin(source="form"), transport=transport
+            )
+    before = _recipients(outbox)
+    assert [len(before[r["email"].lower()]) for r in rows] == [2, 2, 1, 1]
+    # A mail client read the target's campaign message; another is mid-delivery in tmp/.
+    read = outbox / before[target][0]
+    read.rename(outbox / "cur" / f"{read.name}:2,S")
+    stray = outbox / before[target][1]
+    shutil.copy(stray, outbox / "tmp" / f"{stray.name}.4242")
+    with writing(engine) as conn:
+        result = erase_contact(conn, vault, target, actor="test", outbox_dir=outbox)
+    assert result.outbox_files_removed == 3
+    after = _recipients(outbox)
+    assert target not in after
+    assert after == {k: v for k, v in before.items() if k != target}

@@ -138,7 +138,9 @@ def erase(
     rt = Runtime()
     vault = rt.vault
     with writing(rt.engine) as conn:
-        result = erase_contact(conn, vault, address, actor="cli")
+        result = erase_contact(
+            conn, vault, address, actor="cli", outbox_dir=rt.settings.resolved_outbox_dir
+        )
     if result.contact_id is None:
         out.print(
             "no contact held that address; it is now suppressed"
@@ -146,7 +148,10 @@ def erase(
             else "that address was already erased"
         )
     else:
-        out.print(f"contact {result.contact_id} erased; the address stays suppressed")
+        out.print(
+            f"contact {result.contact_id} erased; the address stays suppressed; "
+            f"{result.outbox_files_removed} of its messages removed from the outbox"
+        )
 
 
 @app.command()

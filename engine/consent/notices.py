@@ -13,6 +13,11 @@ needed here. Each notice goes to the transport as a batch of one (``open``,
 as ``transport_from_settings(settings)``.
 
 Logs name the contact by id; the address exists only inside the message.
+
+Given the caller's connection, each notice handed over is recorded as a
+``notice.sent`` audit event with its Message-ID (random, no personal data): it
+shows in the contact's export, and erasure finds the notice's file in the
+Maildir outbox by it (``engine.delivery.outbox_erasure``).
 """
 
 from __future__ import annotations
@@ -35,13 +40,18 @@ from uuid import UUID
 
 from jinja2 import Template
 from markupsafe import Markup
+from sqlalchemy import Connection, insert, select
 
 from engine.config import Settings
 from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
 from engine.errors import TactError
+from engine.models import AuditEvent
 from engine.render.brand import MAX_RENDERED_CHARS, Brand, RenderError, sandbox
 
 log = logging.getLogger(__name__)
+audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
+#: The audit action of a notice handed over (the Message-ID in its detail).
+NOTICE_SENT = "notice.sent"
 
 DEFAULT_LANGUAGE = "en"
 _LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:[_-]([A-Za-z]{4}))?(?:[_-]([A-Za-z]{2}|\d{3}))?$")
@@ -206,8 +216,12 @@ def send_notice(
     link: str,
     values: dict[str, str] | None = None,
     purpose: str | None = None,
+    conn: Connection | None = None,
 ) -> DeliveryResult:
-    """Render, build and hand one notice to the transport (a batch of one)."""
+    """Render, build and hand one notice to the transport (a batch of one).
+
+    With ``conn``, a notice that left is recorded (``NOTICE_SENT``) in that transaction.
+    """
     renderer = renderer_for(settings.templates_dir)
     brand = renderer.brand
     words = {
@@ -226,7 +240,30 @@ def send_notice(
         transport.close()
     # Not result.detail: a server's reply may quote the recipient's address.
     log.info("notice %s (%s) for contact %s: %s", kind, notice.language, contact_id, result.status)
+    if conn is not None and result.status in (DeliveryStatus.SENT, DeliveryStatus.DUPLICATE):
+        conn.execute(
+            insert(audit_t).values(
+                occurred_at=datetime.now(UTC),
+                action=NOTICE_SENT,
+                actor="system",
+                contact_id=contact_id,
+                detail={"kind": str(kind), "message_id": message_id},
+            )
+        )
     return result
+
+
+def notice_message_ids(conn: Connection, contact_id: UUID) -> list[str]:
+    """The Message-IDs of the notices recorded as sent to this contact."""
+    return [
+        str(detail["message_id"])
+        for detail in conn.execute(
+            select(audit_t.c.detail).where(
+                audit_t.c.contact_id == contact_id, audit_t.c.action == NOTICE_SENT
+            )
+        ).scalars()
+        if isinstance(detail, dict) and detail.get("message_id")
+    ]
 
 
 def delivered(result: DeliveryResult) -> bool:

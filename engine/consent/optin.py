@@ -134,6 +134,7 @@ def request_subscription(
             link=link,
             values={"topic": spec.title_in(lang)},
             purpose=spec.purpose_in(lang),
+            conn=conn,
         )
         sent = delivered(result)
     log.info(
@@ -234,6 +235,7 @@ def send_data_link(
         address=person.email,
         locale=row.locale,
         link=link,
+        conn=conn,
     )
     if not delivered(result):
         raise NoticeNotSent(f"the {notice} link could not be sent ({result.status}); try again")

@@ -156,5 +156,11 @@ def _erase(request: Request, state: WebState, token: str, csrf: object) -> HTMLR
     with writing(state.engine) as conn:
         contact = state.contact(conn, tok.public_id)
         lang = state.lang(request, contact.locale)  # before the locale is erased too
-        erase_contact_id(conn, state.vault, contact.id, actor="web")
+        erase_contact_id(
+            conn,
+            state.vault,
+            contact.id,
+            actor="web",
+            outbox_dir=state.settings.resolved_outbox_dir,
+        )
     return state.page("erased.html", lang, None)

@@ -266,6 +266,8 @@ async def test_erasure_link_by_email_then_erase(
         gone = await client.get(f"/p/{token}")
     assert erased.status_code == 200 and "Your data is deleted" in erased.text
     assert gone.status_code == 404
+    # The erasure-link email itself left the outbox with the rest of Mei's data.
+    assert outbox(settings) == []
     with engine.connect() as conn:
         status: dict[object, str] = dict(
             conn.execute(select(contacts.c.id, contacts.c.status)).all()
