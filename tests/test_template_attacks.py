@@ -393,3 +393,42 @@ def test_lint_and_preview_commands_print_the_finding_and_exit_non_zero(
         for secret in secrets:
             assert secret not in run.text
     assert not list((tmp_path / "var" / "preview").glob("attack/*.html"))
+
+
+# -- the real send path (embedded: SQLite and PostgreSQL, Maildir outbox) ------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["bound-cpu-loop.html.j2", "bound-nested-for.html.j2", "ssti-cycler-os-popen.html.j2"],
+)
+def test_a_campaign_whose_block_breaches_a_bound_pauses_and_sends_nothing_of_it(
+    engine: Any, vault: Any, settings: Settings, tmp_path: Path, payload: str
+) -> None:
+    from engine.campaigns.lifecycle import get
+    from engine.campaigns.pipeline import run_batch
+    from tests.test_campaigns import NOW, launched, outbox, rows, subscribers
+
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    block = templates / "campaigns" / "autumn-2026" / "blocks" / "hero" / "default.html.j2"
+    shutil.copyfile(CORPUS / payload, block)
+    attacked = settings.model_copy(update={"templates_dir": templates})
+    subscribers(engine, vault, settings, 4)
+    cid = launched(engine, settings)
+    transport = outbox(tmp_path)
+    try:
+        batch = run_batch(engine, vault, attacked, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert batch.paused and batch.pause_reason is not None
+    assert batch.pause_reason.startswith("render-error: ")
+    assert "campaigns/autumn-2026/blocks/hero/default.html.j2:1" in batch.pause_reason
+    got = rows(engine, cid)
+    assert {r.status for r in got.values()} <= {"pending", "sent"}  # nothing left claimed
+    with engine.connect() as conn:
+        assert get(conn, cid).status == "paused"
+    secrets = _secrets(vault.keyring.to_json())
+    for message in (tmp_path / "outbox" / "new").iterdir():
+        data = message.read_text("utf-8", "replace")
+        assert all(secret not in data for secret in secrets)
