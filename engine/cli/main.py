@@ -81,8 +81,19 @@ _INPUT_ERRORS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
-    os.umask(PROCESS_UMASK)
+    """Entry point of the console script; returns the exit code.
+
+    The 0077 umask holds for the whole command (and the worker or web processes it
+    starts); the caller's umask is restored afterwards, for callers in-process.
+    """
+    previous = os.umask(PROCESS_UMASK)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous)
+
+
+def _run(argv: list[str] | None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
