@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from engine.render.brand import Brand
 from engine.render.sandbox import (
     CPU_SECONDS,
     MAX_OUTPUT,
+    Budget,
     OutputTooLarge,
     RenderError,
     RenderLimit,
@@ -376,14 +376,14 @@ class CampaignRenderer:
         flat = self._flat.get(segment) or self._flat[STANDARD]
         blocks = len(self._blocks)
         parts: tuple[str, list[Markup], list[str]] | None = None
-        # One CPU deadline for the whole message, whatever the number of renders.
-        deadline = time.process_time() + CPU_SECONDS
+        # One budget (CPU deadline, loops, calls, memory) for the whole message.
+        budget = Budget(CPU_SECONDS)
         try:
             html_out = render_capped(
-                flat.html, context, limit=MAX_OUTPUT * blocks, deadline=deadline
+                flat.html, context, limit=MAX_OUTPUT * blocks, budget=budget
             ).split(SPLIT)
             text_out = render_capped(
-                flat.text, context, limit=MAX_OUTPUT * blocks, deadline=deadline
+                flat.text, context, limit=MAX_OUTPUT * blocks, budget=budget
             ).split(SPLIT)
         except (RenderLimit, OutputTooLarge) as exc:
             # A bound was hit: name the block's own file and line, no second try.
@@ -399,7 +399,7 @@ class CampaignRenderer:
                 [t.strip("\n") for t in text_out[1:]],
             )
         else:  # an error, or a value that contained the separator: one by one
-            parts = self._render_pieces(context, segment, deadline)
+            parts = self._render_pieces(context, segment, budget)
         subject, html_parts, text_parts = parts
         values = {
             "lang": r.lang,
@@ -415,18 +415,18 @@ class CampaignRenderer:
         return Rendered(subject=subject, text=text, html=html)
 
     def _render_pieces(
-        self, context: dict[str, Any], segment: str, deadline: float | None = None
+        self, context: dict[str, Any], segment: str, budget: Budget | None = None
     ) -> tuple[str, list[Markup], list[str]]:
         """Each template on its own: errors name their own file and line."""
         subject_t = self._subjects.get(segment, self._subjects[STANDARD])
-        subject = " ".join(render_capped(subject_t, context, limit=998, deadline=deadline).split())
+        subject = " ".join(render_capped(subject_t, context, limit=998, budget=budget).split())
         html_parts: list[Markup] = []
         text_parts: list[str] = []
         for block in self._blocks.values():
             html_t = block.html.get(segment, block.html[STANDARD])
             text_t = block.text.get(segment, block.text[STANDARD])
-            html_parts.append(Markup(render_capped(html_t, context, deadline=deadline)))  # noqa: S704
-            text_parts.append(render_capped(text_t, context, deadline=deadline).strip("\n"))
+            html_parts.append(Markup(render_capped(html_t, context, budget=budget)))  # noqa: S704
+            text_parts.append(render_capped(text_t, context, budget=budget).strip("\n"))
         return subject, html_parts, text_parts
 
 
