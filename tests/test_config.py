@@ -360,3 +360,60 @@ def test_valid_keyring_round_trips(tmp_path: Path) -> None:
     assert loaded.primary.key == ring.primary.key
     assert loaded.blind_index_key == ring.blind_index_key
     assert loaded.source == tmp_path / "var" / "keys.json"
+
+
+# -- what `tact settings` shows ----------------------------------------------------------------
+
+
+def test_every_setting_says_what_it_means() -> None:
+    """The README table and `tact settings reference` come from these descriptions."""
+    vague = [n for n, f in Settings.model_fields.items() if len(f.description or "") < 15]
+    assert vague == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:///var/tact.db", "sqlite:///var/tact.db"),
+        (PG_URL, PG_URL),
+        (
+            "postgresql+psycopg://tact:pa%40ss@db:5432/tact?sslmode=require&password=qs",
+            "postgresql+psycopg://tact:***@db:5432/tact?sslmode=require&password=***",
+        ),
+        ("redis://:hunter2@redis:6379/0", "redis://:***@redis:6379/0"),
+        (
+            "redis://default:hunter2@redis:6379/0?token=t0k",
+            "redis://default:***@redis:6379/0?token=***",
+        ),
+    ],
+)
+def test_urls_are_shown_without_their_passwords(url: str, shown: str) -> None:
+    from engine.cli.settings_cmd import mask_url
+
+    assert mask_url(url) == shown
+
+
+def test_effective_settings_name_the_winning_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from engine.cli.settings_cmd import effective
+
+    write_config(tmp_path / "tact.toml", 'var_dir = "data"\ncap_min_gap_hours = 4\n', monkeypatch)
+    monkeypatch.setenv("TACT_CAP_MIN_GAP_HOURS", "6")
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    monkeypatch.setenv("TACT_SMTP_PASSWORD_FILE", str(secret))
+    rows = {r["name"]: r for r in effective(Settings())}
+    assert rows["cap_min_gap_hours"]["value"] == 6
+    assert rows["cap_min_gap_hours"]["source"] == "environment TACT_CAP_MIN_GAP_HOURS"
+    assert rows["var_dir"] == {
+        "name": "var_dir",
+        "variable": "TACT_VAR_DIR",
+        "value": "data",
+        "source": f"config file {tmp_path / 'tact.toml'}",
+    }
+    assert rows["smtp_password"]["value"] == "********"
+    assert rows["smtp_password"]["source"] == "file TACT_SMTP_PASSWORD_FILE"
+    assert rows["key_file"]["value"] == str(Path("data") / "keys.json")
+    assert rows["key_file"]["source"] == "default (derived)"
+    assert "s3cret" not in json.dumps(rows)
