@@ -20,7 +20,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -253,22 +253,32 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def _shape_error(obj: dict[str, Any], check_text: bool) -> str | None:
-    """Why ``obj`` cannot be a row (too deep; a lone surrogate or NUL in a string), or None."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
+BAD_TEXT = "text with a NUL character or a lone surrogate (\\u escape)"
+
+
+def _too_deep(node: dict[str, Any] | list[Any], depth: int) -> bool:
+    """Nested deeper than MAX_DEPTH (the recursion stops there, so it stays shallow)."""
+    values: Iterable[Any] = node.values() if type(node) is dict else node
+    for value in values:
+        kind = type(value)
+        if (kind is dict or kind is list) and (depth >= MAX_DEPTH or _too_deep(value, depth + 1)):
+            return True
+    return False
+
+
+def _holds_bad_text(obj: dict[str, Any]) -> bool:
+    """A key or string with a NUL or a lone surrogate (only rows with such escapes)."""
+    stack: list[Any] = [obj]
     while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return TOO_DEEP
-        items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
-        for key, value in items:
+        node = stack.pop()
+        pairs = node.items() if isinstance(node, dict) else ((None, v) for v in node)
+        for key, value in pairs:
             if isinstance(value, dict | list):
-                stack.append((value, depth + 1))
-            elif check_text:
-                for text in (key, value):
-                    if isinstance(text, str) and _bad_text(text):
-                        return "text with a NUL character or a lone surrogate (\\u escape)"
-    return None
+                stack.append(value)
+            for text in (key, value):
+                if isinstance(text, str) and _bad_text(text):
+                    return True
+    return False
 
 
 def _undecodable(text: str) -> bool:
@@ -317,9 +327,11 @@ def _jsonl(text: IO[str], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(obj, dict):
             yield number, {"__error__": "a JSON object was expected"}
             continue
-        problem = _shape_error(obj, check_text=_RISKY_ESCAPE.search(line) is not None)
-        if problem:
-            yield number, {"__error__": problem}
+        if _too_deep(obj, 1):
+            yield number, {"__error__": TOO_DEEP}
+            continue
+        if _RISKY_ESCAPE.search(line) and _holds_bad_text(obj):
+            yield number, {"__error__": BAD_TEXT}
             continue
         yield number, obj
 
@@ -433,9 +445,9 @@ def parse_row(line: int, raw: dict[str, Any], *, now: datetime | None = None) ->
 def _text(value: Any, what: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, dict | list):
-        raise RowError(f"{what}: text was expected, not a list or an object")
-    if not isinstance(value, str):
+    if type(value) is not str:
+        if isinstance(value, dict | list):
+            raise RowError(f"{what}: text was expected, not a list or an object")
         value = str(value)
     value = unicodedata.normalize("NFC", value.strip())
     return value or None
@@ -570,7 +582,7 @@ def _attributes(extra: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-_SCALAR = (str, int, float)
+_SCALAR = frozenset({str, int, float})
 
 
 def _orders(value: Any, now: datetime) -> list[OrderIn]:
@@ -583,19 +595,24 @@ def _orders(value: Any, now: datetime) -> list[OrderIn]:
         if not isinstance(item, dict):
             raise RowError(f"orders[{index}]: an object was expected")
         raw_amount = item.get("amount")
-        if not isinstance(raw_amount, _SCALAR) or isinstance(raw_amount, bool):
+        if type(raw_amount) not in _SCALAR:  # bool is not a number here
             raise RowError(f"orders[{index}]: amount missing or not a number")
-        fields = [item.get("order_id") or f"line-order-{index}", item.get("currency", "")]
-        fields.append(item.get("category", ""))
-        if not all(isinstance(f, _SCALAR) and not isinstance(f, bool) for f in fields):
+        raw_ref = item.get("order_id") or f"line-order-{index}"
+        raw_currency = item.get("currency", "")
+        raw_category = item.get("category", "")
+        if (
+            type(raw_ref) not in _SCALAR
+            or type(raw_currency) not in _SCALAR
+            or type(raw_category) not in _SCALAR
+        ):
             raise RowError(f"orders[{index}]: order_id, currency and category are text")
         try:
             amount = Decimal(str(raw_amount).strip())
         except InvalidOperation:
             raise RowError(f"orders[{index}]: amount missing or not a number") from None
-        ref = str(fields[0])
-        currency = str(fields[1]).upper()
-        category = str(fields[2]).strip().lower()
+        ref = str(raw_ref)
+        currency = str(raw_currency).upper()
+        category = str(raw_category).strip().lower()
         ordered_at = _timestamp(item.get("ordered_at"), f"orders[{index}].ordered_at", now)
         if ordered_at is None:
             raise RowError(f"orders[{index}]: ordered_at missing")
