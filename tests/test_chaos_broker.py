@@ -199,11 +199,8 @@ class Harness:
 
     def close(self) -> None:
         try:
-            for proc in self.workers.values():
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-            for proc in self.workers.values():
-                stop_worker(proc)
+            for proc in self.workers.values():  # nothing left to finish: no warm shutdown
+                stop_worker(proc, signal.SIGKILL)
         finally:
             self.probe.close()
             self.engine.dispose()
