@@ -39,10 +39,11 @@ pipeline
     gate (policy chain, frequency-cap reservations, decision records), the
     vault read, segments, compose (links, blocks, brand frame, MIME); per
     message MAIL, RCPT, DATA, the body, the handover (the last look and the
-    exactly-once commit of the row as sent, one SQLite statement in autocommit)
-    and the final dot, all P connections driven from the calling thread
-    (``engine.delivery.smtp_mux``); per batch the remaining records; then the campaign
-    marked sent. Closing the connections (QUIT) is not timed, on either side.
+    commit of the row as in doubt, one SQLite statement in autocommit) and the
+    final dot; every 20 messages the 250s recorded as sent in one transaction;
+    all P connections driven from the calling thread (``engine.delivery.smtp_mux``);
+    per batch the remaining records; then the campaign marked sent. Closing the
+    connections (QUIT) is not timed, on either side.
 
     Why a fresh database per campaign rather than lenient caps: the "offers"
     topic has a weekly cadence per customer that no ``Settings`` field lifts,
