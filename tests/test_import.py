@@ -141,6 +141,7 @@ def test_a_crash_never_leaves_half_a_batch_and_the_rerun_resumes(
     report = import_file(engine, vault, settings, path, batch_size=10)
     assert report.resumed_after_line == 20
     assert (report.rows_read, report.inserted) == (25, 25)  # the whole run, not the rest
+    assert report.read_now == 5  # what this run read itself: its rows/s
     assert len(emails(engine, vault)) == 25
 
 

@@ -88,10 +88,13 @@ class ImportReport:
     rejects_path: Path | None = None
     reject_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Rows read by this run alone (``rows_read`` covers the whole run, resumes included).
+    read_now: int = 0
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows_read / self.seconds if self.seconds else 0.0
+        """Of this run: its rows over its time."""
+        return self.read_now / self.seconds if self.seconds else 0.0
 
 
 class RejectsWriter:
@@ -233,6 +236,7 @@ def import_file(
                 if line <= resume_after:
                     continue
                 report.rows_read += 1
+                report.read_now += 1
                 last_line = line
                 try:
                     batch.append(parse_row(line, record, now=now))
