@@ -64,6 +64,7 @@ def worker(
     rt = Runtime()
     _check_broker(rt)
     from celery.bin.celery import celery as celery_command
+    from celery.signals import worker_shutting_down
 
     from workers.app import DEFAULT_QUEUE
 
@@ -73,10 +74,22 @@ def worker(
         argv += ["--concurrency", str(concurrency)]
     if hostname is not None:
         argv += ["--hostname", hostname]
-    # The `celery` command itself: app.worker_main() and app.start() drop the worker's
-    # exit status; click's main() without standalone mode returns it.
-    status = celery_command.main(args=argv, prog_name="tact worker", standalone_mode=False)
-    if status:
+
+    asked: list[str] = []  # the signal that asked the worker to stop, if one did
+
+    def on_shutting_down(sig: str, **_: object) -> None:
+        asked.append(sig)
+
+    worker_shutting_down.connect(on_shutting_down, weak=False)
+    try:
+        # The `celery` command itself: app.worker_main() and app.start() drop the
+        # worker's exit status; click's main() without standalone mode returns it.
+        status = celery_command.main(args=argv, prog_name="tact worker", standalone_mode=False)
+    finally:
+        worker_shutting_down.disconnect(on_shutting_down)
+    if asked and asked[0] == "SIGINT":
+        raise typer.Exit(130)  # Ctrl-C, as every tact command (Celery says 1)
+    if status and not asked:
         # Celery still redirects sys.stderr to its log here: the real stderr.
         Console(file=sys.__stderr__, stderr=True).print(
             f"error: the worker stopped on an error (exit status {status}); "
@@ -85,6 +98,7 @@ def worker(
             highlight=False,
             soft_wrap=True,
         )
+    if status:
         raise typer.Exit(int(status))
 
 
