@@ -309,7 +309,7 @@ class Floor:
         text_source = plain_text(text_source)
         env = renderer.env  # the renderer's TactSandbox
         self.html = compile_template(env, "floor.html.j2", html_source)
-        self.text = compile_template(env, "floor.txt.j2", text_source)
+        self.text = compile_template(env, "floor.txt.j2", text_source, plain=True)
         brand = renderer.brand
         self.brand = brand
         self.brand_ctx = brand.as_context()
