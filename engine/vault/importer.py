@@ -36,7 +36,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from engine.config import Settings
 from engine.consent import ledger
 from engine.consent.ledger import CASL_IMPLIED_PURCHASE, NewEvent, Regime, Source
+from engine.consent.service import store_default_cadences
+from engine.consent.topics import Topics, cached_topics
 from engine.db import writing
+from engine.errors import TactError
 from engine.models import (
     AuditEvent,
     ConsentEventType,
@@ -306,6 +309,10 @@ class _Batcher:
         self.public = frozenset(settings.public_attributes)
         self.regime = settings.import_regime
         self.reject = reject
+        try:
+            self.topics = cached_topics(settings.resolved_topics_file)
+        except TactError:  # no topics file: the gate's default applies when sending
+            self.topics = Topics({})
 
     def commit(self, batch: list[ContactIn], last_line: int, report: ImportReport) -> None:
         before = _counts(report)
@@ -574,6 +581,8 @@ class _Batcher:
                     )
                 )
         ledger.append(conn, self.vault, events)
+        # The topic's default cadence becomes the contact's (a choice already made stays).
+        store_default_cadences(conn, self.topics, [(e.contact_id, e.topic) for e in events])
 
 
 def _counts(report: ImportReport) -> dict[str, int]:
