@@ -40,7 +40,7 @@ pipeline
     vault read, segments, compose (links, blocks, brand frame, MIME); per
     message MAIL, RCPT, DATA, the body, the handover (the last look and the
     commit of the row as in doubt, one SQLite statement in autocommit) and the
-    final dot; every 20 messages the 250s recorded as sent in one transaction;
+    final dot; every 100 messages the 250s recorded as sent in one transaction;
     all P connections driven from the calling thread (``engine.delivery.smtp_mux``);
     per batch the remaining records; then the campaign marked sent. Closing the
     connections (QUIT) is not timed, on either side.
