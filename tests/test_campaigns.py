@@ -214,8 +214,17 @@ def test_consent_withdrawn_after_launch_wins_and_the_report_says_why(
 def test_frequency_cap_holds_across_three_campaigns(
     engine: Engine, vault: Vault, settings: Settings, tmp_path: Path
 ) -> None:
+    from engine.consent.service import set_cadence
+    from engine.models import Cadence
+    from engine.vault.vault import contacts
+
     settings = settings.model_copy(update={"cap_global_count": 2, "cap_min_gap_hours": 0})
     subscribers(engine, vault, settings, 5)
+    # Each chose "as it happens" for offers: only the global cap limits them (the topic's
+    # weekly default cadence would defer the second wave on its own).
+    with writing(engine) as conn:
+        for contact_id in conn.execute(select(contacts.c.id)).scalars().all():
+            set_cadence(conn, contact_id, "offers", Cadence.AS_IT_HAPPENS, now=NOW)
     transport = outbox(tmp_path)
     ids = [launched(engine, settings, f"wave{i}", allow_defer=i != 2) for i in range(3)]
     for cid in ids:
