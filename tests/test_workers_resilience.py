@@ -524,9 +524,17 @@ def test_a_redis_restart_mid_campaign_loses_nothing_and_forgets_no_cap(
 def test_three_overlapping_campaigns_on_two_workers_respect_a_cap_of_two(
     harness: Callable[..., Harness],
 ) -> None:
+    from engine.consent.service import set_cadence
+    from engine.models import Cadence
     from workers import tasks
 
     h = harness(cap_global_count=2, cap_global_window_hours=168, cap_min_gap_hours=0)
+    # Everyone chose "as it happens" for offers: only the global cap limits them (the
+    # topic's weekly default cadence, enforced since 4380e34, would stop the second).
+    now = datetime.now(UTC)
+    with writing(h.engine) as conn:
+        for contact_id in conn.execute(select(contacts.c.id)).scalars().all():
+            set_cadence(conn, contact_id, TOPIC, Cadence.AS_IT_HAPPENS, now=now)
     cids = [h.campaign(f"res-overlap-{i}") for i in (1, 2, 3)]
     h.start_worker()
     h.start_worker()
