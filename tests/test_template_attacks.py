@@ -432,3 +432,43 @@ def test_a_campaign_whose_block_breaches_a_bound_pauses_and_sends_nothing_of_it(
     for message in (tmp_path / "outbox" / "new").iterdir():
         data = message.read_text("utf-8", "replace")
         assert all(secret not in data for secret in secrets)
+
+
+@pytest.mark.parametrize("damage", ["symlink-to-keyring", "missing-endif", "bad-campaign-toml"])
+def test_a_campaign_whose_templates_no_longer_load_pauses_with_every_row_given_back(
+    engine: Any, vault: Any, settings: Settings, tmp_path: Path, damage: str
+) -> None:
+    """Broken after launch, so the batch's first step (loading the templates) fails."""
+    from engine.campaigns.lifecycle import get
+    from engine.campaigns.pipeline import run_batch
+    from tests.test_campaigns import NOW, launched, outbox, rows, subscribers
+
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    campaign = templates / "campaigns" / "autumn-2026"
+    block = campaign / "blocks" / "hero" / "default.html.j2"
+    keys = tmp_path / "keys.json"
+    keys.write_text(vault.keyring.to_json(), "utf-8")
+    if damage == "symlink-to-keyring":
+        block.unlink()
+        block.symlink_to(keys)
+    elif damage == "missing-endif":
+        block.write_text("{% if true %}<p>never closed</p>\n", "utf-8")
+    else:
+        (campaign / "campaign.toml").write_text("topic = [[[\n", "utf-8")
+    broken = settings.model_copy(update={"templates_dir": templates})
+    subscribers(engine, vault, settings, 4)
+    cid = launched(engine, settings)
+    transport = outbox(tmp_path)
+    try:
+        batch = run_batch(engine, vault, broken, cid, 0, transport, now=NOW)
+    finally:
+        transport.close()
+    assert batch.paused and (batch.pause_reason or "").startswith("render-error: ")
+    assert "autumn-2026" in (batch.pause_reason or "")
+    assert {r.status for r in rows(engine, cid).values()} == {"pending"}  # none left claimed
+    with engine.connect() as conn:
+        assert get(conn, cid).status == "paused"
+    assert not list((tmp_path / "outbox" / "new").iterdir())
+    secrets = _secrets(vault.keyring.to_json())
+    assert all(secret not in (batch.pause_reason or "") for secret in secrets)

@@ -106,6 +106,7 @@ from engine.policy.decisions import record as record_decisions
 from engine.policy.decisions import row as decision_row
 from engine.policy.lastlook import eligible, last_look_one
 from engine.recipients import load_recipients
+from engine.render.campaign import CampaignError
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
 from engine.render.mime import HeaderError
@@ -440,8 +441,12 @@ def run_batch(
     for outcome in decided:
         report.by_status[outcome["o_status"]] += 1
     if allowed:
-        composer = (composers or Composers(settings, vault)).get(camp.id, camp.template)
         sender = _BatchSender(engine, vault, settings, camp, ctx, lease_until, transport, report)
+        try:
+            composer = (composers or Composers(settings, vault)).get(camp.id, camp.template)
+        except (RenderError, CampaignError) as exc:  # the templates do not load at all
+            sender.give_back(allowed, exc)
+            return report
         sender.run(allowed, composer)
         if sender.render_failed and composers is not None:
             composers.forget(camp.id)
@@ -640,6 +645,20 @@ class _BatchSender:
         else:
             self._send_handed_over(self._compose(allowed, composer, pending), pending)
         self.transport.flush()
+        with writing(self.engine) as conn:
+            self._write(conn, pending)
+            self._finish(conn)
+
+    def give_back(self, allowed: list[tuple[Claimed, str]], exc: TactError) -> None:
+        """The campaign's templates did not load: every row goes back, the campaign pauses."""
+        self.render_failed = (
+            render_pause_reason(exc) if isinstance(exc, RenderError) else f"{RENDER_ERROR}: {exc}"
+        )
+        self.paused = True
+        log.warning("campaign %s: %s", self.camp.id, self.render_failed)
+        pending = _Pending()
+        for r, _ in allowed:
+            self._add_back(pending, r, message_key(self.camp.id, r.contact_id), RENDER_ERROR)
         with writing(self.engine) as conn:
             self._write(conn, pending)
             self._finish(conn)
