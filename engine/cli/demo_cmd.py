@@ -20,7 +20,16 @@ from engine.models import OutboxStatus
 
 OS = OutboxStatus
 #: The outbox statuses in the order the report lists them.
-STATUSES = (OS.SENT, OS.DEFERRED, OS.PENDING, OS.CLAIMED, OS.IN_DOUBT, OS.SKIPPED, OS.FAILED, OS.BOUNCED)
+STATUSES = (
+    OS.SENT,
+    OS.DEFERRED,
+    OS.PENDING,
+    OS.CLAIMED,
+    OS.IN_DOUBT,
+    OS.SKIPPED,
+    OS.FAILED,
+    OS.BOUNCED,
+)
 
 
 def demo(
