@@ -52,7 +52,7 @@ from engine.vault import Keyring, Vault
 from engine.vault.importer import import_file
 from tests.services import PostgresServer, RedisServer
 from tests.test_smtp import Handler, Server
-from tests.workers_helpers import start_worker, stop_worker
+from tests.workers_helpers import start_worker, stop_worker, worker_settings
 
 CONTACTS = 40
 BATCH = 100  # one batch per campaign: one task, so the other pool processes are idle
@@ -303,30 +303,19 @@ def harness(
     """TACT_* for this process and the workers; CONTACTS contacts on both topics."""
     from workers import tasks
 
-    values: dict[str, object] = {
-        "database_url": pg_url,
-        "broker_url": broker.url,
-        "var_dir": tmp_path / "var",
-        "config": tmp_path / "no-such-tact.toml",
-        "transport": "smtp",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": sink.port,
-        "smtp_starttls": "false",
-        "smtp_timeout_seconds": HOLD + 10,  # the held message waits for its reply
-        "quiet_hours_start": 0,  # start == end: quiet hours off
-        "quiet_hours_end": 0,
-        "cap_min_gap_hours": 0,  # campaign B follows A within seconds
-        "campaign_batch_size": BATCH,
-        "campaign_lease_seconds": LEASE,
-        "worker_visibility_timeout_seconds": VISIBILITY,
-        "batch_guard_seconds": GUARD,
-        "delivery_retry_base_seconds": 1,
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(f"TACT_{key.upper()}", str(value))
-    get_settings.cache_clear()
-    tasks.reset()
-    settings = get_settings()
+    settings = worker_settings(
+        monkeypatch,
+        tmp_path,
+        database_url=pg_url,
+        broker_url=broker.url,
+        smtp_port=sink.port,
+        batch=BATCH,
+        lease=LEASE,
+        visibility=VISIBILITY,
+        guard=GUARD,
+        smtp_timeout_seconds=HOLD + 10,  # the held message waits for its reply
+        cap_min_gap_hours=0,  # campaign B follows A within seconds
+    )
     Keyring.generate().save(settings.resolved_key_file)
     vault = Vault.from_settings(settings)
     engine = make_engine(settings.resolved_database_url)

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import redis
 
 from engine.campaigns.report import report
 from engine.config import Settings, get_settings
@@ -49,6 +48,7 @@ from engine.vault.importer import import_file
 from tests.services import PostgresServer
 from tests.test_smtp import Server
 from tests.test_workers_resilience import Harness, Population
+from tests.workers_helpers import worker_settings
 
 CONTACTS = 3000
 BATCH = 50
@@ -128,33 +128,18 @@ def harness(
     url = postgres_server.create_database(name, template=population.big)
     h: Harness | None = None
     try:
-        values: dict[str, object] = {
-            "database_url": url,
-            "broker_url": redis_url,
-            "var_dir": tmp_path / "var",
-            "config": tmp_path / "no-such-tact.toml",
-            "transport": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": sink.port,
-            "smtp_starttls": "false",
-            "smtp_timeout_seconds": 10,
-            "quiet_hours_start": 0,  # start == end: quiet hours off
-            "quiet_hours_end": 0,
-            "campaign_batch_size": BATCH,
-            "campaign_lease_seconds": LEASE,
-            "worker_visibility_timeout_seconds": VISIBILITY,
-            "batch_guard_seconds": GUARD,
-            "delivery_retry_base_seconds": 1,
-        }
-        for key, value in values.items():
-            monkeypatch.setenv(f"TACT_{key.upper()}", str(value))
-        get_settings.cache_clear()
-        tasks.reset()
-        settings = get_settings()
+        settings = worker_settings(
+            monkeypatch,
+            tmp_path,
+            database_url=url,
+            broker_url=redis_url,
+            smtp_port=sink.port,
+            batch=BATCH,
+            lease=LEASE,
+            visibility=VISIBILITY,
+            guard=GUARD,
+        )
         Keyring.from_json(population.keyring).save(settings.resolved_key_file)
-        client = redis.Redis.from_url(redis_url)
-        client.flushdb()  # the broker starts empty
-        client.close()
         h = Harness(settings, population, sink, redis_url, tmp_path)
         yield h
     finally:

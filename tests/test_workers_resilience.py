@@ -58,7 +58,13 @@ from engine.vault.importer import import_file
 from engine.vault.vault import contacts
 from tests.services import PostgresServer, RedisServer
 from tests.test_smtp import Arrival, Server
-from tests.workers_helpers import broker_texts, personal_data_in, start_worker, stop_worker
+from tests.workers_helpers import (
+    broker_texts,
+    personal_data_in,
+    start_worker,
+    stop_worker,
+    worker_settings,
+)
 
 BIG = 2000  # contacts in the campaign of thousands (test 1)
 SMALL = 400  # contacts in the others: the first SMALL records of the same population
@@ -363,34 +369,19 @@ def harness(
             name, template=population.big if big else population.small
         )
         dbs.append(name)
-        values: dict[str, object] = {
-            "database_url": url,
-            "broker_url": redis_url,
-            "var_dir": tmp_path / "var",
-            "config": tmp_path / "no-such-tact.toml",
-            "transport": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": sink.port,
-            "smtp_starttls": "false",
-            "smtp_timeout_seconds": 10,
-            "quiet_hours_start": 0,  # start == end: quiet hours off
-            "quiet_hours_end": 0,
-            "campaign_batch_size": BATCH,
-            "campaign_lease_seconds": LEASE,
-            "worker_visibility_timeout_seconds": VISIBILITY,
-            "batch_guard_seconds": GUARD,
-            "delivery_retry_base_seconds": 1,
+        settings = worker_settings(
+            monkeypatch,
+            tmp_path,
+            database_url=url,
+            broker_url=redis_url,
+            smtp_port=sink.port,
+            batch=BATCH,
+            lease=LEASE,
+            visibility=VISIBILITY,
+            guard=GUARD,
             **overrides,
-        }
-        for key, value in values.items():
-            monkeypatch.setenv(f"TACT_{key.upper()}", str(value))
-        get_settings.cache_clear()
-        tasks.reset()
-        settings = get_settings()
+        )
         Keyring.from_json(population.keyring).save(settings.resolved_key_file)
-        client = redis.Redis.from_url(redis_url)
-        client.flushdb()  # the broker starts empty
-        client.close()
         h = Harness(settings, population, sink, redis_url, tmp_path)
         made.append(h)
         return h

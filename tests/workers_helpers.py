@@ -1,5 +1,6 @@
-"""Helpers shared by the worker tests (tests/test_workers*.py): worker subprocesses,
-outbox counts, and the scan of the broker's Redis for personal data.
+"""Helpers shared by the worker tests (tests/test_workers*.py, tests/test_chaos_*.py):
+the settings of an SMTP campaign on workers, worker subprocesses, outbox counts, and
+the scan of the broker's Redis for personal data.
 
 Plain functions, no fixtures: each test module keeps its own fixtures.
 """
@@ -15,15 +16,64 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
 from engine.campaigns.lifecycle import outbox_t
+from engine.config import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
 #: ``tact`` itself, as the console script runs it.
 TACT = (sys.executable, "-m", "engine.cli.main")
+
+
+def worker_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    database_url: str,
+    broker_url: str,
+    smtp_port: int,
+    batch: int,
+    lease: int,
+    visibility: int,
+    guard: int,
+    **overrides: object,
+) -> Settings:
+    """TACT_* for this process and the workers it starts: SMTP to the sink, no quiet hours,
+    short leases and guards so that recovery after a kill is quick; the broker is emptied.
+    """
+    from workers import tasks
+
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "broker_url": broker_url,
+        "var_dir": tmp_path / "var",
+        "config": tmp_path / "no-such-tact.toml",
+        "transport": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_starttls": "false",
+        "smtp_timeout_seconds": 10,
+        "quiet_hours_start": 0,  # start == end: quiet hours off
+        "quiet_hours_end": 0,
+        "campaign_batch_size": batch,
+        "campaign_lease_seconds": lease,
+        "worker_visibility_timeout_seconds": visibility,
+        "batch_guard_seconds": guard,
+        "delivery_retry_base_seconds": 1,
+        **overrides,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(f"TACT_{key.upper()}", str(value))
+    get_settings.cache_clear()
+    tasks.reset()
+    client = redis.Redis.from_url(broker_url)
+    client.flushdb()  # the broker starts empty
+    client.close()
+    return get_settings()
 
 
 def start_worker(
