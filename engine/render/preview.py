@@ -70,8 +70,15 @@ def chromium() -> str | None:
     return None
 
 
+#: ``<meta http-equiv="refresh">``: it navigates the page away (the CSP does not stop a
+#: navigation), and the screenshot is then of nothing, or not taken at all.
+_REFRESH = re.compile(r"<meta\b[^>]*http-equiv\s*=\s*[\"']?\s*refresh[^>]*>", re.IGNORECASE)
+
+
 def isolated(html: str) -> str:
-    """The copy of a preview that the browser sees: a strict CSP before anything else."""
+    """The copy of a preview that the browser sees: a strict CSP before anything else,
+    and no refresh that would take the page away from what is shown."""
+    html = _REFRESH.sub("", html)
     meta = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
     match = re.search(r"<head\b[^>]*>", html, re.IGNORECASE)
     if match is None:
