@@ -40,15 +40,13 @@ import psutil
 import pytest
 
 from engine.campaigns.report import report
-from engine.config import Settings, get_settings
-from engine.db import make_engine
-from engine.synthetic import generate_customers, write_jsonl
-from engine.vault import Keyring, Vault
-from engine.vault.importer import import_file
+from engine.config import get_settings
+from engine.synthetic import generate_customers
+from engine.vault import Keyring
 from tests.services import PostgresServer
 from tests.test_smtp import Server
 from tests.test_workers_resilience import Harness, Population
-from tests.workers_helpers import worker_settings
+from tests.workers_helpers import imported_database, worker_settings
 
 CONTACTS = 3000
 BATCH = 50
@@ -77,20 +75,8 @@ def population(
                     mp.delenv(name)
             mp.setenv("TACT_CONFIG", str(root / "no-such-tact.toml"))
             get_settings.cache_clear()
-            url = postgres_server.create_database(db, template=pg_template)
-            made = True
-            settings = Settings(var_dir=root / db, database_url=url)
-            ring.save(settings.resolved_key_file)
-            vault = Vault(ring)
-            engine = make_engine(url)
-            try:
-                with engine.begin() as conn:
-                    vault.verify(conn)
-                path = root / f"{db}.jsonl"
-                write_jsonl(path, records)
-                import_file(engine, vault, settings, path)
-            finally:
-                engine.dispose()  # a template must have no open connection
+            made = True  # dropped even if the import fails half-way
+            imported_database(postgres_server, db, pg_template, root, ring, records)
         get_settings.cache_clear()
         yield Population(db, db, ring.to_json(), records)
     finally:

@@ -52,14 +52,14 @@ from engine.consent.ledger import Source
 from engine.consent.service import Origin, withdraw
 from engine.consent.suppression import reason_for
 from engine.db import make_engine, writing
-from engine.synthetic import generate_customers, write_jsonl
+from engine.synthetic import generate_customers
 from engine.vault import Keyring, Vault
-from engine.vault.importer import import_file
 from engine.vault.vault import contacts
 from tests.services import PostgresServer, RedisServer
 from tests.test_smtp import Arrival, Server
 from tests.workers_helpers import (
     broker_texts,
+    imported_database,
     personal_data_in,
     start_worker,
     stop_worker,
@@ -120,20 +120,8 @@ def population(
                 (small, pg_template, records[:SMALL]),
                 (big, small, records[SMALL:]),
             ):
-                url = postgres_server.create_database(db, template=template)
-                made.append(db)
-                settings = Settings(var_dir=root / db, database_url=url)
-                ring.save(settings.resolved_key_file)
-                vault = Vault(ring)
-                engine = make_engine(url)
-                try:
-                    with engine.begin() as conn:
-                        vault.verify(conn)
-                    path = root / f"{db}.jsonl"
-                    write_jsonl(path, part)
-                    import_file(engine, vault, settings, path)
-                finally:
-                    engine.dispose()  # a template must have no open connection
+                made.append(db)  # dropped even if the import fails half-way
+                imported_database(postgres_server, db, template, root, ring, part)
         get_settings.cache_clear()
         yield Population(small, big, ring.to_json(), records)
     finally:

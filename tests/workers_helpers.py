@@ -29,6 +29,37 @@ CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
 TACT = (sys.executable, "-m", "engine.cli.main")
 
 
+def imported_database(
+    postgres_server: Any,
+    name: str,
+    template: str,
+    root: Path,
+    ring: Any,
+    records: list[dict[str, Any]],
+) -> None:
+    """Create database ``name`` from ``template`` and import ``records`` into it, sealed
+    under ``ring`` (for a population that tests copy as a template; call with the
+    TACT_* environment cleared). Leaves no open connection behind."""
+    from engine.db import make_engine
+    from engine.synthetic import write_jsonl
+    from engine.vault import Vault
+    from engine.vault.importer import import_file
+
+    url = postgres_server.create_database(name, template=template)
+    settings = Settings(var_dir=root / name, database_url=url)
+    ring.save(settings.resolved_key_file)
+    vault = Vault(ring)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            vault.verify(conn)
+        path = root / f"{name}.jsonl"
+        write_jsonl(path, records)
+        import_file(engine, vault, settings, path)
+    finally:
+        engine.dispose()  # a template must have no open connection
+
+
 def worker_settings(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
