@@ -12,7 +12,7 @@ Setup (not timed), in this process: the database migrated and a keyring made
 (``engine.setup.initialize``); synthetic customers, every one subscribed to
 "offers" (the generator's records with ``topics = ["offers"]``, with their
 orders and engagement history, as JSONL) imported with
-``engine.vault.importer.import_file``; segments built (``engine.segments.build``
+``engine.people.importer.import_file``; segments built (``engine.segments.build``
 with ``templates/segments.toml``, profiles as of the generator's date), so that
 the campaign's blocks and subjects really vary per segment; a campaign on
 template ``autumn-2026`` created and scheduled for now. At 100,000 customers
@@ -338,11 +338,11 @@ def _populate(ctx: BenchContext, settings: Settings, engine: Engine, customers: 
     """Import, build segments, create and schedule the campaign; returns its id."""
     from engine.campaigns import create, schedule
     from engine.db import writing
+    from engine.people.importer import import_file
     from engine.segments.build import BuildOptions, build
     from engine.segments.rules import load_rules
     from engine.setup import initialize
     from engine.vault import Vault
-    from engine.vault.importer import import_file
 
     path = _jsonl(ctx, customers)
     initialize(settings=settings)

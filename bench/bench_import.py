@@ -11,7 +11,7 @@ duplicates), written once per size into the scratch directory:
 * JSONL: the same customers plus their history, ~7 orders and ~12 engagement
   events each, so ~20 database rows per input row.
 
-Every measurement is ``engine.vault.importer.import_file`` into a fresh var
+Every measurement is ``engine.people.importer.import_file`` into a fresh var
 directory (new keyring) and a fresh database, in a child process of its own
 (``python -m bench.bench_import --child ...``) so its peak RSS is its own.
 The parent generates the file and creates the schema; the child only imports.
@@ -271,8 +271,8 @@ def child(argv: list[str]) -> None:
 
     from engine.config import Settings
     from engine.db import engine_from_settings
+    from engine.people.importer import import_file
     from engine.vault import Vault
-    from engine.vault.importer import import_file
 
     settings = Settings(var_dir=args.var_dir, database_url=args.database_url)
     engine = engine_from_settings(settings)

@@ -421,8 +421,8 @@ def _tokens(settings: Settings, limit: int) -> list[str]:
     from sqlalchemy import select
 
     from engine.campaigns.audience import audience
-    from engine.consent.tokens import Token, TokenKind, TokenSigner
     from engine.db import engine_from_settings
+    from engine.links.tokens import Token, TokenKind, TokenSigner
     from engine.vault import Vault
     from engine.vault.vault import contacts
 
@@ -465,9 +465,9 @@ def _withdrawn(settings: Settings) -> int:
 def _measure(ctx: BenchContext, backend: str, plan: Plan) -> Result:
     from engine.config import Settings
     from engine.db import engine_from_settings
+    from engine.people.importer import import_file
     from engine.setup import initialize
     from engine.vault import Vault
-    from engine.vault.importer import import_file
 
     source = _csv(ctx, plan.customers)
     work = ctx.fresh_dir(f"oneclick-{backend}")

@@ -433,8 +433,8 @@ class FloorDelivery:
 
         from bench.bench_render import Floor, Person, floor_person
         from engine.config import Settings
-        from engine.consent.tokens import TokenSigner
         from engine.db import engine_from_settings
+        from engine.links.tokens import TokenSigner
         from engine.render.compose import Composer
         from engine.vault import Vault
         from engine.vault.vault import contacts

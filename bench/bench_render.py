@@ -112,11 +112,11 @@ def _prepare(ctx: BenchContext, customers: int) -> Path:
     """A var directory with ``customers`` imported and segments built; returns var_dir."""
     from engine.config import Settings
     from engine.db import engine_from_settings
+    from engine.people.importer import import_file
     from engine.segments import BuildOptions, build, load_rules
     from engine.setup import initialize
     from engine.synthetic import generate_customers, write_jsonl
     from engine.vault import Vault
-    from engine.vault.importer import import_file
 
     def make(path: Path) -> None:
         with ctx.step(f"generating {size_label(customers)} customers (jsonl)"):
@@ -274,7 +274,7 @@ def floor_person(
     settings: Any, composer: Any, contact_id: Any, read: Any, public_id: Any
 ) -> Person:
     """One recipient with everything precomputed: address, name, Message-ID, signed links."""
-    from engine.consent.links import links_for
+    from engine.links.urls import links_for
 
     links = links_for(
         settings,
@@ -382,8 +382,8 @@ class Job:
     def __init__(self, var_dir: Path) -> None:
         from engine.campaigns.audience import audience
         from engine.config import Settings
-        from engine.consent.tokens import TokenSigner
         from engine.db import engine_from_settings
+        from engine.links.tokens import TokenSigner
         from engine.render.compose import Composer
         from engine.render.mime import HeaderError
         from engine.vault import Vault

@@ -151,8 +151,8 @@ def state() -> State:
 
         from bench.bench_render import Floor
         from engine.config import Settings
-        from engine.consent.tokens import TokenSigner
         from engine.db import engine_from_settings
+        from engine.links.tokens import TokenSigner
         from engine.render.compose import Composer
         from engine.vault import Vault
 
@@ -190,7 +190,7 @@ def _send_one(contact_id: str, tag: str) -> bool:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from engine.consent.links import links_for
+    from engine.links.urls import links_for
     from engine.models import (
         ConsentState,
         ConsentStateRow,

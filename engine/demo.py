@@ -43,18 +43,18 @@ from engine.campaigns.lifecycle import outbox_t
 from engine.campaigns.pipeline import BatchReport, pending_count, send_campaign
 from engine.campaigns.report import report as campaign_report
 from engine.config import Settings
-from engine.consent.links import links_for
-from engine.consent.tokens import TokenSigner
 from engine.db import engine_from_settings, writing
 from engine.delivery.maildir import MaildirTransport
 from engine.errors import TactError
+from engine.links.tokens import TokenSigner
+from engine.links.urls import links_for
 from engine.models import CampaignStatus, OutboxStatus
+from engine.people.importer import ImportReport, import_file
 from engine.render.campaign import CampaignSpec
 from engine.segments import BuildOptions, BuildReport, build, load_rules
 from engine.setup import initialize
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Vault
-from engine.vault.importer import ImportReport, import_file
 from engine.vault.vault import contacts
 
 #: The example campaign's template; the demo's campaign carries the same name.

@@ -45,10 +45,10 @@ and line, and say what to do next.
     ├── UnknownTopic            -- engine.consent.topics: no topic by that name
     ├── HeaderError             -- engine.render.mime: a value a header cannot carry
     │   └── HeaderInjection     -- CR, LF or NUL in a header-bound value: refused, never stripped
-    ├── InvalidToken            -- engine.consent.tokens: forged, altered or unknown-key link
+    ├── InvalidToken            -- engine.links.tokens: forged, altered or unknown-key link
     │   └── ExpiredToken        -- genuine but too old for what it opens
-    ├── RateLimited             -- engine.consent.optin: too many requests for one address
-    ├── NoticeNotSent           -- engine.consent.notices: a transactional email was refused
+    ├── RateLimited             -- engine.notices.optin: too many requests for one address
+    ├── NoticeNotSent           -- engine.notices.messages: a transactional email was refused
     ├── SegmentError            -- engine.segments: a build or model that cannot be used
     │   ├── RuleError           -- a rule segment that does not parse (file:line:column)
     │   └── ModelFormatError    -- a stored model that is not a valid Tact model

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from engine.config import Settings
+from engine.people.importer import ImportReport, import_file
 from engine.vault import Vault
-from engine.vault.importer import ImportReport, import_file
 from engine.vault.vault import contacts
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, select
 from engine.config import Settings
 from engine.consent.suppression import reason_for
 from engine.db import writing
-from engine.delivery.bounces import (
+from engine.events.bounces import (
     BounceKind,
     ReportType,
     apply_bounce,

@@ -24,14 +24,14 @@ from engine.campaigns.pipeline import send_campaign
 from engine.campaigns.report import report as campaign_report
 from engine.config import Settings
 from engine.consent.service import Origin, set_personalization
-from engine.consent.tokens import TokenSigner
 from engine.db import writing
 from engine.delivery.maildir import MaildirTransport
+from engine.links.tokens import TokenSigner
+from engine.people.importer import import_file
 from engine.render.compose import Composer
 from engine.segments import BuildOptions, build, load_rules, segment_for_contacts
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Vault
-from engine.vault.importer import import_file
 from engine.vault.vault import contacts
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

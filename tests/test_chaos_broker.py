@@ -47,9 +47,9 @@ from engine.campaigns import create, get, schedule
 from engine.campaigns.lifecycle import outbox_t
 from engine.config import Settings, get_settings
 from engine.db import make_engine, writing
+from engine.people.importer import import_file
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Keyring, Vault
-from engine.vault.importer import import_file
 from tests.services import PostgresServer, RedisServer
 from tests.test_smtp import Handler, Server
 from tests.workers_helpers import start_worker, stop_worker, worker_settings

@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 from engine.cli.main import app, main
 from engine.config import Settings
 from engine.db import engine_from_settings, make_engine
+from engine.people.export import contact_status
 from engine.synthetic import generate_customers, write_csv, write_jsonl
 from engine.vault import Keyring, Vault, normalize_address
-from engine.vault.export import contact_status
 from engine.vault.vault import contacts
 
 ROOT = Path(__file__).resolve().parent.parent

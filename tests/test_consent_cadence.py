@@ -20,7 +20,6 @@ from sqlalchemy import Engine, delete
 
 from engine.config import Settings
 from engine.consent.ledger import Source
-from engine.consent.optin import confirm_subscription, request_subscription
 from engine.consent.service import (
     Origin,
     consent_summary,
@@ -29,11 +28,12 @@ from engine.consent.service import (
     topic_preferences,
     withdraw,
 )
-from engine.consent.tokens import Token, TokenKind, TokenSigner
 from engine.consent.topics import cached_topics
 from engine.db import writing
 from engine.delivery.maildir import MaildirTransport
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.models import Cadence, TopicPreference
+from engine.notices.optin import confirm_subscription, request_subscription
 from engine.policy import Action, GateContext, Limits, Reason, gate
 from engine.vault import Vault
 from tests.helpers import contact_ids, import_rows, people

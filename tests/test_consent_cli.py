@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.config import Settings
-from engine.consent.tokens import Token, TokenKind, TokenSigner
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.vault import Keyring
 from tests.helpers import write_jsonl
 

@@ -300,7 +300,7 @@ def test_reimporting_the_same_file_adds_no_events(
     engine: Engine, vault: Vault, settings: Settings
 ) -> None:
     path = write_jsonl(settings.var_dir.parent / "consent.jsonl", _import_rows_with_topics())
-    from engine.vault.importer import import_file
+    from engine.people.importer import import_file
 
     import_file(engine, vault, settings, path)
     before = _event_count(engine)
@@ -314,7 +314,7 @@ def test_reimporting_the_same_file_adds_no_events(
 def test_reimport_after_a_withdrawal_does_not_resubscribe(
     engine: Engine, vault: Vault, settings: Settings
 ) -> None:
-    from engine.vault.importer import import_file
+    from engine.people.importer import import_file
 
     rows = _import_rows_with_topics()
     path = write_jsonl(settings.var_dir.parent / "consent.jsonl", rows)

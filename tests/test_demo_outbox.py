@@ -28,9 +28,9 @@ from sqlalchemy import select
 from engine.campaigns.lifecycle import message_domain, message_id
 from engine.cli.demo_cmd import deferred_table, where_to_look
 from engine.config import Settings
-from engine.consent.tokens import TokenKind, TokenSigner
 from engine.db import engine_from_settings
 from engine.demo import CAMPAIGN, DemoReport, Start, run_demo
+from engine.links.tokens import TokenKind, TokenSigner
 from engine.models import OutboxStatus
 from engine.synthetic import generate_customers
 from engine.vault import normalize_address

@@ -26,9 +26,9 @@ from engine.db import writing
 from engine.delivery.base import DeliveryStatus, OutgoingMessage
 from engine.delivery.smtp import SmtpTransport
 from engine.models import Cadence, ConsentStateRow, GateDecision, SendReservation
+from engine.people.erasure import erase_contact_id
 from engine.policy import Action, gate
 from engine.vault import Vault
-from engine.vault.erasure import erase_contact_id
 from tests.test_campaigns import NOW, files, launched, outbox, rows, subscribers
 from tests.test_smtp import SENDER, Handler, Server, message
 

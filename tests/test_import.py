@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 from engine.config import Settings
 from engine.errors import ImportFileError
 from engine.models import ConsentStateRow, EngagementEvent, Order
+from engine.people.importer import _Batcher, import_file
 from engine.vault import Vault
-from engine.vault.importer import _Batcher, import_file
 from engine.vault.vault import contacts, data_keys
 from tests.helpers import contact_ids, emails, people, write_jsonl
 

@@ -29,9 +29,9 @@ from sqlalchemy import Engine, select, text
 from engine.config import Settings
 from engine.db import make_engine
 from engine.models import ImportRun, Order
+from engine.people.export import contact_status
+from engine.people.importer import import_file
 from engine.vault import Vault
-from engine.vault.export import contact_status
-from engine.vault.importer import import_file
 from engine.vault.vault import contacts
 from tests.helpers import emails, people, write_jsonl
 from tests.test_cli import _command, cli_env, summary, tact

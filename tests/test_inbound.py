@@ -11,15 +11,15 @@ from sqlalchemy import Engine, func, select
 
 from engine.config import Settings
 from engine.consent import ledger
-from engine.consent.inbound import InboundStatus, UnsubscribeOutcome, handle_unsubscribe_email
 from engine.consent.ledger import Source
-from engine.consent.links import links_for
 from engine.consent.suppression import reason_for
-from engine.consent.tokens import Token, TokenKind, TokenSigner
 from engine.db import writing
+from engine.events.mailto import InboundStatus, UnsubscribeOutcome, handle_unsubscribe_email
+from engine.links.tokens import Token, TokenKind, TokenSigner
+from engine.links.urls import links_for
 from engine.models import ConsentState
+from engine.people.erasure import erase_contact
 from engine.vault import Vault
-from engine.vault.erasure import erase_contact
 from engine.vault.vault import contacts
 from tests.helpers import import_rows, people
 

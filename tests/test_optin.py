@@ -16,24 +16,24 @@ from sqlalchemy import Connection, Engine, func, select
 from engine.config import PROJECT_ROOT, Settings
 from engine.consent import ledger
 from engine.consent.ledger import Source
-from engine.consent.notices import NoticeKind, send_notice
-from engine.consent.optin import (
+from engine.consent.service import Origin, withdraw
+from engine.consent.topics import UnknownTopic
+from engine.db import writing
+from engine.delivery.maildir import MaildirTransport
+from engine.errors import ContactErased, ContactNotFound, InvalidAddress
+from engine.links.tokens import InvalidToken, Token, TokenKind, TokenSigner
+from engine.logs import redact
+from engine.models import ConsentState, OptInRequest
+from engine.notices.messages import NoticeKind, send_notice
+from engine.notices.optin import (
     OptInResult,
     RateLimited,
     confirm_subscription,
     request_subscription,
     send_data_link,
 )
-from engine.consent.service import Origin, withdraw
-from engine.consent.tokens import InvalidToken, Token, TokenKind, TokenSigner
-from engine.consent.topics import UnknownTopic
-from engine.db import writing
-from engine.delivery.maildir import MaildirTransport
-from engine.errors import ContactErased, ContactNotFound, InvalidAddress
-from engine.logs import redact
-from engine.models import ConsentState, OptInRequest
+from engine.people.erasure import erase_contact
 from engine.vault import Vault
-from engine.vault.erasure import erase_contact
 from tests.helpers import import_rows, people
 
 ADDRESS = "Mei.Wang@Example.NET"

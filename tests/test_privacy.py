@@ -31,9 +31,9 @@ from engine.demo import DemoReport, run_demo
 from engine.errors import InvalidAddress
 from engine.logs import configure
 from engine.models import OutboxStatus
+from engine.people.erasure import erase_contact
 from engine.synthetic import generate_customers
 from engine.vault import Vault, normalize_address
-from engine.vault.erasure import erase_contact
 from tests.services import find_pg_bindir, libpq_url
 
 CUSTOMERS = 300

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import PROJECT_ROOT, Settings
-from engine.consent.tokens import TokenSigner
+from engine.links.tokens import TokenSigner
 from engine.render.campaign import CampaignError, CampaignRenderer, Recipient
 from engine.render.compose import Composer
 from engine.render.lint import lint_campaign

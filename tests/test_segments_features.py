@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 
 from engine.config import Settings
 from engine.consent.service import Origin, set_personalization
+from engine.people.erasure import erase_contact
 from engine.segments.features import BASE_FEATURES, EUR_PER_UNIT, compute_profiles
 from engine.vault import Vault
-from engine.vault.erasure import erase_contact
 from tests.helpers import import_rows
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

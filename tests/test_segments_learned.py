@@ -29,6 +29,8 @@ from engine.consent.service import Origin, set_personalization
 from engine.db import make_engine
 from engine.migrate import upgrade
 from engine.models import SegmentAssignment, SegmentModelRecord
+from engine.people.erasure import erase_contact
+from engine.people.importer import import_file
 from engine.segments import (
     BuildOptions,
     Profiles,
@@ -45,8 +47,6 @@ from engine.segments.model import ModelFormatError
 from engine.segments.store import known_segment_names
 from engine.synthetic import generate_customers, persona_of, write_jsonl
 from engine.vault import Keyring, Vault
-from engine.vault.erasure import erase_contact
-from engine.vault.importer import import_file
 
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

@@ -30,8 +30,8 @@ import pytest
 
 from engine.cli.templates_cmd import bounded
 from engine.config import PROJECT_ROOT, Settings
-from engine.consent.tokens import TokenSigner
 from engine.errors import TactError
+from engine.links.tokens import TokenSigner
 from engine.render.campaign import CampaignError, CampaignRenderer
 from engine.render.compose import Composer
 from engine.render.lint import lint_campaign

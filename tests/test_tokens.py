@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Settings
-from engine.consent.tokens import ExpiredToken, InvalidToken, Token, TokenKind, TokenSigner
+from engine.links.tokens import ExpiredToken, InvalidToken, Token, TokenKind, TokenSigner
 from engine.vault import Keyring
 
 ALPHABET = string.ascii_letters + string.digits + "-_"

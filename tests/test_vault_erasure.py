@@ -13,16 +13,16 @@ from sqlalchemy import Engine, select, update
 
 from engine.campaigns import create, launch, schedule, send_campaign
 from engine.config import Settings
-from engine.consent.optin import request_subscription
 from engine.consent.service import Origin
 from engine.db import make_engine, writing
 from engine.delivery.maildir import MaildirTransport
 from engine.errors import ContactErased
 from engine.migrate import upgrade
 from engine.models import AuditEvent, Suppression
+from engine.notices.optin import request_subscription
+from engine.people.erasure import erase_contact
+from engine.people.export import export_contact
 from engine.vault import Keyring, Vault
-from engine.vault.erasure import erase_contact
-from engine.vault.export import export_contact
 from engine.vault.vault import contacts, data_keys
 from tests.helpers import contact_ids, emails, import_rows, people
 

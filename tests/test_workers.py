@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from engine.campaigns import create, schedule
 from engine.config import Settings, get_settings
 from engine.db import make_engine, writing
+from engine.people.importer import import_file
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Keyring, Vault
-from engine.vault.importer import import_file
 from tests.services import PostgresServer
 from tests.test_smtp import Server
 from tests.workers_helpers import (

@@ -41,9 +41,9 @@ def imported_database(
     under ``ring`` (for a population that tests copy as a template; call with the
     TACT_* environment cleared). Leaves no open connection behind."""
     from engine.db import make_engine
+    from engine.people.importer import import_file
     from engine.synthetic import write_jsonl
     from engine.vault import Vault
-    from engine.vault.importer import import_file
 
     url = postgres_server.create_database(name, template=template)
     settings = Settings(var_dir=root / name, database_url=url)

@@ -78,7 +78,6 @@ from engine.campaigns import lifecycle
 from engine.campaigns.lifecycle import campaigns_t, outbox_t
 from engine.config import Settings
 from engine.consent.suppression import suppress
-from engine.consent.tokens import TokenSigner
 from engine.consent.topics import cached_topics
 from engine.db import PreparedWrite, writing, writing_on
 from engine.delivery import retry
@@ -90,6 +89,7 @@ from engine.delivery.base import (
     send_each,
 )
 from engine.errors import TactError
+from engine.links.tokens import TokenSigner
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
 from engine.policy import (
     Action,

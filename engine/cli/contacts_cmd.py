@@ -13,9 +13,9 @@ from rich.table import Table
 from engine.cli.console import byte_progress, err, out
 from engine.cli.runtime import Runtime
 from engine.db import writing
-from engine.vault.erasure import erase_contact
-from engine.vault.export import contact_status, export_contact
-from engine.vault.importer import ImportReport, import_file
+from engine.people.erasure import erase_contact
+from engine.people.export import contact_status, export_contact
+from engine.people.importer import ImportReport, import_file
 
 app = typer.Typer(help="Contacts: import, look up, export, erase.", no_args_is_help=True)
 
@@ -170,11 +170,11 @@ def subscribe(
     address cannot be subscribed.
     """
     from engine.consent.ledger import Source
-    from engine.consent.optin import request_subscription
     from engine.consent.service import Origin
     from engine.db import writing
     from engine.delivery.factory import transport_from_settings
     from engine.models import ConsentState
+    from engine.notices.optin import request_subscription
 
     rt = Runtime()
     vault = rt.vault

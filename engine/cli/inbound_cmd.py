@@ -10,10 +10,10 @@ import typer
 
 from engine.cli.console import out
 from engine.cli.runtime import Runtime
-from engine.consent.inbound import InboundStatus, handle_unsubscribe_email
 from engine.db import writing
-from engine.delivery.bounces import ReportType, apply_bounce, parse_bounce
 from engine.errors import TactError
+from engine.events.bounces import ReportType, apply_bounce, parse_bounce
+from engine.events.mailto import InboundStatus, handle_unsubscribe_email
 
 app = typer.Typer(
     help="Incoming mail: the mailto: unsubscribe, bounces and complaints.", no_args_is_help=True

@@ -24,8 +24,8 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
-from engine.consent.tokens import TokenSigner
 from engine.errors import TactError
+from engine.links.tokens import TokenSigner
 from engine.render.lint import lint_campaign
 from engine.render.preview import PreviewFile, screenshot, write_preview
 from engine.vault import load_keyring

@@ -16,9 +16,9 @@ from typing import Protocol
 from uuid import UUID
 
 from engine.config import Settings
-from engine.consent.links import links_for
-from engine.consent.tokens import TokenSigner
 from engine.consent.topics import Topic, cached_topics
+from engine.links.tokens import TokenSigner
+from engine.links.urls import links_for
 from engine.render.campaign import CampaignRenderer, Recipient, Rendered
 from engine.render.mime import MessageTemplate, message_id_for
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import Settings
-from engine.consent.tokens import TokenSigner
+from engine.links.tokens import TokenSigner
 from engine.render.compose import Composer
 
 SAMPLE_CONTACT = uuid.UUID("00000000-0000-4000-8000-000000000001")

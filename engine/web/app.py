@@ -40,12 +40,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from engine.config import Settings, get_settings
-from engine.consent.notices import NoticeNotSent
-from engine.consent.tokens import ExpiredToken, InvalidToken, TokenSigner
 from engine.consent.topics import cached_topics
 from engine.db import engine_from_settings, writing
 from engine.delivery.factory import transport_from_settings
 from engine.errors import ContactNotFound
+from engine.links.tokens import ExpiredToken, InvalidToken, TokenSigner
+from engine.notices.messages import NoticeNotSent
 from engine.render.brand import Brand
 from engine.vault import Vault
 from engine.web import personal_data, preferences, signup, unsubscribe

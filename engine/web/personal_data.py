@@ -23,11 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from engine.consent.optin import RateLimited, send_data_link
-from engine.consent.tokens import TokenKind
 from engine.db import writing
-from engine.vault.erasure import erase_contact_id
-from engine.vault.export import export_by_id
+from engine.links.tokens import TokenKind
+from engine.notices.optin import RateLimited, send_data_link
+from engine.people.erasure import erase_contact_id
+from engine.people.export import export_by_id
 from engine.vault.vault import contacts
 from engine.web.deps import State, read_form
 from engine.web.preferences import PAGE_KINDS

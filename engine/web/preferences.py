@@ -29,8 +29,8 @@ from starlette.responses import HTMLResponse
 from engine.consent import ledger, service
 from engine.consent.ledger import Source
 from engine.consent.service import Origin, set_cadence, set_personalization, withdraw
-from engine.consent.tokens import Token, TokenKind
 from engine.db import writing
+from engine.links.tokens import Token, TokenKind
 from engine.models import Cadence
 from engine.web.deps import State, read_form
 from engine.web.profile import ACTIVE, PAUSE_WEEKS, PreferenceView, build_view

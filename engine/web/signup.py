@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from engine.consent.ledger import Source
-from engine.consent.optin import RateLimited, confirm_subscription, request_subscription
-from engine.consent.tokens import TokenKind
 from engine.db import writing
 from engine.errors import ContactErased, InvalidAddress
+from engine.links.tokens import TokenKind
+from engine.notices.optin import RateLimited, confirm_subscription, request_subscription
 from engine.web import i18n
 from engine.web.csrf_binding import bind_to_address
 from engine.web.deps import State, read_form

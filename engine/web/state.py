@@ -17,10 +17,10 @@ from starlette.responses import HTMLResponse
 from engine.config import Settings
 from engine.consent.ledger import Source
 from engine.consent.service import Origin
-from engine.consent.tokens import Token, TokenKind, TokenSigner
 from engine.consent.topics import Topics
 from engine.delivery.base import Transport
 from engine.errors import ContactNotFound
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.models import ContactStatus
 from engine.vault.vault import Vault, contacts
 from engine.web import i18n

@@ -13,8 +13,8 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from engine.consent import service
-from engine.consent.optin import RateLimited, request_subscription
 from engine.consent.service import Origin
+from engine.notices.optin import RateLimited, request_subscription
 from engine.web import i18n
 from engine.web.state import Contact, WebState
 

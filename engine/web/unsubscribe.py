@@ -25,8 +25,8 @@ from starlette.responses import HTMLResponse
 from engine.consent import ledger
 from engine.consent.ledger import Source
 from engine.consent.service import withdraw
-from engine.consent.tokens import TokenKind
 from engine.db import writing
+from engine.links.tokens import TokenKind
 from engine.web.deps import State, read_form
 from engine.web.profile import ACTIVE
 from engine.web.state import WebState

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from engine.config import Settings
 from engine.consent import ledger
-from engine.consent.tokens import Token, TokenKind, TokenSigner
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.vault import Keyring, Vault
 from tests.helpers import import_rows
 from tests.services import free_port

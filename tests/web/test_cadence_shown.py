@@ -17,9 +17,9 @@ from sqlalchemy import Engine, delete
 
 from engine.config import Settings
 from engine.consent.service import topic_preferences
-from engine.consent.tokens import TokenKind
 from engine.consent.topics import cached_topics
 from engine.db import writing
+from engine.links.tokens import TokenKind
 from engine.models import TopicPreference
 from engine.policy import Action, GateContext, Limits, Reason, gate
 from engine.vault import Keyring, Vault

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from engine.config import PROJECT_ROOT, Settings
-from engine.consent.tokens import TokenKind
+from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
 from engine.web import i18n
 from tests.web.support import Someone, add_people, asgi_client, person, sign

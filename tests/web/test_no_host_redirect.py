@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
 from engine.config import Settings
-from engine.consent.tokens import TokenKind
+from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
 from tests.web.support import add_people, asgi_client, person, sign
 

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, select
 
 from engine.config import Settings
 from engine.consent.service import consent_summary
-from engine.consent.tokens import TokenKind
 from engine.consent.topics import cached_topics
+from engine.links.tokens import TokenKind
 from engine.models import AuditEvent
+from engine.people.erasure import erase_contact
 from engine.vault import Keyring, Vault
-from engine.vault.erasure import erase_contact
 from tests.web.support import (
     add_people,
     altered,

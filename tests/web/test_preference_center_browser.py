@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 from sqlalchemy import Engine
 
 from engine.config import Settings
-from engine.consent.tokens import TokenKind
+from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
 from tests.services import install_hint
 from tests.web.support import Someone, add_people, history, live_server, person, sign, states

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, select
 from engine.config import Settings
 from engine.consent import service
 from engine.consent.suppression import reason_for
-from engine.consent.tokens import TokenKind
 from engine.consent.topics import cached_topics
+from engine.links.tokens import TokenKind
 from engine.models import ContactStatus
+from engine.people.erasure import erase_contact_id
 from engine.vault import Keyring, Vault
-from engine.vault.erasure import erase_contact_id
 from engine.vault.vault import contacts
 from tests.web.support import (
     add_people,

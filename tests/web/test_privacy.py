@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from engine.config import Settings
-from engine.consent.tokens import TokenKind
+from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
 from tests.web.support import (
     add_people,

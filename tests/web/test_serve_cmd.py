@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from engine.config import Settings
-from engine.consent.tokens import TokenKind
+from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
 from tests.services import free_port
 from tests.web.support import add_people, person, sign

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from engine.config import Settings
+from engine.people.erasure import erase_contact
 from engine.vault import Keyring, Vault
-from engine.vault.erasure import erase_contact
 from tests.web.support import add_people, asgi_client, form, link_path, outbox, person, states
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,6 @@ from uuid import UUID
 from sqlalchemy import Connection, delete, insert, select, update
 
 from engine.consent.ledger import Source
-from engine.consent.notices import notice_message_ids
 from engine.consent.service import Origin, withdraw
 from engine.consent.suppression import suppress
 from engine.delivery.outbox_erasure import contact_message_ids, remove_messages
@@ -41,6 +40,7 @@ from engine.models import (
     SuppressionReason,
     TopicPreference,
 )
+from engine.notices.messages import notice_message_ids
 from engine.vault.vault import FIELD_COLUMNS, Vault, contacts, data_keys
 
 log = logging.getLogger(__name__)

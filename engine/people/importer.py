@@ -7,7 +7,7 @@ resumes after the last committed line; rows are upserted by blind index, so
 nothing doubles. Rows for an erased address are never stored again.
 
 One row never stops an import: a row that cannot be parsed or breaks a limit
-(engine.vault.rows) goes to the rejects file with its line and reason, and so
+(engine.people.rows) goes to the rejects file with its line and reason, and so
 does a row the database still refuses. When a batch write fails, the batch is
 written again row by row, each row under a savepoint, so only the refused row
 is rejected. The counters of a resumed run cover the whole run: they are read
@@ -53,7 +53,7 @@ from engine.models import (
     Suppression,
     SuppressionReason,
 )
-from engine.vault.rows import ContactIn, CountingReader, RowError, parse_row, read_raw_rows
+from engine.people.rows import ContactIn, CountingReader, RowError, parse_row, read_raw_rows
 from engine.vault.vault import ContactCipher, Vault, data_keys
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from engine.config import Settings
-from engine.consent.tokens import Token, TokenKind, TokenSigner
+from engine.links.tokens import Token, TokenKind, TokenSigner
 
 
 @dataclass(frozen=True)

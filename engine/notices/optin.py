@@ -25,23 +25,23 @@ from sqlalchemy import Connection, delete, func, insert, select
 from engine.config import Settings
 from engine.consent import ledger, service
 from engine.consent.ledger import Source
-from engine.consent.links import url_for
-from engine.consent.notices import (
+from engine.consent.service import Origin
+from engine.consent.suppression import reason_for
+from engine.consent.topics import cached_topics
+from engine.delivery.base import Transport
+from engine.errors import ContactNotFound, TactError
+from engine.links.tokens import InvalidToken, Token, TokenKind, TokenSigner
+from engine.links.urls import url_for
+from engine.models import ConsentState, OptInRequest, SuppressionReason
+from engine.notices.messages import (
     NoticeKind,
     NoticeNotSent,
     delivered,
     normalize_locale,
     send_notice,
 )
-from engine.consent.service import Origin
-from engine.consent.suppression import reason_for
-from engine.consent.tokens import InvalidToken, Token, TokenKind, TokenSigner
-from engine.consent.topics import cached_topics
-from engine.delivery.base import Transport
-from engine.errors import ContactNotFound, TactError
-from engine.models import ConsentState, OptInRequest, SuppressionReason
+from engine.people.contacts import ensure_contact
 from engine.vault.addresses import normalize_address
-from engine.vault.contacts import ensure_contact
 from engine.vault.vault import Vault, contacts
 
 log = logging.getLogger(__name__)

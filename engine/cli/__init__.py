@@ -1,0 +1,1 @@
+"""The ``tact`` command (Typer + Rich): a face that parses, calls a use-case, prints."""

@@ -1,0 +1,1 @@
+"""Consent: topics, the append-only consent ledger, preferences, suppression."""
