@@ -17,6 +17,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.consent import ledger
+from engine.consent.cadence import effective_cadence
 from engine.consent.ledger import NewEvent
 from engine.consent.suppression import lift, reason_for, suppress
 from engine.consent.topics import PERSONALIZATION, Topic, Topics
@@ -31,7 +32,6 @@ from engine.models import (
     SuppressionReason,
     TopicPreference,
 )
-from engine.policy.context import effective_cadence
 from engine.vault.vault import Vault, contacts
 
 prefs_t = ContactPreferences.__table__  # type: ignore[attr-defined]

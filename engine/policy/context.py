@@ -7,24 +7,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engine.config import Settings
+from engine.consent.cadence import effective_cadence
 from engine.consent.topics import Topics
 from engine.models import Cadence
+
+__all__ = ["CADENCE_WINDOWS", "GateContext", "Limits", "TopicCap", "effective_cadence"]
 
 #: The customer's cadence from the preference center, as a cap on that topic.
 CADENCE_WINDOWS: dict[str, timedelta] = {
     Cadence.WEEKLY: timedelta(days=7),
     Cadence.MONTHLY: timedelta(days=30),
 }
-
-
-def effective_cadence(stored: str | None, default: str | None) -> str | None:
-    """The cadence the gate enforces: the contact's own, else the topic's default.
-
-    A contact subscribed before the default was stored at subscription has no
-    preference row; it gets the default the preference center shows it, so what is
-    displayed and what is enforced are one value, without a data migration.
-    """
-    return stored or default
 
 
 @dataclass(frozen=True)
