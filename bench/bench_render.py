@@ -383,9 +383,9 @@ class Job:
         from engine.campaigns.audience import audience
         from engine.config import Settings
         from engine.db import engine_from_settings
+        from engine.errors import HeaderError
         from engine.links.tokens import TokenSigner
         from engine.render.compose import Composer
-        from engine.render.mime import HeaderError
         from engine.vault import Vault
 
         self.settings = Settings(var_dir=var_dir)

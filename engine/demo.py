@@ -45,7 +45,7 @@ from engine.campaigns.report import report as campaign_report
 from engine.config import Settings
 from engine.db import engine_from_settings, writing
 from engine.delivery.maildir import MaildirTransport
-from engine.errors import TactError
+from engine.errors import CampaignNotFound, DemoError
 from engine.links.tokens import TokenSigner
 from engine.links.urls import links_for
 from engine.models import CampaignStatus, OutboxStatus
@@ -59,10 +59,6 @@ from engine.vault.vault import contacts
 
 #: The example campaign's template; the demo's campaign carries the same name.
 CAMPAIGN = "autumn-2026"
-
-
-class DemoError(TactError):
-    """The demo cannot use what it found (e.g. a campaign of its name from another template)."""
 
 
 class Start(StrEnum):
@@ -227,7 +223,7 @@ def _prepare_campaign(
     with writing(engine) as conn:
         try:
             row = lifecycle.get(conn, name)
-        except lifecycle.CampaignNotFound:
+        except CampaignNotFound:
             lifecycle.create(conn, settings, name=name, template=name, now=now)
             row = lifecycle.get(conn, name)
             start = Start.CREATED

@@ -1,8 +1,14 @@
-"""Every error Tact raises on purpose, in one tree.
+"""Every error Tact raises on purpose, in one tree: each class is defined here.
+
+Modules that raise one re-export it under the name they always had (``from
+engine.errors import RenderError`` in ``engine.render.sandbox``), so callers may
+import it from either place; this module imports nothing of Tact's, so every
+layer can use it. ``tests/test_errors.py`` checks that the drawing below and the
+classes defined here agree, name for name and parent for parent.
 
 The ``tact`` command maps them to exit codes in engine.cli.main: 2 for
-ConfigurationError, DatabaseError, RenderError, CampaignError and RuleError (the
-input or setup is unusable), 1 for every other TactError.
+ConfigurationError, DatabaseError, RenderError, CampaignError, RuleError and
+BoundExceeded (the input or setup is unusable), 1 for every other TactError.
 
 Messages never carry personal data: no address, name or phone number, and no
 key or ciphertext bytes. They name the contact by its id, the file by its path
@@ -14,7 +20,9 @@ and line, and say what to do next.
     ├── MissingKeysError        -- no keyring: run ``tact init`` or set TACT_KEYRING_FILE
     ├── KeyringExposedError     -- the key file is readable by group or others: chmod 600 it
     ├── PlaceholderSecretError  -- a key is missing, short, or a known placeholder
-    └── KeyMismatchError        -- the keyring does not open this database's data keys
+    ├── KeyMismatchError        -- the keyring does not open this database's data keys
+    └── SmtpConfigurationError  -- engine.delivery.smtp: a transport set up to run unsafely
+                                   (e.g. AUTH in clear)
 
     TactError
     ├── DatabaseError           -- engine.db: the database or keystore cannot be opened or
@@ -33,6 +41,7 @@ and line, and say what to do next.
     │   ├── RenderSecurityError -- a template reached outside its context
     │   ├── OutputTooLarge      -- the output cap, or a huge '*' / '**'
     │   └── RenderLimit         -- a bound on loops, calls, nesting or numbers
+    │       └── RenderTimeout   -- a render used more CPU time than its deadline
     ├── BoundExceeded           -- engine.cli.templates_cmd: the render child hit its memory
     │                              or CPU limit
     ├── CampaignError           -- engine.render.campaign: an unusable campaign directory
@@ -53,9 +62,29 @@ and line, and say what to do next.
     │   ├── RuleError           -- a rule segment that does not parse (file:line:column)
     │   └── ModelFormatError    -- a stored model that is not a valid Tact model
     └── DkimError               -- engine.render.dkim: a key or selector that cannot sign
+
+Internal signals: raised and caught inside one package, never reaching a caller of
+Tact's API. They sit outside TactError so that a broad ``except TactError`` in a
+face never mistakes one for a user-facing error.
+
+    ValueError
+    └── RowError                -- engine.people.rows: one import row refused (the importer
+                                   writes it to the rejects file and goes on)
+    ConnectionFailed            -- engine.delivery.smtp_mux: connecting to the SMTP server
+                                   failed (the transport retries or reports it)
+    CsrfRejected                -- engine.web.csrf: a form that did not come from our pages
+                                   (answered 403)
+    RuntimeError
+    └── PageTooLarge            -- engine.web.pages: a page rendered past its cap (answered 500)
+
+A private signal (a name with a leading underscore, such as ``_Lost`` in
+engine.delivery.smtp_mux) is raised and caught within one module and stays there.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Protocol
 
 
 class ConfigurationError(Exception):
@@ -76,6 +105,10 @@ class KeyMismatchError(ConfigurationError):
 
 class KeyringExposedError(ConfigurationError):
     """The key file Tact keeps is readable by other users."""
+
+
+class SmtpConfigurationError(ConfigurationError):
+    """The transport was configured in a way it refuses to run (e.g. AUTH in clear)."""
 
 
 class TactError(Exception):
@@ -120,3 +153,164 @@ class ImportFileError(TactError):
 
 class RotationError(TactError):
     """Key rotation cannot proceed."""
+
+
+class RenderError(TactError):
+    """A template failed to render; names the template and line, never the data."""
+
+    def __init__(self, message: str, template: str | None = None, line: int | None = None):
+        where = f"{template}:{line}" if template and line else (template or "template")
+        super().__init__(f"{where}: {message}")
+        self.message = message
+        self.template = template
+        self.line = line
+
+
+class RenderSecurityError(RenderError):
+    """A template reached for something outside its context or its own files."""
+
+
+class OutputTooLarge(RenderError):
+    """A template produced (or tried to build) more than the cap allows."""
+
+
+class RenderLimit(RenderError):
+    """A template went past a bound on loops, calls, nesting or numbers."""
+
+
+class RenderTimeout(RenderLimit):
+    """A render used more CPU time than its deadline allows."""
+
+
+class BoundExceeded(TactError):
+    """The render child hit the process-level memory or CPU limit."""
+
+
+class CampaignError(TactError):
+    """A campaign directory that cannot be used (names the file)."""
+
+
+class CampaignNotFound(TactError):
+    """No campaign with that name or id."""
+
+
+class IllegalTransition(TactError):
+    """The transition table refuses this move."""
+
+
+class RenderPaused(TactError):
+    """A campaign paused itself because a template failed to render (``render-error``)."""
+
+
+class DemoError(TactError):
+    """The demo cannot use what it found (e.g. a campaign of its name from another template)."""
+
+
+class BadOption(TactError):
+    """An option value the command cannot use."""
+
+
+class UnknownTopic(TactError):
+    """No topic by that name."""
+
+
+class HeaderError(TactError, ValueError):
+    """A value cannot go into a header. The message names the header, never the value."""
+
+
+class HeaderInjection(HeaderError):
+    """A CR, LF or NUL in a value bound for a header: refused, never stripped."""
+
+
+class InvalidToken(TactError):
+    """Forged, altered, truncated, or signed by an unknown key."""
+
+
+class ExpiredToken(InvalidToken):
+    """Genuine but too old for what it opens."""
+
+
+class RateLimited(TactError):
+    """Too many confirmation emails for one address in 24 hours. Names no address."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__(
+            "too many confirmation emails were requested for this address in the last "
+            "24 hours; nothing was sent, try again later"
+        )
+        #: How long until one more request would be accepted (for a Retry-After header).
+        self.retry_after = retry_after
+
+
+class NoticeNotSent(TactError):
+    """The transport did not accept the notice (the reason names no address)."""
+
+
+class SegmentError(TactError):
+    """Segments cannot be built or used as asked (too few contacts, no model yet...)."""
+
+
+class _Where(Protocol):
+    """Where a rule was read (``engine.segments.rules.Where``): enough to point at a column."""
+
+    @property
+    def source(self) -> str | None: ...
+
+    def point(self, pos: int) -> tuple[int, int, str]: ...
+
+
+class RuleError(SegmentError):
+    """A rule or the rules file is wrong; the message points at the line and column."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        excerpt: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.line = line
+        self.column = column
+        self.excerpt = excerpt
+        where = ":".join(str(p) for p in (source, line, column) if p is not None)
+        text = f"{where}: {message}" if where else message
+        if excerpt is not None and column is not None:
+            text += f"\n    {excerpt}\n    {' ' * (column - 1)}^"
+        super().__init__(text)
+
+    @classmethod
+    def at(cls, where: _Where, pos: int, message: str) -> RuleError:
+        line, column, excerpt = where.point(pos)
+        return cls(message, source=where.source, line=line, column=column, excerpt=excerpt)
+
+
+class ModelFormatError(SegmentError):
+    """A stored or exported model is not a valid Tact segment model."""
+
+
+class DkimError(TactError):
+    """A message cannot be signed (it is not a well-formed CRLF RFC 5322 message)."""
+
+
+class RowError(ValueError):
+    """A row that cannot be imported; the message is safe to log (no personal data)."""
+
+
+class ConnectionFailed(Exception):
+    """Connecting (greeting, EHLO, STARTTLS, AUTH) did not work; ``detail`` names no one."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class CsrfRejected(Exception):
+    """The request did not come from one of our own pages."""
+
+
+class PageTooLarge(RuntimeError):
+    """A page rendered larger than the cap."""

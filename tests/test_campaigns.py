@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from engine.campaigns import (
-    IllegalTransition,
     cancel,
     create,
     get,
@@ -36,6 +35,7 @@ from engine.consent.suppression import reason_for
 from engine.db import writing
 from engine.delivery.maildir import MaildirTransport
 from engine.delivery.smtp import SmtpTransport
+from engine.errors import IllegalTransition
 from engine.models import SendReservation
 from engine.vault import Vault
 from tests.helpers import import_rows, people

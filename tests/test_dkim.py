@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ConfigurationError
-from engine.render.dkim import DkimError, DkimSigner
+from engine.errors import ConfigurationError, DkimError
+from engine.render.dkim import DkimSigner
 from engine.render.mime import ListHeaders, MessageHeaders, build_message, message_id_for
 
 SELECTOR = "tact2024"

@@ -25,9 +25,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from engine.errors import HeaderError, HeaderInjection
 from engine.render.mime import (
-    HeaderError,
-    HeaderInjection,
     ListHeaders,
     MessageHeaders,
     MessageTemplate,

@@ -17,17 +17,22 @@ from engine.config import PROJECT_ROOT, Settings
 from engine.consent import ledger
 from engine.consent.ledger import Source
 from engine.consent.service import Origin, withdraw
-from engine.consent.topics import UnknownTopic
 from engine.db import writing
 from engine.delivery.maildir import MaildirTransport
-from engine.errors import ContactErased, ContactNotFound, InvalidAddress
-from engine.links.tokens import InvalidToken, Token, TokenKind, TokenSigner
+from engine.errors import (
+    ContactErased,
+    ContactNotFound,
+    InvalidAddress,
+    InvalidToken,
+    RateLimited,
+    UnknownTopic,
+)
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.logs import redact
 from engine.models import ConsentState, OptInRequest
 from engine.notices.messages import NoticeKind, send_notice
 from engine.notices.optin import (
     OptInResult,
-    RateLimited,
     confirm_subscription,
     request_subscription,
     send_data_link,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import RenderSecurityError
 from engine.render.preview import CHROMIUM_FLAGS, chromium, write_preview
-from engine.render.sandbox import RenderSecurityError
 from tests.test_template_attacks import Site, assert_no_leak, make_site
 
 

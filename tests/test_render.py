@@ -11,19 +11,13 @@ from pathlib import Path
 import pytest
 
 from engine.config import PROJECT_ROOT, Settings
+from engine.errors import CampaignError, OutputTooLarge, RenderError, RenderSecurityError
 from engine.links.tokens import TokenSigner
-from engine.render.campaign import CampaignError, CampaignRenderer, Recipient
+from engine.render.campaign import CampaignRenderer, Recipient
 from engine.render.compose import Composer
 from engine.render.lint import lint_campaign
 from engine.render.preview import write_preview
-from engine.render.sandbox import (
-    OutputTooLarge,
-    RenderError,
-    RenderSecurityError,
-    compile_template,
-    render_capped,
-    sandbox,
-)
+from engine.render.sandbox import compile_template, render_capped, sandbox
 from engine.vault import Keyring
 
 UNSUB = "https://prefs.example/u/TOKEN"

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, select
 from engine.config import Settings
 from engine.consent.service import Origin, set_personalization
 from engine.db import make_engine
+from engine.errors import ModelFormatError
 from engine.migrate import upgrade
 from engine.models import SegmentAssignment, SegmentModelRecord
 from engine.people.erasure import erase_contact
@@ -43,7 +44,6 @@ from engine.segments import (
     segment_for_contacts,
 )
 from engine.segments.build import assign, explain, load_exported, overview
-from engine.segments.model import ModelFormatError
 from engine.segments.store import known_segment_names
 from engine.synthetic import generate_customers, persona_of, write_jsonl
 from engine.vault import Keyring, Vault

@@ -9,17 +9,9 @@ from uuid import UUID
 import numpy as np
 import pytest
 
+from engine.errors import RuleError
 from engine.segments.features import BASE_FEATURES, Profiles, share_feature
-from engine.segments.rules import (
-    BoolOp,
-    Compare,
-    Member,
-    Not,
-    RuleError,
-    load_rules,
-    parse_rule,
-    parse_rules,
-)
+from engine.segments.rules import BoolOp, Compare, Member, Not, load_rules, parse_rule, parse_rules
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = ("books", "kitchen", "outdoor")

@@ -39,13 +39,8 @@ from engine.config import Settings
 from engine.delivery.base import DeliveryStatus, OutgoingMessage
 from engine.delivery.factory import transport_from_settings
 from engine.delivery.retry import backoff_delay, next_attempt
-from engine.delivery.smtp import (
-    DomainRateLimiter,
-    SmtpConfigurationError,
-    SmtpTransport,
-    TokenBucket,
-    scrub,
-)
+from engine.delivery.smtp import DomainRateLimiter, SmtpTransport, TokenBucket, scrub
+from engine.errors import SmtpConfigurationError
 
 SENDER = "news@northwind.example"
 

@@ -30,20 +30,22 @@ import pytest
 
 from engine.cli.templates_cmd import bounded
 from engine.config import PROJECT_ROOT, Settings
-from engine.errors import TactError
-from engine.links.tokens import TokenSigner
-from engine.render.campaign import CampaignError, CampaignRenderer
-from engine.render.compose import Composer
-from engine.render.lint import lint_campaign
-from engine.render.preview import write_preview
-from engine.render.sandbox import (
+from engine.errors import (
+    CampaignError,
     OutputTooLarge,
     RenderError,
     RenderLimit,
     RenderSecurityError,
     RenderTimeout,
+    RuleError,
+    TactError,
 )
-from engine.segments.rules import RuleError, load_rules
+from engine.links.tokens import TokenSigner
+from engine.render.campaign import CampaignRenderer
+from engine.render.compose import Composer
+from engine.render.lint import lint_campaign
+from engine.render.preview import write_preview
+from engine.segments.rules import load_rules
 from engine.vault import Keyring
 from tests.test_render import recipient
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import Settings
-from engine.links.tokens import ExpiredToken, InvalidToken, Token, TokenKind, TokenSigner
+from engine.errors import ExpiredToken, InvalidToken
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.vault import Keyring
 
 ALPHABET = string.ascii_letters + string.digits + "-_"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from engine.campaigns.lifecycle import (
     TRANSITIONS,
-    CampaignNotFound,
-    IllegalTransition,
     cancel,
     create,
     get,
@@ -20,6 +18,7 @@ from engine.campaigns.lifecycle import (
 )
 from engine.campaigns.pipeline import BatchReport, run_batch, run_due, send_campaign
 from engine.campaigns.report import report
+from engine.errors import CampaignNotFound, IllegalTransition
 
 __all__ = [
     "TRANSITIONS",

@@ -30,11 +30,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.campaigns.audience import audience_query
 from engine.config import Settings
 from engine.consent.topics import cached_topics
-from engine.errors import TactError
+from engine.errors import CampaignError, CampaignNotFound, IllegalTransition
 from engine.models import Campaign, CampaignStatus, OutboxRow, OutboxStatus
 from engine.policy.quiet_hours import zone as zone_named
 from engine.render.brand import Brand
-from engine.render.campaign import CampaignError, CampaignSpec
+from engine.render.campaign import CampaignSpec
 from engine.render.mime import message_id_for
 from engine.segments import segment_for_contacts
 from engine.vault.vault import contacts
@@ -56,14 +56,6 @@ EARLIEST_OFFSET = timedelta(hours=14)
 STANDARD = "standard"
 CANCELLED_REASON = "campaign-cancelled"
 _HOUR = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-class CampaignNotFound(TactError):
-    """No campaign with that name or id."""
-
-
-class IllegalTransition(TactError):
-    """The transition table refuses this move."""
 
 
 def get(conn: Connection, ref: int | str, *, lock: bool = False) -> Row[Any]:

@@ -88,7 +88,12 @@ from engine.delivery.base import (
     Transport,
     send_each,
 )
-from engine.errors import TactError
+from engine.errors import (
+    CampaignError,
+    HeaderError,
+    RenderError,
+    TactError,
+)
 from engine.links.tokens import TokenSigner
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
 from engine.policy import (
@@ -106,11 +111,8 @@ from engine.policy.decisions import record as record_decisions
 from engine.policy.decisions import row as decision_row
 from engine.policy.lastlook import eligible, last_look_one
 from engine.recipients import load_recipients
-from engine.render.campaign import CampaignError
 from engine.render.compose import Composer
 from engine.render.dkim import signer_from_settings
-from engine.render.mime import HeaderError
-from engine.render.sandbox import RenderError
 from engine.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -129,10 +131,6 @@ CAMPAIGN_PAUSED = "campaign-paused"
 RENDER_ERROR = "render-error"
 #: Counted in a batch report, never written: a row another run had claimed meanwhile.
 TAKEN_OVER = "taken-over"
-
-
-class RenderPaused(TactError):
-    """A campaign paused itself because a template failed to render (``render-error``)."""
 
 
 def render_pause_reason(exc: RenderError) -> str:

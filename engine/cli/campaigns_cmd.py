@@ -10,19 +10,13 @@ import typer
 from rich.table import Table
 
 from engine.campaigns import lifecycle
-from engine.campaigns.pipeline import (
-    RENDER_ERROR,
-    BatchReport,
-    RenderPaused,
-    pending_count,
-    send_campaign,
-)
+from engine.campaigns.pipeline import RENDER_ERROR, BatchReport, pending_count, send_campaign
 from engine.campaigns.report import report as campaign_report
 from engine.cli.console import count_progress, err, out
 from engine.cli.runtime import Runtime
 from engine.db import writing
 from engine.delivery.factory import transport_from_settings
-from engine.errors import TactError
+from engine.errors import BadOption, IllegalTransition, RenderPaused
 from engine.models import CampaignStatus
 
 app = typer.Typer(
@@ -31,10 +25,6 @@ app = typer.Typer(
 )
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
-
-
-class BadOption(TactError):
-    """An option value the command cannot use."""
 
 
 def _instant(text: str | None, label: str) -> datetime | None:
@@ -193,7 +183,7 @@ def send(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
         if row.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
             lifecycle.launch(conn, row.id, now, settings=rt.settings)
         elif row.status != CampaignStatus.SENDING:
-            raise lifecycle.IllegalTransition(f"campaign {name!r} is {row.status}; cannot send")
+            raise IllegalTransition(f"campaign {name!r} is {row.status}; cannot send")
     with rt.engine.connect() as conn:
         due = pending_count(conn, row.id, due_by=now)
     transport = transport_from_settings(rt.settings)

@@ -24,7 +24,10 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
-from engine.errors import TactError
+from engine.errors import (
+    BoundExceeded,
+    TactError,
+)
 from engine.links.tokens import TokenSigner
 from engine.render.lint import lint_campaign
 from engine.render.preview import PreviewFile, screenshot, write_preview
@@ -36,10 +39,6 @@ app = typer.Typer(help="Campaign templates.", no_args_is_help=True)
 CHILD_EXTRA_BYTES = 512 * 1024 * 1024
 #: CPU seconds a lint or preview child may use (every render has its own 2 s deadline).
 CHILD_CPU_SECONDS = 120
-
-
-class BoundExceeded(TactError):
-    """The render child hit the process-level memory or CPU limit."""
 
 
 def _address_space() -> int:

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engine.errors import TactError
+from engine.errors import (
+    TactError,
+    UnknownTopic,
+)
 from engine.models import Cadence
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: A reserved scope in the ledger: the objection to profiling (GDPR Art. 21).
 PERSONALIZATION = "personalization"
-
-
-class UnknownTopic(TactError):
-    """No topic by that name."""
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from engine.delivery.base import Delivery, DeliveryResult, Handover, OutgoingMessage
-from engine.delivery.smtp_mux import ConnectionFailed, Mux, Slot
+from engine.delivery.smtp_mux import Mux, Slot
 from engine.delivery.smtp_replies import reply_text, scrub
-from engine.errors import ConfigurationError
-
-
-class SmtpConfigurationError(ConfigurationError):
-    """The transport was configured in a way it refuses to run (e.g. AUTH in clear)."""
+from engine.errors import (
+    ConnectionFailed,
+    SmtpConfigurationError,
+)
 
 
 @dataclass

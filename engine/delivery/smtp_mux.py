@@ -45,6 +45,7 @@ from enum import Enum
 
 from engine.delivery.base import Delivery, DeliveryResult, DeliveryStatus
 from engine.delivery.smtp_replies import classify, scrub, sender_refused
+from engine.errors import ConnectionFailed
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,6 @@ class Slot:
 
     def __init__(self) -> None:
         self.smtp: smtplib.SMTP | None = None
-
-
-class ConnectionFailed(Exception):
-    """Connecting (greeting, EHLO, STARTTLS, AUTH) did not work; ``detail`` names no one."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class _Lost(Exception):

@@ -32,8 +32,8 @@ from engine.consent import service
 from engine.consent.ledger import Source
 from engine.consent.service import Origin
 from engine.consent.suppression import reason_for
-from engine.errors import ContactNotFound
-from engine.links.tokens import ExpiredToken, InvalidToken, Token, TokenKind, TokenSigner
+from engine.errors import ContactNotFound, ExpiredToken, InvalidToken
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.vault.vault import Vault
 
 log = logging.getLogger(__name__)

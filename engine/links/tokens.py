@@ -27,7 +27,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from engine.config import Settings
-from engine.errors import TactError
+from engine.errors import ExpiredToken, InvalidToken, TactError
 from engine.vault.keyring import Keyring, TokenKey
 
 VERSION = 1
@@ -42,14 +42,6 @@ class TokenKind(StrEnum):
     CONFIRM = "c"
     EXPORT = "x"
     ERASE = "e"
-
-
-class InvalidToken(TactError):
-    """Forged, altered, truncated, or signed by an unknown key."""
-
-
-class ExpiredToken(InvalidToken):
-    """Genuine but too old for what it opens."""
 
 
 @dataclass(frozen=True)

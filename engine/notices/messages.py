@@ -44,9 +44,11 @@ from sqlalchemy import Connection, insert, select
 
 from engine.config import Settings
 from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
-from engine.errors import TactError
+from engine.errors import (
+    RenderError,
+)
 from engine.models import AuditEvent
-from engine.render.brand import MAX_RENDERED_CHARS, Brand, RenderError, sandbox
+from engine.render.brand import MAX_RENDERED_CHARS, Brand, sandbox
 
 log = logging.getLogger(__name__)
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -63,10 +65,6 @@ class NoticeKind(StrEnum):
     CONFIRM = "confirm"
     EXPORT = "export"
     ERASE = "erase"
-
-
-class NoticeNotSent(TactError):
-    """The transport did not accept the notice (the reason names no address)."""
 
 
 @dataclass(frozen=True)

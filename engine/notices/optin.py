@@ -29,17 +29,16 @@ from engine.consent.service import Origin
 from engine.consent.suppression import reason_for
 from engine.consent.topics import cached_topics
 from engine.delivery.base import Transport
-from engine.errors import ContactNotFound, TactError
-from engine.links.tokens import InvalidToken, Token, TokenKind, TokenSigner
+from engine.errors import (
+    ContactNotFound,
+    InvalidToken,
+    NoticeNotSent,
+    RateLimited,
+)
+from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.links.urls import url_for
 from engine.models import ConsentState, OptInRequest, SuppressionReason
-from engine.notices.messages import (
-    NoticeKind,
-    NoticeNotSent,
-    delivered,
-    normalize_locale,
-    send_notice,
-)
+from engine.notices.messages import NoticeKind, delivered, normalize_locale, send_notice
 from engine.people.contacts import ensure_contact
 from engine.vault.addresses import normalize_address
 from engine.vault.vault import Vault, contacts
@@ -53,18 +52,6 @@ DATA_LINKS = {
     TokenKind.EXPORT: ("x", NoticeKind.EXPORT),
     TokenKind.ERASE: ("e", NoticeKind.ERASE),
 }
-
-
-class RateLimited(TactError):
-    """Too many confirmation emails for one address in 24 hours. Names no address."""
-
-    def __init__(self, retry_after: timedelta) -> None:
-        super().__init__(
-            "too many confirmation emails were requested for this address in the last "
-            "24 hours; nothing was sent, try again later"
-        )
-        #: How long until one more request would be accepted (for a Retry-After header).
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

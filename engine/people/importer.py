@@ -39,7 +39,7 @@ from engine.consent.ledger import CASL_IMPLIED_PURCHASE, NewEvent, Regime, Sourc
 from engine.consent.service import store_default_cadences
 from engine.consent.topics import Topics, cached_topics
 from engine.db import writing
-from engine.errors import TactError
+from engine.errors import RowError, TactError
 from engine.models import (
     AuditEvent,
     ConsentEventType,
@@ -53,7 +53,7 @@ from engine.models import (
     Suppression,
     SuppressionReason,
 )
-from engine.people.rows import ContactIn, CountingReader, RowError, parse_row, read_raw_rows
+from engine.people.rows import ContactIn, CountingReader, parse_row, read_raw_rows
 from engine.vault.vault import ContactCipher, Vault, data_keys
 
 log = logging.getLogger(__name__)

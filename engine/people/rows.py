@@ -29,7 +29,11 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.errors import ImportFileError, InvalidAddress
+from engine.errors import (
+    ImportFileError,
+    InvalidAddress,
+    RowError,
+)
 from engine.vault.addresses import normalize_address
 
 #: Header spellings accepted for each known column (compared after normalization).
@@ -92,10 +96,6 @@ _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: JSON escapes that can decode to a lone surrogate or a NUL: rows holding one are walked.
 _RISKY_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
-
-
-class RowError(ValueError):
-    """A row that cannot be imported; the message is safe to log (no personal data)."""
 
 
 @dataclass

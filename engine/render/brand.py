@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import RenderError
 from engine.render.sandbox import MAX_OUTPUT as MAX_RENDERED_CHARS
-from engine.render.sandbox import RenderError, read_bytes, sandbox
+from engine.render.sandbox import read_bytes, sandbox
 
 __all__ = ["MAX_RENDERED_CHARS", "Brand", "RenderError", "sandbox"]
 

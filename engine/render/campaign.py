@@ -35,16 +35,18 @@ import css_inline
 from jinja2 import Template
 from markupsafe import Markup
 
-from engine.errors import TactError
+from engine.errors import (
+    CampaignError,
+    OutputTooLarge,
+    RenderError,
+    RenderLimit,
+    RenderSecurityError,
+)
 from engine.render.brand import Brand
 from engine.render.sandbox import (
     CPU_SECONDS,
     MAX_OUTPUT,
     Budget,
-    OutputTooLarge,
-    RenderError,
-    RenderLimit,
-    RenderSecurityError,
     TactSandbox,
     compile_template,
     confined,
@@ -60,10 +62,6 @@ PERSONAL_FIELDS = frozenset({"first_name", "last_name"})
 COMMON_CONTEXT = frozenset({"brand", "segment", "lang"})
 STANDARD = "default"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class CampaignError(TactError):
-    """A campaign directory that cannot be used (names the file)."""
 
 
 @dataclass(frozen=True)

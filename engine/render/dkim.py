@@ -37,7 +37,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from engine.config import Settings
-from engine.errors import ConfigurationError, TactError
+from engine.errors import (
+    ConfigurationError,
+    DkimError,
+)
 
 __all__ = ["SIGNED_HEADERS", "Algorithm", "DkimError", "DkimSigner"]
 
@@ -64,10 +67,6 @@ _DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _FIELD_NAME = re.compile(rb"[!-9;-~]+")
 _WSP_RUN = re.compile(rb"[ \t]+")
 _MAX_LINE = 78
-
-
-class DkimError(TactError):
-    """A message cannot be signed (it is not a well-formed CRLF RFC 5322 message)."""
 
 
 class DkimSigner:

@@ -20,23 +20,17 @@ from pathlib import Path
 
 from jinja2 import meta, nodes
 
+from engine.errors import CampaignError, RenderError
 from engine.render.campaign import (
     COMMON_CONTEXT,
     STANDARD,
-    CampaignError,
     CampaignRenderer,
     CampaignSpec,
     Recipient,
     plain_text,
     remote_stylesheet,
 )
-from engine.render.sandbox import (
-    RenderError,
-    compile_template,
-    parse_source,
-    read_source,
-    sandbox,
-)
+from engine.render.sandbox import compile_template, parse_source, read_source, sandbox
 
 #: Kept for callers; the sandbox refuses these at compile time (see ``check_tree``).
 FORBIDDEN_TAGS: tuple[type[nodes.Node], ...] = (

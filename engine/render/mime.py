@@ -88,7 +88,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.errors import TactError
+from engine.errors import HeaderError, HeaderInjection
 
 __all__ = [
     "MESSAGE_NAMESPACE",
@@ -176,14 +176,6 @@ _ONE_CLICK = "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 _MIME_VERSION = "MIME-Version: 1.0\r\n"
 
 _Tokens = list[tuple[str, str]]  # (whitespace before, token): folding happens before the whitespace
-
-
-class HeaderError(TactError, ValueError):
-    """A value cannot go into a header. The message names the header, never the value."""
-
-
-class HeaderInjection(HeaderError):
-    """A CR, LF or NUL in a value bound for a header: refused, never stripped."""
 
 
 @dataclass(frozen=True, slots=True)

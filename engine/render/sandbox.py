@@ -56,7 +56,13 @@ from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
-from engine.errors import TactError
+from engine.errors import (
+    OutputTooLarge,
+    RenderError,
+    RenderLimit,
+    RenderSecurityError,
+    RenderTimeout,
+)
 
 MAX_OUTPUT = 256 * 1024  # characters per rendered template
 MAX_STRING = MAX_OUTPUT  # longest string any operator or filter may build
@@ -74,33 +80,6 @@ MAX_SOURCE = 256 * 1024  # characters per template file
 MAX_NESTING = 12  # statements nested in statements (for, if, with, macro...)
 MAX_EXPR_DEPTH = 48  # operators and parentheses nested in one expression
 _CHECK_EVERY = 255  # steps between two looks at the CPU clock (a mask: 2**n - 1)
-
-
-class RenderError(TactError):
-    """A template failed to render; names the template and line, never the data."""
-
-    def __init__(self, message: str, template: str | None = None, line: int | None = None):
-        where = f"{template}:{line}" if template and line else (template or "template")
-        super().__init__(f"{where}: {message}")
-        self.message = message
-        self.template = template
-        self.line = line
-
-
-class RenderSecurityError(RenderError):
-    """A template reached for something outside its context or its own files."""
-
-
-class OutputTooLarge(RenderError):
-    """A template produced (or tried to build) more than the cap allows."""
-
-
-class RenderLimit(RenderError):
-    """A template went past a bound on loops, calls, nesting or numbers."""
-
-
-class RenderTimeout(RenderLimit):
-    """A render used more CPU time than its deadline allows."""
 
 
 # -- files -------------------------------------------------------------------------------------

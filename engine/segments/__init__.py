@@ -11,10 +11,11 @@ objected to profiling are never profiled and always get None.
 * :mod:`engine.segments.build` -- build, list and explain (``tact segments``).
 """
 
+from engine.errors import ModelFormatError, RuleError, SegmentError
 from engine.segments.build import BuildOptions, BuildReport, build, explain, overview
 from engine.segments.features import EUR_PER_UNIT, Profiles, compute_profiles
-from engine.segments.model import ModelFormatError, SegmentError, SegmentModel, fit
-from engine.segments.rules import RuleError, RuleSegment, load_rules, parse_rule, parse_rules
+from engine.segments.model import SegmentModel, fit
+from engine.segments.rules import RuleSegment, load_rules, parse_rule, parse_rules
 from engine.segments.store import forget, latest_model, segment_for_contacts
 
 __all__ = [

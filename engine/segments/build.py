@@ -30,9 +30,10 @@ from sqlalchemy import Connection, Engine, func, select
 
 from engine.consent.service import personalization_opt_outs, personalization_opted_out
 from engine.db import writing
+from engine.errors import SegmentError
 from engine.models import ContactStatus
 from engine.segments.features import Profiles, compute_profiles
-from engine.segments.model import SegmentError, SegmentModel, fit
+from engine.segments.model import SegmentModel, fit
 from engine.segments.rules import RESERVED_NAMES, RuleSegment, evaluate, parse_rule
 from engine.segments.store import (
     Assignment,

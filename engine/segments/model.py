@@ -48,7 +48,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from engine.errors import TactError
+from engine.errors import ModelFormatError, SegmentError
 from engine.segments.features import SHARE_PREFIX, BoolArray, FloatArray, IntArray, Profiles
 
 FORMAT: Final = "tact-segments/1"
@@ -90,14 +90,6 @@ Z_CAT: Final = 0.8
 MAX_SLUG: Final = 64
 
 ProgressFn = Callable[[str], None]
-
-
-class SegmentError(TactError):
-    """Segments cannot be built or used as asked (too few contacts, no model yet...)."""
-
-
-class ModelFormatError(SegmentError):
-    """A stored or exported model is not a valid Tact segment model."""
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from typing import Final
 
 import numpy as np
 
+from engine.errors import RuleError
 from engine.segments.features import BASE_FEATURES, SHARE_PREFIX, BoolArray, FloatArray, Profiles
-from engine.segments.model import SegmentError
 
 MAX_RULE_LENGTH: Final = 2000
 MAX_DEPTH: Final = 32
@@ -113,35 +113,6 @@ class Where:
         end = self.text.find("\n", off)
         line_text = self.text[start : end if end >= 0 else len(self.text)].rstrip("\r")
         return self.text.count("\n", 0, off) + 1, off - start + 1, line_text
-
-
-class RuleError(SegmentError):
-    """A rule or the rules file is wrong; the message points at the line and column."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str | None = None,
-        line: int | None = None,
-        column: int | None = None,
-        excerpt: str | None = None,
-    ) -> None:
-        self.message = message
-        self.source = source
-        self.line = line
-        self.column = column
-        self.excerpt = excerpt
-        where = ":".join(str(p) for p in (source, line, column) if p is not None)
-        text = f"{where}: {message}" if where else message
-        if excerpt is not None and column is not None:
-            text += f"\n    {excerpt}\n    {' ' * (column - 1)}^"
-        super().__init__(text)
-
-    @classmethod
-    def at(cls, where: Where, pos: int, message: str) -> RuleError:
-        line, column, excerpt = where.point(pos)
-        return cls(message, source=where.source, line=line, column=column, excerpt=excerpt)
 
 
 # -- tokens and AST --------------------------------------------------------------------------

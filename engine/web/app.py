@@ -43,13 +43,12 @@ from engine.config import Settings, get_settings
 from engine.consent.topics import cached_topics
 from engine.db import engine_from_settings, writing
 from engine.delivery.factory import transport_from_settings
-from engine.errors import ContactNotFound
-from engine.links.tokens import ExpiredToken, InvalidToken, TokenSigner
-from engine.notices.messages import NoticeNotSent
+from engine.errors import ContactNotFound, CsrfRejected, ExpiredToken, InvalidToken, NoticeNotSent
+from engine.links.tokens import TokenSigner
 from engine.render.brand import Brand
 from engine.vault import Vault
 from engine.web import personal_data, preferences, signup, unsubscribe
-from engine.web.csrf import Csrf, CsrfRejected
+from engine.web.csrf import Csrf
 from engine.web.i18n import load_translations
 from engine.web.pages import Pages
 from engine.web.state import WebState

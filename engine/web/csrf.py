@@ -41,12 +41,10 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from engine.errors import CsrfRejected
+
 #: The anonymous sign-up form's field stays valid this long after the page was served.
 ANONYMOUS_FIELD_HOURS = 24
-
-
-class CsrfRejected(Exception):
-    """The request did not come from one of our own pages."""
 
 
 def _origin_of(url: str) -> str | None:

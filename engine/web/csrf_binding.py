@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from engine.errors import CsrfRejected
 from engine.models import OptInRequest
-from engine.web.csrf import ANONYMOUS_FIELD_HOURS, Csrf, CsrfRejected
+from engine.web.csrf import ANONYMOUS_FIELD_HOURS, Csrf
 
 optin_t = OptInRequest.__table__  # type: ignore[attr-defined]
 

@@ -26,15 +26,12 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from engine.errors import PageTooLarge
 from engine.render.brand import Brand
 from engine.web.i18n import HTML_LANG, LANGUAGES, NATIVE_NAMES
 
 #: Rendered pages larger than this are a bug (a runaway loop), not a page to send.
 MAX_PAGE_CHARS = 512 * 1024
-
-
-class PageTooLarge(RuntimeError):
-    """A page rendered larger than the cap."""
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from engine.db import writing
+from engine.errors import RateLimited
 from engine.links.tokens import TokenKind
-from engine.notices.optin import RateLimited, send_data_link
+from engine.notices.optin import send_data_link
 from engine.people.erasure import erase_contact_id
 from engine.people.export import export_by_id
 from engine.vault.vault import contacts

@@ -25,9 +25,9 @@ from starlette.responses import HTMLResponse
 
 from engine.consent.ledger import Source
 from engine.db import writing
-from engine.errors import ContactErased, InvalidAddress
+from engine.errors import ContactErased, InvalidAddress, RateLimited
 from engine.links.tokens import TokenKind
-from engine.notices.optin import RateLimited, confirm_subscription, request_subscription
+from engine.notices.optin import confirm_subscription, request_subscription
 from engine.web import i18n
 from engine.web.csrf_binding import bind_to_address
 from engine.web.deps import State, read_form

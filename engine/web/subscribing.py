@@ -14,7 +14,8 @@ from sqlalchemy import Connection
 
 from engine.consent import service
 from engine.consent.service import Origin
-from engine.notices.optin import RateLimited, request_subscription
+from engine.errors import RateLimited
+from engine.notices.optin import request_subscription
 from engine.web import i18n
 from engine.web.state import Contact, WebState
 
