@@ -1,0 +1,124 @@
+"""The composition root: what one process needs, built once, on first use.
+
+Every face (the ``tact`` command, the web apps, the Celery workers, ``tact run``,
+the demo) gets its settings, database engine, checked vault, token signer,
+topics and transport from a :class:`Runtime`, and hands that runtime to the
+use-cases in :mod:`engine.app`. Nothing else builds these parts, so a
+check that must happen once (the keyring belongs to this database; the key
+file is not readable by others) happens in one place.
+
+Parts are built lazily: asking for ``runtime.engine`` opens no connection until
+a query runs, and a command that needs no vault never reads the keyring. A
+worker process builds its own runtime after the fork (:func:`reset` drops the
+parent's), never sharing connections across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from engine.config import Settings, get_settings
+from engine.consent.topics import Topics, cached_topics
+from engine.db import engine_from_settings
+from engine.delivery.base import Transport
+from engine.delivery.factory import transport_from_settings
+from engine.links.tokens import TokenSigner
+from engine.logs import configure
+from engine.vault import Vault
+from engine.vault.keyring import secret_file_warning
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """One process's parts. Build one per process (or per test) and pass it down."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        configure_logging: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        """``warn`` receives set-up warnings meant for the operator (the CLI prints them
+        on stderr); by default they go to the log."""
+        self.settings = settings or get_settings()
+        self._warn = warn or log.warning
+        self._transport: Transport | None = None
+        if configure_logging:
+            configure(self.settings.resolved_log_file, self.settings.log_level)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return engine_from_settings(self.settings)
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The vault, after checking that the keyring opens this database's data keys."""
+        vault = Vault.from_settings(self.settings)
+        warning = secret_file_warning() if self.settings.keyring is not None else None
+        if warning:
+            self._warn(warning)
+        with self.engine.begin() as conn:
+            vault.verify(conn)
+        return vault
+
+    @cached_property
+    def signer(self) -> TokenSigner:
+        """Signs and checks the links in emails and pages (keys from the vault's keyring)."""
+        return TokenSigner(self.vault.keyring, self.settings)
+
+    @cached_property
+    def topics(self) -> Topics:
+        return cached_topics(self.settings.resolved_topics_file)
+
+    def new_transport(self) -> Transport:
+        """A transport of the configured kind, not yet opened (the caller owns it)."""
+        return transport_from_settings(self.settings)
+
+    @property
+    def transport(self) -> Transport:
+        """This process's shared transport, opened on first use, closed by :meth:`close`."""
+        if self._transport is None:
+            transport = self.new_transport()
+            transport.open()
+            self._transport = transport
+        return self._transport
+
+    def close(self) -> None:
+        """Close the shared transport and the engine's pooled connections."""
+        transport, self._transport = self._transport, None
+        try:
+            if transport is not None:
+                transport.close()
+        finally:
+            if "engine" in self.__dict__:
+                self.engine.dispose()
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    """This process's runtime, built from the environment on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime()
+        return _current
+
+
+def reset(*, close: bool = True) -> None:
+    """Forget this process's runtime: after a fork (``close=False``: the parent's
+    connections are not ours to close), at shutdown, between tests."""
+    global _current
+    with _lock:
+        previous, _current = _current, None
+    if previous is not None and close:
+        previous.close()
