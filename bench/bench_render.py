@@ -250,7 +250,7 @@ def flat_sources(composer: Any) -> tuple[str, str]:
     """
     import css_inline
 
-    from engine.render.campaign import STANDARD
+    from engine.render.template import STANDARD
 
     spec = composer.spec
     brand_dir = composer.settings.templates_dir / "brand"
@@ -298,10 +298,10 @@ class Floor:
     """The floor: one compiled template per part, a plain dict, MessageTemplate.build."""
 
     def __init__(self, composer: Any) -> None:
-        from engine.render.campaign import STANDARD, plain_text
         from engine.render.compose import WHY
         from engine.render.mime import MessageTemplate
         from engine.render.sandbox import compile_template
+        from engine.render.template import STANDARD, plain_text
 
         renderer = composer.renderer
         spec = composer.spec

@@ -50,7 +50,7 @@ from engine.links.tokens import TokenSigner
 from engine.links.urls import links_for
 from engine.models import CampaignStatus, OutboxStatus
 from engine.people.importer import ImportReport, import_file
-from engine.render.campaign import CampaignSpec
+from engine.render.template import TemplateSpec
 from engine.segments import BuildOptions, BuildReport, build, load_rules
 from engine.setup import initialize
 from engine.synthetic import generate_customers, write_jsonl
@@ -295,7 +295,7 @@ def sample_recipient(
             break
     if found is None:
         return None
-    spec = CampaignSpec.load(settings.templates_dir / "campaigns" / camp.template)
+    spec = TemplateSpec.load(settings.templates_dir / "campaigns" / camp.template)
     links = links_for(
         settings,
         TokenSigner(vault.keyring, settings),

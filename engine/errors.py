@@ -7,7 +7,7 @@ layer can use it. ``tests/test_errors.py`` checks that the drawing below and the
 classes defined here agree, name for name and parent for parent.
 
 The ``tact`` command maps them to exit codes in engine.cli.main: 2 for
-ConfigurationError, DatabaseError, RenderError, CampaignError, RuleError and
+ConfigurationError, DatabaseError, RenderError, TemplateError, RuleError and
 BoundExceeded (the input or setup is unusable), 1 for every other TactError.
 
 Messages never carry personal data: no address, name or phone number, and no
@@ -44,7 +44,7 @@ and line, and say what to do next.
     │       └── RenderTimeout   -- a render used more CPU time than its deadline
     ├── BoundExceeded           -- engine.cli.templates_cmd: the render child hit its memory
     │                              or CPU limit
-    ├── CampaignError           -- engine.render.campaign: an unusable campaign directory
+    ├── TemplateError           -- engine.render.template: an unusable template folder
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
     ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
     ├── RenderPaused            -- engine.campaigns.pipeline: a campaign paused itself on a
@@ -186,8 +186,8 @@ class BoundExceeded(TactError):
     """The render child hit the process-level memory or CPU limit."""
 
 
-class CampaignError(TactError):
-    """A campaign directory that cannot be used (names the file)."""
+class TemplateError(TactError):
+    """A template folder (templates/campaigns/NAME) that cannot be used; names the file."""
 
 
 class CampaignNotFound(TactError):

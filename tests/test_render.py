@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from engine.config import PROJECT_ROOT, Settings
-from engine.errors import CampaignError, OutputTooLarge, RenderError, RenderSecurityError
+from engine.errors import OutputTooLarge, RenderError, RenderSecurityError, TemplateError
 from engine.links.tokens import TokenSigner
-from engine.render.campaign import CampaignRenderer, Recipient
 from engine.render.compose import Composer
-from engine.render.lint import lint_campaign
+from engine.render.lint import lint_template
 from engine.render.preview import write_preview
 from engine.render.sandbox import compile_template, render_capped, sandbox
+from engine.render.template import Recipient, TemplateRenderer
 from engine.vault import Keyring
 
 UNSUB = "https://prefs.example/u/TOKEN"
@@ -77,7 +77,7 @@ def test_reaching_outside_the_context_is_a_security_error_naming_the_template(
     templates: Path, source: str
 ) -> None:
     block(templates, "<p>fine</p>\n" + source)
-    renderer = CampaignRenderer(templates, "trial")
+    renderer = TemplateRenderer(templates, "trial")
     with pytest.raises(RenderError) as info:
         renderer.render(recipient())
     assert isinstance(info.value, RenderSecurityError)
@@ -90,7 +90,7 @@ def test_reaching_outside_the_context_is_a_security_error_naming_the_template(
 def test_huge_output_fails_cleanly_on_the_size_cap(templates: Path) -> None:
     block(templates, "{{ 'a' * 10**8 }}")
     with pytest.raises(OutputTooLarge) as info:
-        CampaignRenderer(templates, "trial").render(recipient())
+        TemplateRenderer(templates, "trial").render(recipient())
     assert "blocks/hero/default.html.j2:1" in str(info.value)
     env = sandbox([templates / "brand"])
     template = compile_template(env, "loop.html.j2", "{% for x in items %}{{ x }}{% endfor %}")
@@ -99,13 +99,13 @@ def test_huge_output_fails_cleanly_on_the_size_cap(templates: Path) -> None:
 
 
 def test_script_in_a_name_arrives_escaped_in_html_and_plain_in_text(templates: Path) -> None:
-    out = CampaignRenderer(templates, "trial").render(recipient(first_name="<script>x</script>"))
+    out = TemplateRenderer(templates, "trial").render(recipient(first_name="<script>x</script>"))
     assert "<script>" not in out.html and "&lt;script&gt;x&lt;/script&gt;" in out.html
     assert "STANDARD <script>x</script>" in out.text  # text/plain is not HTML
 
 
 def test_each_segment_gets_its_variants_and_the_rest_the_standard(templates: Path) -> None:
-    renderer = CampaignRenderer(templates, "trial")
+    renderer = TemplateRenderer(templates, "trial")
     assert renderer.segments == {"outdoor", "lapsed"}
     outdoor = renderer.render(recipient("outdoor"))
     lapsed = renderer.render(recipient("lapsed"))
@@ -119,7 +119,7 @@ def test_each_segment_gets_its_variants_and_the_rest_the_standard(templates: Pat
 
 def test_an_opted_out_contact_gets_exactly_the_standard_version(templates: Path) -> None:
     """Opted out of profiling means no segment (None): byte for byte the standard version."""
-    renderer = CampaignRenderer(templates, "trial")
+    renderer = TemplateRenderer(templates, "trial")
     assert renderer.render(recipient(None)) == renderer.render(recipient(None))
     assert renderer.render(recipient(None)).html.count("STANDARD") == 1
 
@@ -127,9 +127,9 @@ def test_an_opted_out_contact_gets_exactly_the_standard_version(templates: Path)
 def test_undeclared_fields_are_not_reachable(templates: Path) -> None:
     block(templates, "<p>{{ last_name }}</p>")
     with pytest.raises(RenderError) as info:
-        CampaignRenderer(templates, "trial").render(recipient())
+        TemplateRenderer(templates, "trial").render(recipient())
     assert "'last_name' is undefined" in str(info.value)
-    report = lint_campaign(templates, "trial")
+    report = lint_template(templates, "trial")
     assert any("'last_name' is not declared" in f.message for f in report.errors)
 
 
@@ -137,26 +137,26 @@ def test_the_footer_cannot_be_removed(templates: Path) -> None:
     camp = templates / "campaigns" / "trial"
     toml = (camp / "campaign.toml").read_text("utf-8")
     (camp / "campaign.toml").write_text('base = "mine.html.j2"\n' + toml, "utf-8")
-    with pytest.raises(CampaignError, match="not allowed"):
-        CampaignRenderer(templates, "trial")
+    with pytest.raises(TemplateError, match="not allowed"):
+        TemplateRenderer(templates, "trial")
     (camp / "campaign.toml").write_text(toml, "utf-8")
     block(templates, "{% extends 'email.html.j2' %}{% block x %}{% endblock %}")
     assert any(
-        "'extends' is not allowed" in f.message for f in lint_campaign(templates, "trial").errors
+        "'extends' is not allowed" in f.message for f in lint_template(templates, "trial").errors
     )
     # A brand base without the unsubscribe link: render refuses to produce anything.
     block(templates, "<p>STANDARD</p>")
     base = templates / "brand" / "email.html.j2"
     base.write_text(base.read_text("utf-8").replace("{{ unsubscribe_url }}", "#"), "utf-8")
     with pytest.raises(RenderError, match="unsubscribe"):
-        CampaignRenderer(templates, "trial").render(recipient())
-    assert any("unsubscribe_url" in f.message for f in lint_campaign(templates, "trial").errors)
+        TemplateRenderer(templates, "trial").render(recipient())
+    assert any("unsubscribe_url" in f.message for f in lint_template(templates, "trial").errors)
 
 
 def test_lint_points_at_syntax_errors_and_missing_defaults(templates: Path) -> None:
     block(templates, "<p>ok</p>\n{% if %}\n")
     (templates / "campaigns" / "trial" / "blocks" / "hero" / "default.txt.j2").unlink()
-    report = lint_campaign(templates, "trial", known_segments={"outdoor", "lapsed", "family"})
+    report = lint_template(templates, "trial", known_segments={"outdoor", "lapsed", "family"})
     wheres = {(f.where, f.level) for f in report.findings}
     assert ("campaigns/trial/blocks/hero/default.html.j2:2", "error") in wheres
     assert ("campaigns/trial/blocks/hero/default.txt.j2", "error") in wheres
@@ -164,12 +164,12 @@ def test_lint_points_at_syntax_errors_and_missing_defaults(templates: Path) -> N
 
 
 def test_lint_flags_variants_of_segments_that_do_not_exist(templates: Path) -> None:
-    report = lint_campaign(templates, "trial", known_segments={"outdoor"})
+    report = lint_template(templates, "trial", known_segments={"outdoor"})
     assert any("no segment named 'lapsed'" in f.message for f in report.errors)
 
 
 def test_the_shipped_example_campaign_lints_clean() -> None:
-    report = lint_campaign(PROJECT_ROOT / "templates", "autumn-2026")
+    report = lint_template(PROJECT_ROOT / "templates", "autumn-2026")
     assert report.errors == []
 
 
@@ -216,7 +216,7 @@ def test_preview_writes_every_version_with_a_screenshot(tmp_path: Path, template
 
 
 def test_flattened_rendering_equals_rendering_each_piece_for_every_segment() -> None:
-    renderer = CampaignRenderer(PROJECT_ROOT / "templates", "autumn-2026")
+    renderer = TemplateRenderer(PROJECT_ROOT / "templates", "autumn-2026")
     names = ["Mei", "Zoë & <Ann>", "  spaced  name ", None, "李小龙", "{{ x }}"]
     for segment in [None, "no-such-segment", *sorted(renderer.segments)]:
         for name in names:
@@ -245,13 +245,13 @@ def test_a_set_in_one_block_stays_invisible_to_the_next(templates: Path) -> None
     block(templates, "[{{ shout }}]\n", "after/default.txt.j2")
     # Undefined names are errors: had the set leaked, the second block would render.
     with pytest.raises(RenderError) as info:
-        CampaignRenderer(templates, "trial").render(recipient())
+        TemplateRenderer(templates, "trial").render(recipient())
     assert str(info.value).startswith("campaigns/trial/blocks/after/default.html.j2:1:")
     assert "'shout' is undefined" in str(info.value)
 
 
 def test_a_value_carrying_the_separator_renders_piece_by_piece(templates: Path) -> None:
     name = "Mei\x1eTACT:split\x1eEve"
-    out = CampaignRenderer(templates, "trial").render(recipient("outdoor", first_name=name))
+    out = TemplateRenderer(templates, "trial").render(recipient("outdoor", first_name=name))
     assert out.subject == " ".join(f"Trails, {name}".split())  # \x1e is whitespace there
     assert f"OUTDOOR {name}" in out.text

@@ -31,7 +31,6 @@ import pytest
 from engine.cli.templates_cmd import bounded
 from engine.config import PROJECT_ROOT, Settings
 from engine.errors import (
-    CampaignError,
     OutputTooLarge,
     RenderError,
     RenderLimit,
@@ -39,12 +38,13 @@ from engine.errors import (
     RenderTimeout,
     RuleError,
     TactError,
+    TemplateError,
 )
 from engine.links.tokens import TokenSigner
-from engine.render.campaign import CampaignRenderer
 from engine.render.compose import Composer
-from engine.render.lint import lint_campaign
+from engine.render.lint import lint_template
 from engine.render.preview import write_preview
+from engine.render.template import TemplateRenderer
 from engine.segments.rules import load_rules
 from engine.vault import Keyring
 from tests.test_render import recipient
@@ -151,7 +151,7 @@ def compose_in_child(site: Site) -> dict[str, Any]:
 def preview(site: Site, out: Path) -> dict[str, Any]:
     try:
         files = write_preview(site.settings, site.signer(), "attack", out, screenshots=False)
-    except (RenderError, CampaignError) as exc:
+    except (RenderError, TemplateError) as exc:
         return {"error": exc}
     return {
         "ok": {
@@ -186,7 +186,7 @@ def test_each_attack_is_refused_or_bounded_in_lint_preview_and_send(
     site: Site, payload: str, tmp_path: Path
 ) -> None:
     shutil.copyfile(CORPUS / payload, site.block)
-    report = lint_campaign(site.templates, "attack")
+    report = lint_template(site.templates, "attack")
     sent = compose_in_child(site)
     shown = preview(site, tmp_path / "preview")
     lint_text = [f"{f.where} {f.message}" for f in report.findings]
@@ -213,7 +213,7 @@ def test_each_attack_is_refused_or_bounded_in_lint_preview_and_send(
 def test_a_render_that_runs_long_stops_at_the_cpu_deadline(site: Site) -> None:
     shutil.copyfile(CORPUS / "bound-cpu-loop.html.j2", site.block)
     with pytest.raises(RenderTimeout) as info:
-        CampaignRenderer(site.templates, "attack").render(recipient())
+        TemplateRenderer(site.templates, "attack").render(recipient())
     assert names_the_block(info.value)
     assert "2 s of CPU" in str(info.value)
 
@@ -289,7 +289,7 @@ def _arrange(site: Site, case: str) -> str:
 @pytest.mark.parametrize("case", SYMLINKS)
 def test_templates_read_only_their_own_files(fresh: Site, case: str, tmp_path: Path) -> None:
     named = _arrange(fresh, case)
-    report = lint_campaign(fresh.templates, "attack")
+    report = lint_template(fresh.templates, "attack")
     sent = compose_in_child(fresh)
     shown = preview(fresh, tmp_path / "out")
     lint_text = [f"{f.where} {f.message}" for f in report.findings]
@@ -297,7 +297,7 @@ def test_templates_read_only_their_own_files(fresh: Site, case: str, tmp_path: P
     assert "error" in sent and "error" in shown
     for exc in (sent["error"], shown["error"]):
         assert named in str(exc), str(exc)
-    assert isinstance(shown["error"], RenderError | CampaignError)
+    assert isinstance(shown["error"], RenderError | TemplateError)
     assert report.errors and any(named in t for t in lint_text), lint_text
     if case not in ("campaign-folder",):
         assert any(
@@ -326,12 +326,12 @@ def test_a_bad_campaign_toml_is_one_sentence_naming_the_file(
 ) -> None:
     toml = fresh.templates / "campaigns" / "attack" / "campaign.toml"
     toml.write_bytes(content)
-    with pytest.raises(CampaignError) as info:
-        CampaignRenderer(fresh.templates, "attack")
+    with pytest.raises(TemplateError) as info:
+        TemplateRenderer(fresh.templates, "attack")
     assert str(toml) in str(info.value) and "\n" not in str(info.value)
     shown = preview(fresh, tmp_path / "out")
-    assert isinstance(shown["error"], CampaignError)
-    report = lint_campaign(fresh.templates, "attack")
+    assert isinstance(shown["error"], TemplateError)
+    report = lint_template(fresh.templates, "attack")
     assert [f.where for f in report.errors] == ["campaigns/attack/campaign.toml"]
 
 
@@ -356,7 +356,7 @@ def test_a_bad_segments_toml_is_a_rule_error_naming_the_file(
 def test_a_bad_brand_toml_is_a_render_error_naming_the_file(fresh: Site) -> None:
     (fresh.templates / "brand" / "brand.toml").write_bytes(b'name = "\xff"\n')
     with pytest.raises(RenderError, match=r"brand/brand.toml:1: not UTF-8"):
-        CampaignRenderer(fresh.templates, "attack")
+        TemplateRenderer(fresh.templates, "attack")
 
 
 # -- the commands: the finding with file:line, a non-zero exit, never a traceback ----------

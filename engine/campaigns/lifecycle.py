@@ -30,12 +30,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.campaigns.audience import audience_query
 from engine.config import Settings
 from engine.consent.topics import cached_topics
-from engine.errors import CampaignError, CampaignNotFound, IllegalTransition
+from engine.errors import CampaignNotFound, IllegalTransition, TemplateError
 from engine.models import Campaign, CampaignStatus, OutboxRow, OutboxStatus
 from engine.policy.quiet_hours import zone as zone_named
 from engine.render.brand import Brand
-from engine.render.campaign import CampaignSpec
 from engine.render.mime import message_id_for
+from engine.render.template import TemplateSpec
 from engine.segments import segment_for_contacts
 from engine.vault.vault import contacts
 
@@ -74,7 +74,7 @@ def get(conn: Connection, ref: int | str, *, lock: bool = False) -> Row[Any]:
 def parse_local_hour(text: str) -> time:
     match = _HOUR.match(text)
     if match is None:
-        raise CampaignError(f"local hour {text!r} is not HH:MM (00:00-23:59)")
+        raise TemplateError(f"local hour {text!r} is not HH:MM (00:00-23:59)")
     return time(int(match.group(1)), int(match.group(2)))
 
 
@@ -97,21 +97,21 @@ def create(
 ) -> int:
     """A new draft campaign; returns its id. The template and the topic must exist."""
     now = now or datetime.now(UTC)
-    spec = CampaignSpec.load(settings.templates_dir / "campaigns" / template)
+    spec = TemplateSpec.load(settings.templates_dir / "campaigns" / template)
     topic = topic or spec.topic
     cached_topics(settings.resolved_topics_file).get(topic)  # refuses an unknown topic
     if send_at is not None and local_hour is not None:
-        raise CampaignError("give either a send time or a local hour, not both")
+        raise TemplateError("give either a send time or a local hour, not both")
     if local_hour is not None:
         parse_local_hour(local_hour)
         if send_date is None:
-            raise CampaignError("a local hour needs a date")
+            raise TemplateError("a local hour needs a date")
     for label, value in (("send time", send_at), ("deadline", deadline)):
         if value is not None and value.tzinfo is None:
-            raise CampaignError(f"the {label} needs a time zone (e.g. 2026-12-01T09:00+00:00)")
+            raise TemplateError(f"the {label} needs a time zone (e.g. 2026-12-01T09:00+00:00)")
     exists = conn.execute(select(campaigns_t.c.id).where(campaigns_t.c.name == name)).first()
     if exists is not None:
-        raise CampaignError(f"a campaign named {name!r} already exists")
+        raise TemplateError(f"a campaign named {name!r} already exists")
     chosen = [s for s in (segments or ()) if s]
     result = conn.execute(
         campaigns_t.insert().values(
@@ -133,7 +133,7 @@ def create(
     )
     key = result.inserted_primary_key
     if key is None:  # pragma: no cover - every backend returns the key
-        raise CampaignError("the campaign was not stored")
+        raise TemplateError("the campaign was not stored")
     return int(key[0])
 
 

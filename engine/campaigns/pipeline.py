@@ -89,10 +89,10 @@ from engine.delivery.base import (
     send_each,
 )
 from engine.errors import (
-    CampaignError,
     HeaderError,
     RenderError,
     TactError,
+    TemplateError,
 )
 from engine.links.tokens import TokenSigner
 from engine.models import AuditEvent, CampaignStatus, EventType, OutboxStatus, SuppressionReason
@@ -442,7 +442,7 @@ def run_batch(
         sender = _BatchSender(engine, vault, settings, camp, ctx, lease_until, transport, report)
         try:
             composer = (composers or Composers(settings, vault)).get(camp.id, camp.template)
-        except (RenderError, CampaignError) as exc:  # the templates do not load at all
+        except (RenderError, TemplateError) as exc:  # the templates do not load at all
             sender.give_back(allowed, exc)
             return report
         sender.run(allowed, composer)

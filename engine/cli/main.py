@@ -4,7 +4,7 @@ Errors end the program with one plain line on stderr and an exit code, never a
 traceback full of bytes:
 
 - 2: the input or the setup is unusable: configuration (keys, settings), a
-  template (RenderError), a campaign or its TOML (CampaignError), a segment rule
+  template (RenderError), a campaign or its TOML (TemplateError), a segment rule
   (RuleError), the database or keystore (DatabaseError, and every error of the
   database driver, explained by engine.db.explain), a TOML file that does not parse;
 - 1: anything else Tact refused to do (TactError);
@@ -74,7 +74,7 @@ app.add_typer(settings_cmd.app, name="settings")
 #: Imported lazily by name so that the CLI start does not pay for jinja2 or scikit-learn.
 _INPUT_ERRORS = (
     ("engine.render.sandbox", "RenderError"),
-    ("engine.render.campaign", "CampaignError"),
+    ("engine.render.template", "TemplateError"),
     ("engine.segments.rules", "RuleError"),
     ("engine.cli.templates_cmd", "BoundExceeded"),  # a template past the render child's limits
 )

@@ -29,7 +29,7 @@ from engine.errors import (
     TactError,
 )
 from engine.links.tokens import TokenSigner
-from engine.render.lint import lint_campaign
+from engine.render.lint import lint_template
 from engine.render.preview import PreviewFile, screenshot, write_preview
 from engine.vault import load_keyring
 
@@ -137,7 +137,7 @@ def lint(
     for name in names:
 
         def run(name: str = name) -> list[list[str]]:
-            report = lint_campaign(templates_dir, name, known)
+            report = lint_template(templates_dir, name, known)
             return [[f.level, f.where, f.message] for f in report.findings]
 
         try:

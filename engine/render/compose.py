@@ -19,8 +19,8 @@ from engine.config import Settings
 from engine.consent.topics import Topic, cached_topics
 from engine.links.tokens import TokenSigner
 from engine.links.urls import links_for
-from engine.render.campaign import CampaignRenderer, Recipient, Rendered
 from engine.render.mime import MessageTemplate, message_id_for
+from engine.render.template import Recipient, Rendered, TemplateRenderer
 
 
 class Signer(Protocol):
@@ -54,7 +54,7 @@ class Composer:
         dkim: Signer | None = None,
     ) -> None:
         self.settings = settings
-        self.renderer = CampaignRenderer(settings.templates_dir, campaign)
+        self.renderer = TemplateRenderer(settings.templates_dir, campaign)
         self.spec = self.renderer.spec
         self.topic: Topic = cached_topics(settings.resolved_topics_file).get(self.spec.topic)
         brand = self.renderer.brand

@@ -20,17 +20,17 @@ from pathlib import Path
 
 from jinja2 import meta, nodes
 
-from engine.errors import CampaignError, RenderError
-from engine.render.campaign import (
+from engine.errors import RenderError, TemplateError
+from engine.render.sandbox import compile_template, parse_source, read_source, sandbox
+from engine.render.template import (
     COMMON_CONTEXT,
     STANDARD,
-    CampaignRenderer,
-    CampaignSpec,
     Recipient,
+    TemplateRenderer,
+    TemplateSpec,
     plain_text,
     remote_stylesheet,
 )
-from engine.render.sandbox import compile_template, parse_source, read_source, sandbox
 
 #: Kept for callers; the sandbox refuses these at compile time (see ``check_tree``).
 FORBIDDEN_TAGS: tuple[type[nodes.Node], ...] = (
@@ -70,7 +70,7 @@ class LintReport:
         self.add("error", f"{where}:{exc.line}" if exc.line else where, exc.message)
 
 
-def lint_campaign(
+def lint_template(
     templates_dir: Path, name: str, known_segments: set[str] | None = None
 ) -> LintReport:
     """Every finding of one campaign; never raises for anything a template can contain."""
@@ -79,8 +79,8 @@ def lint_campaign(
     directory = root / name
     rel = f"campaigns/{name}"
     try:
-        spec = CampaignSpec.load(directory, root)
-    except CampaignError as exc:
+        spec = TemplateSpec.load(directory, root)
+    except TemplateError as exc:
         report.add("error", f"{rel}/campaign.toml", str(exc))
         return report
     env = sandbox([templates_dir / "brand"])
@@ -183,7 +183,7 @@ def _lint_footer(templates_dir: Path, report: LintReport) -> None:
 
 def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> None:
     try:
-        renderer = CampaignRenderer(templates_dir, name)
+        renderer = TemplateRenderer(templates_dir, name)
         sample = Recipient(
             segment=None,
             lang="en",
@@ -205,5 +205,5 @@ def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> N
             )
     except RenderError as exc:
         report.add_error(exc, f"campaigns/{name}")
-    except CampaignError as exc:
+    except TemplateError as exc:
         report.add("error", f"campaigns/{name}", f"sample render failed: {exc}")

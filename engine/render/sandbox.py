@@ -654,7 +654,7 @@ def check_tree(tree: nodes.Template, name: str, *, trusted: bool, plain: bool = 
     """Refuse what a campaign template may not do, and anything nested too deeply.
 
     ``plain``: the template is a text part whose outermost node is our own
-    ``{% autoescape false %}`` wrapper (:func:`engine.render.campaign.plain_text`).
+    ``{% autoescape false %}`` wrapper (:func:`engine.render.template.plain_text`).
     Also wraps every loop's iterable and every built list/tuple/dict in the
     sandbox's counters (the tree is changed in place, before it is compiled).
     """

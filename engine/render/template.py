@@ -36,11 +36,11 @@ from jinja2 import Template
 from markupsafe import Markup
 
 from engine.errors import (
-    CampaignError,
     OutputTooLarge,
     RenderError,
     RenderLimit,
     RenderSecurityError,
+    TemplateError,
 )
 from engine.render.brand import Brand
 from engine.render.sandbox import (
@@ -65,7 +65,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
-class CampaignSpec:
+class TemplateSpec:
     name: str
     directory: Path
     topic: str
@@ -76,40 +76,40 @@ class CampaignSpec:
     transactional: bool = False
 
     @classmethod
-    def load(cls, directory: Path, root: Path | None = None) -> CampaignSpec:
+    def load(cls, directory: Path, root: Path | None = None) -> TemplateSpec:
         """``root``: the folder the campaign folder must stay inside (no link, no ``..``)."""
         path = directory / "campaign.toml"
         data = load_toml(root or directory, path)
         try:
             return cls._from(directory, path, data)
         except (TypeError, ValueError, AttributeError):
-            raise CampaignError(
+            raise TemplateError(
                 f"{path}: a value has the wrong type (fields and blocks are lists of names, "
                 "[subject] a table of strings)"
             ) from None
 
     @classmethod
-    def _from(cls, directory: Path, path: Path, data: dict[str, Any]) -> CampaignSpec:
+    def _from(cls, directory: Path, path: Path, data: dict[str, Any]) -> TemplateSpec:
         name = str(data.get("name", directory.name))
         fields = _names(data.get("fields", ()))
         unknown = set(fields) - PERSONAL_FIELDS
         if unknown:
-            raise CampaignError(
+            raise TemplateError(
                 f"{path}: fields {sorted(unknown)} are not available to campaigns "
                 f"(allowed: {sorted(PERSONAL_FIELDS)})"
             )
         subjects = {str(k): str(v) for k, v in dict(data.get("subject", {})).items()}
         if STANDARD not in subjects:
-            raise CampaignError(f"{path}: [subject] needs a 'default'")
+            raise TemplateError(f"{path}: [subject] needs a 'default'")
         blocks = _names(data.get("blocks", ()))
         if not blocks:
-            raise CampaignError(f"{path}: 'blocks' lists no block")
+            raise TemplateError(f"{path}: 'blocks' lists no block")
         for item in (name, *blocks, *subjects, *fields):
             if not _NAME.match(item):
-                raise CampaignError(f"{path}: {item!r} is not a valid name")
+                raise TemplateError(f"{path}: {item!r} is not a valid name")
         for forbidden in ("base", "layout", "footer", "extends"):
             if forbidden in data:
-                raise CampaignError(
+                raise TemplateError(
                     f"{path}: '{forbidden}' is not allowed: the brand base and its footer "
                     "are the same for every campaign"
                 )
@@ -148,24 +148,24 @@ def _short_path(path: Path) -> str:
 
 
 def load_toml(root: Path, path: Path) -> dict[str, Any]:
-    """A TOML file inside ``root``; every failure is one CampaignError naming the file."""
+    """A TOML file inside ``root``; every failure is one TemplateError naming the file."""
     try:
         raw = read_bytes(root, path, label=str(path), limit=1024 * 1024)
     except RenderError as exc:
-        raise CampaignError(str(exc)) from None
+        raise TemplateError(str(exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise CampaignError(
+        raise TemplateError(
             f"{path}:{line}: not UTF-8 (byte {exc.start + 1} cannot be decoded)"
         ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{path}: not valid TOML: {exc}") from None
+        raise TemplateError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise CampaignError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+        raise TemplateError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 #: A stylesheet from elsewhere: css-inline would fetch it, a mail client would too.
@@ -234,7 +234,7 @@ class _Block:
     text: dict[str, Template] = field(default_factory=dict)
 
 
-class CampaignRenderer:
+class TemplateRenderer:
     """Compiled once per campaign; ``render`` per recipient."""
 
     def __init__(self, templates_dir: Path, campaign: str | Path) -> None:
@@ -243,7 +243,7 @@ class CampaignRenderer:
         else:
             root = templates_dir / "campaigns"
             directory = root / campaign
-        self.spec = CampaignSpec.load(directory, root)
+        self.spec = TemplateSpec.load(directory, root)
         brand_dir = templates_dir / "brand"
         self.brand = Brand.load(brand_dir)
         self._brand_ctx = self.brand.as_context()
@@ -260,7 +260,7 @@ class CampaignRenderer:
             for kind, target in (("html", compiled.html), ("txt", compiled.text)):
                 files = self.spec.variants(block, kind)
                 if STANDARD not in files:
-                    raise CampaignError(
+                    raise TemplateError(
                         f"{directory.name}/blocks/{block}/default.{kind}.j2 is missing: "
                         "every block needs a standard version"
                     )
