@@ -1,9 +1,11 @@
 """A campaign's audience: the candidates a launch fans out to (ids only).
 
-Active contacts subscribed to the topic in the consent ledger (and not expired),
-whose address is not on the suppression list, in a stable order. This is a list
-of candidates, not a permission: the gate (``engine.policy``) decides again for
-each of them at send time, in the batch.
+Those who pass the SQL mirror of every audience rule of the chain
+(``policy.Chain.audience``; by default: active, not suppressed, consent for the
+topic subscribed and not expired), in a stable order. This is a list of
+candidates, not a permission: the gate (``engine.policy``) decides again for each
+of them at send time, in the batch. A rule whose answer can change before the
+send (a pause, quiet hours, caps, the deadline) is not an audience rule.
 """
 
 from __future__ import annotations
@@ -11,40 +13,39 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, bindparam, select
 
-from engine.models import ConsentState, ConsentStateRow, ContactStatus, Suppression
+from engine.models import ConsentStateRow
+from engine.policy.chain import DEFAULT, Chain
 from engine.vault.vault import contacts
 
 state_t = ConsentStateRow.__table__  # type: ignore[attr-defined]
-suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
 
 
-def audience(engine: Engine, topic: str, *, at: datetime | None = None) -> list[Any]:
-    """Ids of active contacts subscribed to ``topic`` and not suppressed, in a stable order."""
+def audience(
+    engine: Engine, topic: str, *, at: datetime | None = None, chain: Chain = DEFAULT
+) -> list[Any]:
+    """Ids of the contacts who pass the chain's audience rules for ``topic``, in a stable order."""
     with engine.connect() as conn:
-        return list(conn.execute(audience_query(topic, at=at)).scalars())
+        return list(conn.execute(audience_query(topic, at=at, chain=chain)).scalars())
 
 
 def audience_query(
-    topic: str, *, at: datetime | None = None, columns: tuple[Any, ...] = ()
+    topic: str,
+    *,
+    at: datetime | None = None,
+    columns: tuple[Any, ...] = (),
+    chain: Chain = DEFAULT,
 ) -> Select[Any]:
     """The query behind ``audience``, to run inside a caller's transaction.
 
     ``columns``: more columns of ``contacts`` to select after the id (the fan-out
-    wants each recipient's time zone in the same pass).
+    wants each recipient's time zone in the same pass). Built per launch, not on
+    the hot path.
     """
     at = at or datetime.now(UTC)
-    return (
-        select(contacts.c.id, *columns)
-        .join(state_t, state_t.c.contact_id == contacts.c.id)
-        .outerjoin(suppressions_t, suppressions_t.c.address_hash == contacts.c.blind_index)
-        .where(
-            contacts.c.status == ContactStatus.ACTIVE,
-            state_t.c.topic == topic,
-            state_t.c.state == ConsentState.SUBSCRIBED,
-            (state_t.c.expires_at.is_(None)) | (state_t.c.expires_at > at),
-            suppressions_t.c.address_hash.is_(None),
-        )
-        .order_by(contacts.c.id)
+    conditions = chain.audience_sql(
+        bindparam("topic", topic, type_=state_t.c.topic.type),
+        bindparam("o_now", at, type_=state_t.c.expires_at.type),
     )
+    return select(contacts.c.id, *columns).where(*conditions).order_by(contacts.c.id)

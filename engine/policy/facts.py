@@ -3,6 +3,11 @@
 A few queries per 500 recipients — never one per recipient. Nothing here is
 personal data: status, time zone, suppression reason, consent state, preferences
 and the send history, all by contact id.
+
+Each rule names the facts it reads (``Rule.needs``, ``Fact`` values); the gate
+loads the union over its chain, so a query runs only when a rule needs its answer.
+A new kind of fact is a ``Fact`` member, its field on ``Facts`` and its loading in
+``load_facts`` (and, for a mid-send rule, in the last look's one-row statement).
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, FromClause, and_, select
 
 from engine.consent.suppression import suppressed_among
 from engine.models import (
@@ -30,6 +37,27 @@ reservations_t = SendReservation.__table__  # type: ignore[attr-defined]
 CHUNK = 500
 #: Reservations in these states count against the caps.
 COUNTED = (ReservationState.RESERVED.value, ReservationState.SENT.value)
+
+
+class Fact(StrEnum):
+    """What a rule can ask for; each one fills some fields of ``Facts``."""
+
+    #: ``status``, ``timezone``: the contact row (always read: it says the contact exists).
+    CONTACT = "contact"
+    #: ``consent_state``, ``consent_expires_at``: the consent row for the topic.
+    CONSENT = "consent"
+    #: ``cadence``, ``paused_until``: the preference row for the topic.
+    PREFERENCE = "preference"
+    #: ``suppression``: the reason the address is on the suppression list.
+    SUPPRESSION = "suppression"
+    #: ``recent_sends``: counted reservations in the look-back window.
+    SENDS = "sends"
+
+
+#: Every fact; the default of ``load_facts``.
+ALL_FACTS = frozenset(Fact)
+#: The facts of one row per contact, which the last look reads in one statement.
+ROW_FACTS = frozenset(ALL_FACTS - {Fact.SENDS})
 
 
 @dataclass(frozen=True)
@@ -100,49 +128,54 @@ def load_facts(
     *,
     lookback: timedelta = timedelta(days=30),
     sends: bool = True,
+    needs: Iterable[Fact] = ALL_FACTS,
 ) -> dict[UUID, Facts]:
     """Facts for each id (a missing contact gets ``status=None``).
 
-    ``sends=False`` leaves the send history out (the last look needs none).
+    ``needs``: the facts to load (the chain's ``Chain.needs``); a fact left out
+    reads as its default (``None``, no sends). ``sends=False`` leaves the send
+    history out too (the last look needs none).
     """
+    wanted = frozenset(needs) if sends else frozenset(needs) - {Fact.SENDS}
     ids = list(dict.fromkeys(contact_ids))
     base: dict[UUID, dict[str, object]] = {}
     hashes: dict[bytes, UUID] = {}
     consent = consent_state_t.c
     prefs = topic_prefs_t.c
-    joined = contacts.outerjoin(
-        consent_state_t, and_(consent.contact_id == contacts.c.id, consent.topic == topic)
-    ).outerjoin(topic_prefs_t, and_(prefs.contact_id == contacts.c.id, prefs.topic == topic))
+    joined: FromClause = contacts
+    columns: list[Any] = [contacts.c.id, contacts.c.status, contacts.c.timezone]
+    if Fact.SUPPRESSION in wanted:
+        columns.append(contacts.c.blind_index)
+    if Fact.CONSENT in wanted:
+        joined = joined.outerjoin(
+            consent_state_t, and_(consent.contact_id == contacts.c.id, consent.topic == topic)
+        )
+        columns += [consent.state.label("consent_state"), consent.expires_at]
+    if Fact.PREFERENCE in wanted:
+        joined = joined.outerjoin(
+            topic_prefs_t, and_(prefs.contact_id == contacts.c.id, prefs.topic == topic)
+        )
+        columns += [prefs.cadence, prefs.paused_until]
     for chunk in _chunks(ids):
         # One query per chunk: the contact with its consent and preference for the
         # topic (each at most one row, by primary key), not one query per table.
         for r in conn.execute(
-            select(
-                contacts.c.id,
-                contacts.c.status,
-                contacts.c.timezone,
-                contacts.c.blind_index,
-                consent.state,
-                consent.expires_at,
-                prefs.cadence,
-                prefs.paused_until,
-            )
-            .select_from(joined)
-            .where(contacts.c.id.in_(chunk))
-        ):
-            base[r.id] = {  # a missing consent or preference row reads as None, the default
-                "status": r.status,
-                "timezone": r.timezone,
-                "consent_state": r.state,
-                "consent_expires_at": r.expires_at,
-                "cadence": r.cadence,
-                "paused_until": r.paused_until,
+            select(*columns).select_from(joined).where(contacts.c.id.in_(chunk))
+        ).mappings():
+            # a missing consent or preference row reads as None, the default
+            base[r["id"]] = {
+                "status": r["status"],
+                "timezone": r["timezone"],
+                "consent_state": r.get("consent_state"),
+                "consent_expires_at": r.get("expires_at"),
+                "cadence": r.get("cadence"),
+                "paused_until": r.get("paused_until"),
             }
-            if r.blind_index is not None:
-                hashes[r.blind_index] = r.id
+            if r.get("blind_index") is not None:
+                hashes[r["blind_index"]] = r["id"]
     for address_hash, reason in suppressed_among(conn, hashes).items():
         base[hashes[address_hash]]["suppression"] = reason
-    history = load_sends(conn, list(base), now - lookback) if sends else {}
+    history = load_sends(conn, list(base), now - lookback) if Fact.SENDS in wanted else {}
     out: dict[UUID, Facts] = {}
     for cid in ids:
         known = base.get(cid)

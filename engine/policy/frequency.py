@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from engine.policy.context import CADENCE_WINDOWS, GateContext, Limits
-from engine.policy.facts import Facts, Send
+from engine.policy.facts import Fact, Facts, Send
 from engine.policy.reasons import Reason, Verdict
+from engine.policy.rule import RuleBase
 
 NAME = "frequency"
 
@@ -76,9 +77,13 @@ def cap_verdict(
     return Verdict.defer(reason, latest, NAME)
 
 
-class FrequencyCaps:
+class FrequencyCaps(RuleBase):
+    """Computed in Python from the send history: no SQL form. Not mid-send: the batch
+    holds its cap slots already (``caps.take_slots``)."""
+
     name = NAME
     exempt_transactional = True
+    needs = frozenset({Fact.SENDS, Fact.PREFERENCE})
 
     def check(self, facts: Facts, ctx: GateContext) -> Verdict | None:
         return cap_verdict(facts.recent_sends, ctx.topic, facts.cadence, ctx.now, ctx.limits)

@@ -13,41 +13,44 @@ SQLite the caller holds ``engine.db.writing()``, which withdrawals wait for too.
 
 Caps and quiet hours are not re-checked: the batch already holds its cap slots,
 and the hour was checked at claim time.
+
+Nothing here lists the rules: the last look is the chain's ``mid_send`` rules
+(``Chain.last_look``) and its SQL is their mirrors (``Chain.last_look_sql``). The
+statements are built once per chain and transactional flag, at first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, exists, select
 
 from engine.consent.suppression import suppressions
-from engine.models import ConsentState, ContactStatus
-from engine.policy.active import ActiveContact
-from engine.policy.chain import evaluate, passed
-from engine.policy.consent import ConsentCurrent
+from engine.policy.chain import DEFAULT, Chain, passed
 from engine.policy.context import GateContext
 from engine.policy.facts import CHUNK, Facts, consent_state_t, load_facts, topic_prefs_t
-from engine.policy.paused import NotPaused
 from engine.policy.reasons import Verdict
 from engine.policy.rule import Rule
-from engine.policy.suppression import NotSuppressed
 from engine.vault.vault import contacts
 
-LAST_LOOK: tuple[Rule, ...] = (ActiveContact(), NotSuppressed(), ConsentCurrent(), NotPaused())
+#: The default chain's last look: active, not suppressed, consent current, not paused.
+LAST_LOOK: tuple[Rule, ...] = DEFAULT.last_look
 
 
 def last_look(
-    conn: Connection, contact_ids: Iterable[UUID], ctx: GateContext
+    conn: Connection, contact_ids: Iterable[UUID], ctx: GateContext, *, chain: Chain = DEFAULT
 ) -> dict[UUID, Verdict]:
-    """Each recipient's verdict under ``LAST_LOOK`` (send, or why not).
+    """Each recipient's verdict under ``chain.last_look`` (send, or why not).
 
     One query asks the database which recipients fail the rules' SQL mirror
     (``eligible``); only those get their facts loaded and the rules run, which stay
     the authority. On PostgreSQL the consent rows are first read ``FOR SHARE``.
     """
+    refused_query = _statements(chain).refused[ctx.transactional]
     ids = sorted(set(contact_ids))
     verdicts = dict.fromkeys(ids, passed(ctx))
     refused: list[UUID] = []
@@ -56,7 +59,7 @@ def last_look(
         if conn.dialect.name == "postgresql":
             conn.execute(_LOCK_CONSENT, {"ids": chunk, "topic": ctx.topic}).all()
         params = {"ids": chunk, "topic": ctx.topic, "o_now": ctx.now}
-        refused += conn.execute(_REFUSED[ctx.transactional], params).scalars().all()
+        refused += conn.execute(refused_query, params).scalars().all()
     if not refused:
         return verdicts
     facts = _facts(conn, sorted(refused), ctx.topic)
@@ -64,11 +67,13 @@ def last_look(
     if missing:  # no consent row for the topic at all: the general loader says why
         facts.update(load_facts(conn, missing, ctx.topic, ctx.now, sends=False))
     for cid in refused:
-        verdicts[cid] = evaluate(facts[cid], ctx, LAST_LOOK)
+        verdicts[cid] = chain.look(facts[cid], ctx)
     return verdicts
 
 
-def last_look_one(conn: Connection, contact_id: UUID, ctx: GateContext) -> Verdict:
+def last_look_one(
+    conn: Connection, contact_id: UUID, ctx: GateContext, *, chain: Chain = DEFAULT
+) -> Verdict:
     """``last_look`` for one recipient, with a statement built once (the SMTP handover)."""
     query = _ONE_PG if conn.dialect.name == "postgresql" else _ONE
     row = conn.execute(query, {"cid": contact_id, "topic": ctx.topic}).first()
@@ -76,70 +81,61 @@ def last_look_one(conn: Connection, contact_id: UUID, ctx: GateContext) -> Verdi
         facts = load_facts(conn, [contact_id], ctx.topic, ctx.now, sends=False)[contact_id]
     else:
         facts = _to_facts(row)
-    return evaluate(facts, ctx, LAST_LOOK)
+    return chain.look(facts, ctx)
 
 
-def eligible(*, transactional: bool) -> ColumnElement[bool]:
-    """``LAST_LOOK`` passes, as one SQL condition (bind parameters ``cid``, ``topic``, ``o_now``).
+def eligible(*, transactional: bool, chain: Chain = DEFAULT) -> ColumnElement[bool]:
+    """The last look passes, as one SQL condition (bind parameters ``cid``, ``topic``, ``o_now``).
 
     The fast path of the SMTP handover: folded into the statement that records the
-    message as sent, it makes the common case one statement. It mirrors the rules
-    (active, not suppressed, consent subscribed and not expired, not paused unless
-    transactional); the rules stay the authority: when this condition fails, the
-    caller runs ``last_look_one`` for the reason, and sends if the rules say so.
+    message as sent, it makes the common case one statement. It is the AND of the
+    mid-send rules' mirrors (by default: active, not suppressed, consent subscribed
+    and not expired, not paused unless transactional); the rules stay the
+    authority: when this condition fails, the caller runs ``last_look_one`` for the
+    reason, and sends if the rules say so. Built once per chain and flag.
     """
+    return _statements(chain).eligible[transactional]
+
+
+def _eligibility(chain: Chain, contact_id: Any, *, transactional: bool) -> ColumnElement[bool]:
+    """The contact ``contact_id`` passes the chain's last look (bind ``topic``, ``o_now``)."""
     cs = consent_state_t
-    return _eligibility(
-        bindparam("cid", type_=cs.c.contact_id.type),
+    conditions = chain.last_look_sql(
         bindparam("topic", type_=cs.c.topic.type),
         bindparam("o_now", type_=cs.c.expires_at.type),
         transactional=transactional,
     )
+    return exists(select(contacts.c.id).where(contacts.c.id == contact_id, *conditions))
 
 
-def _eligibility(
-    contact_id: Any, topic: Any, now: Any, *, transactional: bool
-) -> ColumnElement[bool]:
-    cs, tp = consent_state_t, topic_prefs_t
-    conditions = [
-        cs.c.contact_id == contact_id,
-        cs.c.topic == topic,
-        cs.c.state == ConsentState.SUBSCRIBED.value,
-        or_(cs.c.expires_at.is_(None), cs.c.expires_at > now),
-        contacts.c.status == ContactStatus.ACTIVE.value,
-        ~exists().where(suppressions.c.address_hash == contacts.c.blind_index),
-    ]
-    if not transactional:
-        conditions.append(
-            ~exists().where(
-                tp.c.contact_id == cs.c.contact_id,
-                tp.c.topic == topic,
-                tp.c.paused_until > now,
-            )
-        )
-    return exists(
-        select(cs.c.contact_id)
-        .select_from(cs.join(contacts, contacts.c.id == cs.c.contact_id))
-        .where(*conditions)
-    )
-
-
-def _refused_query(*, transactional: bool) -> Select[Any]:
+def _refused_query(chain: Chain, *, transactional: bool) -> Select[Any]:
     """Which of ``ids`` fail ``eligible``: usually none, so nothing comes back to convert."""
-    cs = consent_state_t
     candidate = contacts.alias("candidate")
     return select(candidate.c.id).where(
         candidate.c.id.in_(bindparam("ids", expanding=True)),
-        ~_eligibility(
-            candidate.c.id,
-            bindparam("topic", type_=cs.c.topic.type),
-            bindparam("o_now", type_=cs.c.expires_at.type),
-            transactional=transactional,
-        ),
+        ~_eligibility(chain, candidate.c.id, transactional=transactional),
     )
 
 
-_REFUSED = {flag: _refused_query(transactional=flag) for flag in (False, True)}
+@dataclass(frozen=True)
+class _Statements:
+    """One chain's last-look statements, by transactional flag."""
+
+    eligible: dict[bool, ColumnElement[bool]]
+    refused: dict[bool, Select[Any]]
+
+
+@lru_cache(maxsize=16)
+def _statements(chain: Chain) -> _Statements:
+    """Built at a chain's first use and kept: the hot path never rebuilds a statement."""
+    cid = bindparam("cid", type_=contacts.c.id.type)
+    return _Statements(
+        eligible={flag: _eligibility(chain, cid, transactional=flag) for flag in (False, True)},
+        refused={flag: _refused_query(chain, transactional=flag) for flag in (False, True)},
+    )
+
+
+_statements(DEFAULT)  # the default chain's, at import (the pipeline folds them in there)
 _LOCK_CONSENT = (
     select(consent_state_t.c.contact_id)
     .where(
@@ -165,6 +161,11 @@ def _to_facts(r: Any) -> Facts:
 
 
 def _query(topic: Any) -> Select[Any]:
+    """Every row fact (``facts.ROW_FACTS``) of contacts with a consent row for ``topic``.
+
+    A mid-send rule may need only these (``Chain`` checks), so the last look loads
+    whatever its rules read in this one statement.
+    """
     cs, tp = consent_state_t, topic_prefs_t
     return (
         select(

@@ -12,8 +12,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.policy.context import GateContext
-from engine.policy.facts import Facts
+from engine.policy.facts import Fact, Facts
 from engine.policy.reasons import Reason, Verdict
+from engine.policy.rule import RuleBase
 
 
 @lru_cache(maxsize=1024)
@@ -48,9 +49,12 @@ def quiet_until(now: datetime, tz: tzinfo, start: int, end: int) -> datetime | N
     return datetime.combine(day, time(end), tzinfo=tz).astimezone(UTC)
 
 
-class OutsideQuietHours:
+class OutsideQuietHours(RuleBase):
+    """Computed in Python (zone arithmetic): no SQL form; checked at claim time only."""
+
     name = "quiet-hours"
     exempt_transactional = True
+    needs = frozenset({Fact.CONTACT})
 
     def check(self, facts: Facts, ctx: GateContext) -> Verdict | None:
         limits = ctx.limits

@@ -1,4 +1,9 @@
-"""The gate's shared vocabulary: what it decided, and why (one ``Reason`` per rule outcome)."""
+"""The gate's shared vocabulary: what it decided, and why (one ``Reason`` per rule outcome).
+
+``Reason`` holds the built-in rules' reasons. A new rule may name its own in its
+file (a ``StrEnum`` of its outcomes): a ``Verdict`` takes any ``StrEnum``, and what
+is stored and reported is its value. Values must not collide with ``Reason``'s.
+"""
 
 from __future__ import annotations
 
@@ -39,14 +44,14 @@ class Verdict:
     """One decision. ``defer_until`` (UTC) is set only when ``action`` is defer."""
 
     action: Action
-    reason: Reason
+    reason: StrEnum
     defer_until: datetime | None
     rule: str
 
     @classmethod
-    def skip(cls, reason: Reason, rule: str) -> Verdict:
+    def skip(cls, reason: StrEnum, rule: str) -> Verdict:
         return cls(Action.SKIP, reason, None, rule)
 
     @classmethod
-    def defer(cls, reason: Reason, until: datetime, rule: str) -> Verdict:
+    def defer(cls, reason: StrEnum, until: datetime, rule: str) -> Verdict:
         return cls(Action.DEFER, reason, until, rule)
