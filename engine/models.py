@@ -31,6 +31,12 @@ from sqlmodel import Field, SQLModel
 
 KEYSTORE_SCHEMA = "keystore"
 
+#: The one word for "the version everyone without a segment gets": the block file
+#: ``blocks/<block>/standard.html.j2``, the ``[subject] standard`` key, the outbox row's
+#: segment when the contact has none, and the assignment source of such a contact.
+#: In the core so that render, segments and campaigns cannot drift apart again.
+STANDARD_VERSION = "standard"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -128,7 +128,7 @@ def test_a_remote_stylesheet_is_refused_and_never_fetched(
         f"<p>x</p>\n<style>@import url(http://127.0.0.1:{port}/b.css);</style>\n",
     ):
         set_block(site, html)
-        with pytest.raises(RenderSecurityError, match=r"default\.html\.j2:\d+: stylesheets"):
+        with pytest.raises(RenderSecurityError, match=r"standard\.html\.j2:\d+: stylesheets"):
             write_preview(site.settings, site.signer(), "attack", tmp_path / "out")
     assert counter.paths == []
 

@@ -17,7 +17,7 @@ from engine.render.compose import Composer
 from engine.render.lint import lint_template
 from engine.render.preview import write_preview
 from engine.render.sandbox import compile_template, render_capped, sandbox
-from engine.render.template import Recipient, TemplateRenderer
+from engine.render.template import STANDARD, Recipient, TemplateRenderer
 from engine.vault import Keyring
 
 UNSUB = "https://prefs.example/u/TOKEN"
@@ -43,10 +43,10 @@ def templates(tmp_path: Path) -> Path:
     (camp / "blocks" / "hero").mkdir(parents=True)
     (camp / "campaign.toml").write_text(
         'topic = "offers"\nfields = ["first_name"]\nblocks = ["hero"]\n'
-        '[subject]\ndefault = "Hello"\noutdoor = "Trails, {{ first_name }}"\n',
+        '[subject]\nstandard = "Hello"\noutdoor = "Trails, {{ first_name }}"\n',
         "utf-8",
     )
-    for variant, words in (("default", "STANDARD"), ("outdoor", "OUTDOOR"), ("lapsed", "MISSED")):
+    for variant, words in (("standard", "STANDARD"), ("outdoor", "OUTDOOR"), ("lapsed", "MISSED")):
         (camp / "blocks" / "hero" / f"{variant}.html.j2").write_text(
             f"<p>{words} {{{{ first_name }}}}</p>\n", "utf-8"
         )
@@ -56,7 +56,7 @@ def templates(tmp_path: Path) -> Path:
     return root
 
 
-def block(templates: Path, source: str, name: str = "hero/default.html.j2") -> Path:
+def block(templates: Path, source: str, name: str = "hero/standard.html.j2") -> Path:
     path = templates / "campaigns" / "trial" / "blocks" / name
     path.write_text(source, "utf-8")
     return path
@@ -82,7 +82,7 @@ def test_reaching_outside_the_context_is_a_security_error_naming_the_template(
         renderer.render(recipient())
     assert isinstance(info.value, RenderSecurityError)
     message = str(info.value)
-    assert message.startswith("campaigns/trial/blocks/hero/default.html.j2:2: not allowed")
+    assert message.startswith("campaigns/trial/blocks/hero/standard.html.j2:2: not allowed")
     for leak in ("<class", "<function", "0x", "Mei", "mro"):
         assert leak not in message
 
@@ -91,7 +91,7 @@ def test_huge_output_fails_cleanly_on_the_size_cap(templates: Path) -> None:
     block(templates, "{{ 'a' * 10**8 }}")
     with pytest.raises(OutputTooLarge) as info:
         TemplateRenderer(templates, "trial").render(recipient())
-    assert "blocks/hero/default.html.j2:1" in str(info.value)
+    assert "blocks/hero/standard.html.j2:1" in str(info.value)
     env = sandbox([templates / "brand"])
     template = compile_template(env, "loop.html.j2", "{% for x in items %}{{ x }}{% endfor %}")
     with pytest.raises(OutputTooLarge):
@@ -153,14 +153,14 @@ def test_the_footer_cannot_be_removed(templates: Path) -> None:
     assert any("unsubscribe_url" in f.message for f in lint_template(templates, "trial").errors)
 
 
-def test_lint_points_at_syntax_errors_and_missing_defaults(templates: Path) -> None:
+def test_lint_points_at_syntax_errors_and_missing_standard_versions(templates: Path) -> None:
     block(templates, "<p>ok</p>\n{% if %}\n")
-    (templates / "campaigns" / "trial" / "blocks" / "hero" / "default.txt.j2").unlink()
+    (templates / "campaigns" / "trial" / "blocks" / "hero" / "standard.txt.j2").unlink()
     report = lint_template(templates, "trial", known_segments={"outdoor", "lapsed", "family"})
     wheres = {(f.where, f.level) for f in report.findings}
-    assert ("campaigns/trial/blocks/hero/default.html.j2:2", "error") in wheres
-    assert ("campaigns/trial/blocks/hero/default.txt.j2", "error") in wheres
-    assert any("segment 'family' gets the default" in f.message for f in report.findings)
+    assert ("campaigns/trial/blocks/hero/standard.html.j2:2", "error") in wheres
+    assert ("campaigns/trial/blocks/hero/standard.txt.j2", "error") in wheres
+    assert any("segment 'family' gets the standard version" in f.message for f in report.findings)
 
 
 def test_lint_flags_variants_of_segments_that_do_not_exist(templates: Path) -> None:
@@ -223,7 +223,7 @@ def test_flattened_rendering_equals_rendering_each_piece_for_every_segment() -> 
             r = recipient(segment, first_name=name)
             flat = renderer.render(r)
             subject, html_parts, text_parts = renderer._render_pieces(
-                renderer._context(r), segment or "default"
+                renderer._context(r), segment or STANDARD
             )
             assert flat.subject == subject
             for part in html_parts:
@@ -236,17 +236,17 @@ def test_a_set_in_one_block_stays_invisible_to_the_next(templates: Path) -> None
     camp = templates / "campaigns" / "trial"
     (camp / "campaign.toml").write_text(
         'topic = "offers"\nfields = ["first_name"]\nblocks = ["hero", "after"]\n'
-        '[subject]\ndefault = "Hello"\n',
+        '[subject]\nstandard = "Hello"\n',
         "utf-8",
     )
     block(templates, "{% set shout = 'LOUD' %}<p>{{ shout }}</p>\n")
     (camp / "blocks" / "after").mkdir()
-    block(templates, "<p>[{{ shout }}]</p>\n", "after/default.html.j2")
-    block(templates, "[{{ shout }}]\n", "after/default.txt.j2")
+    block(templates, "<p>[{{ shout }}]</p>\n", "after/standard.html.j2")
+    block(templates, "[{{ shout }}]\n", "after/standard.txt.j2")
     # Undefined names are errors: had the set leaked, the second block would render.
     with pytest.raises(RenderError) as info:
         TemplateRenderer(templates, "trial").render(recipient())
-    assert str(info.value).startswith("campaigns/trial/blocks/after/default.html.j2:1:")
+    assert str(info.value).startswith("campaigns/trial/blocks/after/standard.html.j2:1:")
     assert "'shout' is undefined" in str(info.value)
 
 
@@ -255,3 +255,81 @@ def test_a_value_carrying_the_separator_renders_piece_by_piece(templates: Path) 
     out = TemplateRenderer(templates, "trial").render(recipient("outdoor", first_name=name))
     assert out.subject == " ".join(f"Trails, {name}".split())  # \x1e is whitespace there
     assert f"OUTDOOR {name}" in out.text
+
+
+# -- the older spelling of the standard version ("default") -------------------------------
+
+
+def _respell_as_default(templates: Path) -> Path:
+    """The trial campaign as a folder written before the rename: default.*.j2, [subject] default."""
+    camp = templates / "campaigns" / "trial"
+    for kind in ("html", "txt"):
+        (camp / "blocks" / "hero" / f"standard.{kind}.j2").rename(
+            camp / "blocks" / "hero" / f"default.{kind}.j2"
+        )
+    toml = camp / "campaign.toml"
+    toml.write_text(toml.read_text("utf-8").replace("\nstandard = ", "\ndefault = "), "utf-8")
+    return camp
+
+
+def test_a_folder_spelling_default_renders_the_same_messages(templates: Path) -> None:
+    new = TemplateRenderer(templates, "trial")
+    before = {s: new.render(recipient(s)) for s in (None, "outdoor", "lapsed", "no-such")}
+    _respell_as_default(templates)
+    old = TemplateRenderer(templates, "trial")
+    assert old.spec.subjects[STANDARD] == "Hello" and old.segments == new.segments
+    assert {s: old.render(recipient(s)) for s in before} == before
+    assert "STANDARD Mei" in before[None].html and before[None].subject == "Hello"
+
+
+def test_lint_notes_the_older_spelling_without_calling_it_an_error(templates: Path) -> None:
+    assert not any("rename" in f.message for f in lint_template(templates, "trial").findings)
+    _respell_as_default(templates)
+    report = lint_template(templates, "trial")
+    assert report.errors == []
+    notes = {(f.where, f.message) for f in report.findings if f.level == "note"}
+    rel = "campaigns/trial"
+    assert (
+        f"{rel}/blocks/hero/default.html.j2",
+        "rename default.html.j2 to standard.html.j2 (the older spelling still works)",
+    ) in notes
+    assert (
+        f"{rel}/blocks/hero/default.txt.j2",
+        "rename default.txt.j2 to standard.txt.j2 (the older spelling still works)",
+    ) in notes
+    assert (
+        f"{rel}/campaign.toml",
+        "[subject] default: rename it to standard (the older spelling still works)",
+    ) in notes
+
+
+def test_an_error_in_an_old_folder_names_the_file_as_it_is_spelled(templates: Path) -> None:
+    camp = _respell_as_default(templates)
+    (camp / "blocks" / "hero" / "default.html.j2").write_text("<p>ok</p>\n{{ 1 // 0 }}\n")
+    with pytest.raises(RenderError) as info:
+        TemplateRenderer(templates, "trial").render(recipient())
+    assert str(info.value).startswith("campaigns/trial/blocks/hero/default.html.j2:2")
+
+
+def test_both_spellings_of_a_block_are_an_error_naming_both(templates: Path) -> None:
+    hero = templates / "campaigns" / "trial" / "blocks" / "hero"
+    (hero / "default.html.j2").write_text("<p>OLD {{ first_name }}</p>\n", "utf-8")
+    with pytest.raises(TemplateError) as info:
+        TemplateRenderer(templates, "trial")
+    message = str(info.value)
+    assert "trial/blocks/hero/default.html.j2" in message
+    assert "trial/blocks/hero/standard.html.j2" in message
+    errors = lint_template(templates, "trial").errors
+    assert [(f.where, f.message) for f in errors] == [("campaigns/trial/blocks/hero", message)]
+
+
+def test_both_spellings_of_the_subject_are_an_error_naming_both(templates: Path) -> None:
+    toml = templates / "campaigns" / "trial" / "campaign.toml"
+    toml.write_text(toml.read_text("utf-8") + 'default = "Hi"\n', "utf-8")
+    with pytest.raises(TemplateError) as info:
+        TemplateRenderer(templates, "trial")
+    message = str(info.value)
+    assert "[subject] has both 'standard' and 'default'" in message
+    errors = lint_template(templates, "trial").errors
+    assert len(errors) == 1 and errors[0].where == "campaigns/trial/campaign.toml"
+    assert "'standard' and 'default'" in errors[0].message

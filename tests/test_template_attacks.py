@@ -1,6 +1,6 @@
 """The template-attack corpus: every payload ends refused or bounded, and nothing of var/ leaks.
 
-Each file in ``tests/template_attacks/`` is one block (``hero/default.html.j2``) of
+Each file in ``tests/template_attacks/`` is one block (``hero/standard.html.j2``) of
 a campaign: the Jinja2 SSTI payloads of the public lists (PayloadsAllTheThings,
 HackTricks: ``__mro__``/``__subclasses__``, ``cycler``/``joiner``/``lipsum``
 globals, ``request``/``config``, ``|attr`` with ``\\x5f`` escapes,
@@ -51,7 +51,7 @@ from tests.test_render import recipient
 
 CORPUS = Path(__file__).parent / "template_attacks"
 PAYLOADS = sorted(p.name for p in CORPUS.glob("*.html.j2"))
-BLOCK = "campaigns/attack/blocks/hero/default.html.j2"
+BLOCK = "campaigns/attack/blocks/hero/standard.html.j2"
 #: Payloads that are harmless once the sandbox holds: they render, bounded, leaking nothing.
 RENDERS = {"bound-call-block.html.j2", "ssti-map-attr.html.j2"}
 RENDER_BYTES = 256 * 1024 * 1024
@@ -68,7 +68,7 @@ class Site:
 
     @property
     def block(self) -> Path:
-        return self.templates / "campaigns" / "attack" / "blocks" / "hero" / "default.html.j2"
+        return self.templates / "campaigns" / "attack" / "blocks" / "hero" / "standard.html.j2"
 
     def signer(self) -> TokenSigner:
         return TokenSigner(self.keyring, self.settings)
@@ -100,11 +100,11 @@ def make_site(root: Path) -> Site:
     (camp / "blocks" / "hero").mkdir(parents=True)
     (camp / "campaign.toml").write_text(
         'topic = "offers"\nfields = ["first_name"]\nblocks = ["hero"]\n'
-        '[subject]\ndefault = "Hello"\n',
+        '[subject]\nstandard = "Hello"\n',
         "utf-8",
     )
-    (camp / "blocks" / "hero" / "default.html.j2").write_text("<p>hi</p>\n", "utf-8")
-    (camp / "blocks" / "hero" / "default.txt.j2").write_text("hi\n", "utf-8")
+    (camp / "blocks" / "hero" / "standard.html.j2").write_text("<p>hi</p>\n", "utf-8")
+    (camp / "blocks" / "hero" / "standard.txt.j2").write_text("hi\n", "utf-8")
     var = root / "var"
     var.mkdir()
     keyring = Keyring.generate()
@@ -225,10 +225,10 @@ def _symlink_cases(site: Site) -> dict[str, tuple[Path, str]]:
     """name -> (what to make a symlink, which file the error must name)."""
     camp = site.templates / "campaigns" / "attack"
     return {
-        "block-to-keys": (camp / "blocks" / "hero" / "default.html.j2", BLOCK),
+        "block-to-keys": (camp / "blocks" / "hero" / "standard.html.j2", BLOCK),
         "text-block-to-keys": (
-            camp / "blocks" / "hero" / "default.txt.j2",
-            "campaigns/attack/blocks/hero/default.txt.j2",
+            camp / "blocks" / "hero" / "standard.txt.j2",
+            "campaigns/attack/blocks/hero/standard.txt.j2",
         ),
         "campaign-toml-to-keys": (camp / "campaign.toml", "campaign.toml"),
         "brand-base-to-keys": (site.templates / "brand" / "email.html.j2", "brand/email.html.j2"),
@@ -257,7 +257,7 @@ def _arrange(site: Site, case: str) -> str:
     camp = site.templates / "campaigns" / "attack"
     hero = camp / "blocks" / "hero"
     if case == "block-relative-to-keys":
-        target = hero / "default.html.j2"
+        target = hero / "standard.html.j2"
         target.unlink()
         target.symlink_to(os.path.relpath(keys, hero))  # ../../../../../var/keys.json
         assert target.read_text() == keys.read_text()
@@ -265,20 +265,20 @@ def _arrange(site: Site, case: str) -> str:
     if case == "block-folder":
         outside = site.root / "elsewhere"
         outside.mkdir()
-        (outside / "default.html.j2").write_text(keys.read_text(), "utf-8")
-        (outside / "default.txt.j2").write_text(keys.read_text(), "utf-8")
+        (outside / "standard.html.j2").write_text(keys.read_text(), "utf-8")
+        (outside / "standard.txt.j2").write_text(keys.read_text(), "utf-8")
         shutil.rmtree(hero)
         hero.symlink_to(outside, target_is_directory=True)
         return "blocks/hero"
     if case == "campaign-folder":
         real = site.root / "real-campaign"
         shutil.move(camp, real)
-        (real / "blocks" / "hero" / "default.html.j2").write_text(keys.read_text(), "utf-8")
+        (real / "blocks" / "hero" / "standard.html.j2").write_text(keys.read_text(), "utf-8")
         camp.symlink_to(real, target_is_directory=True)
         return "campaigns/attack"
     if case == "include-of-symlink":
         (site.templates / "brand" / "keys.html.j2").symlink_to(keys)
-        (hero / "default.html.j2").write_text("{% include 'keys.html.j2' %}\n", "utf-8")
+        (hero / "standard.html.j2").write_text("{% include 'keys.html.j2' %}\n", "utf-8")
         return BLOCK
     path, named = _symlink_cases(site)[case]
     path.unlink()
@@ -316,7 +316,7 @@ def test_templates_read_only_their_own_files(fresh: Site, case: str, tmp_path: P
         b"x = " + b"{ a = " * 3000 + b"1" + b" }" * 3000 + b"\n",
         b'topic = "offers"\nname = "\xff\xfe"\n',
         b"[subject\n",
-        b'topic = "offers"\nfields = "first_name"\nblocks = ["hero"]\n[subject]\ndefault = "x"\n',
+        b'topic = "offers"\nfields = "first_name"\nblocks = ["hero"]\n[subject]\nstandard = "x"\n',
         b'topic = "offers"\nblocks = ["hero"]\nsubject = "x"\n',
     ],
     ids=["nested-arrays", "nested-tables", "not-utf8", "syntax", "fields-not-list", "subject-str"],
@@ -413,7 +413,7 @@ def test_a_campaign_whose_block_breaches_a_bound_pauses_and_sends_nothing_of_it(
 
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", templates)
-    block = templates / "campaigns" / "autumn-2026" / "blocks" / "hero" / "default.html.j2"
+    block = templates / "campaigns" / "autumn-2026" / "blocks" / "hero" / "standard.html.j2"
     shutil.copyfile(CORPUS / payload, block)
     attacked = settings.model_copy(update={"templates_dir": templates})
     subscribers(engine, vault, settings, 4)
@@ -425,7 +425,7 @@ def test_a_campaign_whose_block_breaches_a_bound_pauses_and_sends_nothing_of_it(
         transport.close()
     assert batch.paused and batch.pause_reason is not None
     assert batch.pause_reason.startswith("render-error: ")
-    assert "campaigns/autumn-2026/blocks/hero/default.html.j2:1" in batch.pause_reason
+    assert "campaigns/autumn-2026/blocks/hero/standard.html.j2:1" in batch.pause_reason
     got = rows(engine, cid)
     assert {r.status for r in got.values()} <= {"pending", "sent"}  # nothing left claimed
     with engine.connect() as conn:
@@ -448,7 +448,7 @@ def test_a_campaign_whose_templates_no_longer_load_pauses_with_every_row_given_b
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", templates)
     campaign = templates / "campaigns" / "autumn-2026"
-    block = campaign / "blocks" / "hero" / "default.html.j2"
+    block = campaign / "blocks" / "hero" / "standard.html.j2"
     keys = tmp_path / "keys.json"
     keys.write_text(vault.keyring.to_json(), "utf-8")
     if damage == "symlink-to-keyring":

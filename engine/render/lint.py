@@ -6,8 +6,12 @@ Checks, each reported with the file (and line where there is one):
   ``campaign.toml`` ``fields`` nor provided to every template (brand, segment, lang);
 - tags that would escape the block: ``extends``, ``include``, ``import``,
   ``block`` (the brand base and its footer are not the campaign's to change);
-- missing blocks: every block needs a ``default`` in HTML and text; segments that
-  exist (learned or rule) but have no variant of a block are listed as notes;
+- missing blocks: every block needs a ``standard`` version in HTML and text;
+  segments that exist (learned or rule) but have no variant of a block are listed
+  as notes;
+- the older spelling: ``default.html.j2`` and ``[subject] default`` still work and
+  are noted ("rename default.html.j2 to standard.html.j2"); both spellings of the
+  same file or subject are an error naming both;
 - variants for segments that do not exist (a typo never reaches anyone);
 - the footer: the brand base must carry the unsubscribe and preference links and
   the postal address, and a sample render must contain the unsubscribe link.
@@ -24,6 +28,7 @@ from engine.errors import RenderError, TemplateError
 from engine.render.sandbox import compile_template, parse_source, read_source, sandbox
 from engine.render.template import (
     COMMON_CONTEXT,
+    OLD_STANDARD,
     STANDARD,
     Recipient,
     TemplateRenderer,
@@ -87,8 +92,14 @@ def lint_template(
     allowed = set(spec.fields) | COMMON_CONTEXT
     # (where, source, is plain text)
     sources: list[tuple[str, str, bool]] = [
-        (f"{rel}/campaign.toml [subject] {seg}", src, True) for seg, src in spec.subjects.items()
+        (f"{rel}/{spec.subject_label(seg)}", src, True) for seg, src in spec.subjects.items()
     ]
+    if spec.standard_subject_key == OLD_STANDARD:
+        report.add(
+            "note",
+            f"{rel}/campaign.toml",
+            f"[subject] {OLD_STANDARD}: rename it to {STANDARD} (the older spelling still works)",
+        )
     variants_by_block: dict[str, set[str]] = {}
     for block in spec.blocks:
         for kind in ("html", "txt"):
@@ -97,11 +108,21 @@ def lint_template(
             except RenderError as exc:
                 report.add_error(exc, f"{rel}/blocks/{block}")
                 continue
+            except TemplateError as exc:  # both spellings of the standard version
+                report.add("error", f"{rel}/blocks/{block}", str(exc))
+                continue
             if STANDARD not in files:
                 report.add(
                     "error",
-                    f"{rel}/blocks/{block}/default.{kind}.j2",
+                    f"{rel}/blocks/{block}/{STANDARD}.{kind}.j2",
                     "missing: every block needs a standard version",
+                )
+            elif files[STANDARD].name == f"{OLD_STANDARD}.{kind}.j2":
+                old, new = f"{OLD_STANDARD}.{kind}.j2", f"{STANDARD}.{kind}.j2"
+                report.add(
+                    "note",
+                    f"{rel}/blocks/{block}/{old}",
+                    f"rename {old} to {new} (the older spelling still works)",
                 )
             variants_by_block.setdefault(block, set()).update(files)
             for path in files.values():
@@ -135,7 +156,9 @@ def lint_template(
     segments = set(known_segments or ())
     for block, variants in variants_by_block.items():
         for segment in sorted(segments - variants):
-            report.add("note", f"{rel}/blocks/{block}", f"segment '{segment}' gets the default")
+            report.add(
+                "note", f"{rel}/blocks/{block}", f"segment '{segment}' gets the standard version"
+            )
         if known_segments is not None:
             for variant in sorted(variants - segments - {STANDARD}):
                 report.add(

@@ -2,15 +2,22 @@
 
 Layout of ``templates/campaigns/<name>/``::
 
-    campaign.toml               topic, declared personal fields, subjects, block order
-    blocks/<block>/default.html.j2   the standard version of a block (required)
-    blocks/<block>/default.txt.j2
-    blocks/<block>/<segment>.html.j2 a segment's variant (optional)
+    campaign.toml                     topic, declared personal fields, subjects, block order
+    blocks/<block>/standard.html.j2   the standard version of a block (required)
+    blocks/<block>/standard.txt.j2
+    blocks/<block>/<segment>.html.j2  a segment's variant (optional)
     blocks/<block>/<segment>.txt.j2
 
-A contact gets its segment's variant of each block, else the default; a contact
-with no segment (standard audience, or opted out of personalization) gets the
-defaults and the default subject. The blocks are wrapped by the brand base
+A contact gets its segment's variant of each block, else the standard version; a
+contact with no segment (standard audience, or opted out of personalization) gets
+the standard version of every block and the ``[subject] standard``. "standard" is
+one word across Tact (``engine.models.STANDARD_VERSION``): the outbox row of such a
+contact says ``standard`` too. Folders written before the rename spell it
+``default`` (``default.html.j2``, ``[subject] default``): they are read as the same
+thing, and ``tact templates lint`` notes the rename; a folder with both spellings of
+one file or subject is refused, since which one is meant cannot be guessed.
+
+The blocks are wrapped by the brand base
 (``templates/brand/email.html.j2`` / ``email.txt.j2``), which the campaign cannot
 replace: it carries the header, the postal address, the unsubscribe and
 preference links and the "why you got this" line. Render refuses output
@@ -42,6 +49,7 @@ from engine.errors import (
     RenderSecurityError,
     TemplateError,
 )
+from engine.models import STANDARD_VERSION
 from engine.render.brand import Brand
 from engine.render.sandbox import (
     CPU_SECONDS,
@@ -60,7 +68,10 @@ from engine.render.sandbox import (
 PERSONAL_FIELDS = frozenset({"first_name", "last_name"})
 #: Context names every template may use besides the declared fields.
 COMMON_CONTEXT = frozenset({"brand", "segment", "lang"})
-STANDARD = "default"
+#: The standard version of a block and the subject of everyone without a segment.
+STANDARD = STANDARD_VERSION
+#: The older spelling of STANDARD, still read so that existing folders keep working.
+OLD_STANDARD = "default"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -74,6 +85,14 @@ class TemplateSpec:
     blocks: tuple[str, ...]
     preheader: str = ""
     transactional: bool = False
+    #: How campaign.toml spells the standard subject: STANDARD, or OLD_STANDARD in an
+    #: older folder (``subjects`` always has it under STANDARD).
+    standard_subject_key: str = STANDARD
+
+    def subject_label(self, segment: str) -> str:
+        """Where a subject is written, for messages: the key as the file spells it."""
+        key = self.standard_subject_key if segment == STANDARD else segment
+        return f"campaign.toml [subject] {key}"
 
     @classmethod
     def load(cls, directory: Path, root: Path | None = None) -> TemplateSpec:
@@ -99,8 +118,17 @@ class TemplateSpec:
                 f"(allowed: {sorted(PERSONAL_FIELDS)})"
             )
         subjects = {str(k): str(v) for k, v in dict(data.get("subject", {})).items()}
+        standard_key = STANDARD
+        if OLD_STANDARD in subjects:
+            if STANDARD in subjects:
+                raise TemplateError(
+                    f"{path}: [subject] has both '{STANDARD}' and '{OLD_STANDARD}' (the older "
+                    f"spelling of '{STANDARD}'): keep one"
+                )
+            subjects[STANDARD] = subjects.pop(OLD_STANDARD)
+            standard_key = OLD_STANDARD
         if STANDARD not in subjects:
-            raise TemplateError(f"{path}: [subject] needs a 'default'")
+            raise TemplateError(f"{path}: [subject] needs a '{STANDARD}'")
         blocks = _names(data.get("blocks", ()))
         if not blocks:
             raise TemplateError(f"{path}: 'blocks' lists no block")
@@ -122,18 +150,32 @@ class TemplateSpec:
             blocks=blocks,
             preheader=str(data.get("preheader", "")),
             transactional=bool(data.get("transactional", False)),
+            standard_subject_key=standard_key,
         )
 
     def variants(self, block: str, kind: str) -> dict[str, Path]:
-        """Segment (or 'default') → template file of ``block`` in ``kind`` ('html' or 'txt').
+        """Segment (or STANDARD) → template file of ``block`` in ``kind`` ('html' or 'txt').
 
-        The block folder must be the campaign's own (no symlink on the way).
+        The block folder must be the campaign's own (no symlink on the way). An older
+        ``default.<kind>.j2`` is returned under STANDARD (its path keeps its own name,
+        so errors name the file as it is); with ``standard.<kind>.j2`` beside it, a
+        TemplateError names both.
         """
         folder = self.directory / "blocks" / block
         if not folder.exists() and not folder.is_symlink():
             return {}
         confined(self.directory, folder, label=_short_path(folder))
-        return {p.name.removesuffix(f".{kind}.j2"): p for p in sorted(folder.glob(f"*.{kind}.j2"))}
+        files = {p.name.removesuffix(f".{kind}.j2"): p for p in sorted(folder.glob(f"*.{kind}.j2"))}
+        if OLD_STANDARD in files:
+            old = files.pop(OLD_STANDARD)
+            if STANDARD in files:
+                rel = f"{self.directory.name}/blocks/{block}"
+                raise TemplateError(
+                    f"{rel}/{old.name} and {rel}/{files[STANDARD].name} are both there: "
+                    f"'{OLD_STANDARD}' is the older spelling of '{STANDARD}', keep one"
+                )
+            files[STANDARD] = old
+        return files
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -253,19 +295,22 @@ class TemplateRenderer:
         self._css = read_source(brand_dir, css_path) if os.path.lexists(css_path) else ""
         refuse_remote_stylesheet(self._css, "brand/email.css")
         self._blocks: dict[str, _Block] = {}
-        #: (block, kind, variant) -> the processed source the variant was compiled from.
+        #: (block, kind, variant) -> the processed source the variant was compiled from,
+        #: and the file's name as messages give it (an older folder's ``default.*.j2``).
         sources: dict[tuple[str, str, str], str] = {}
+        names: dict[tuple[str, str, str], str] = {}
         for block in self.spec.blocks:
             compiled = _Block()
             for kind, target in (("html", compiled.html), ("txt", compiled.text)):
                 files = self.spec.variants(block, kind)
                 if STANDARD not in files:
                     raise TemplateError(
-                        f"{directory.name}/blocks/{block}/default.{kind}.j2 is missing: "
+                        f"{directory.name}/blocks/{block}/{STANDARD}.{kind}.j2 is missing: "
                         "every block needs a standard version"
                     )
                 for variant, path in files.items():
                     name = f"campaigns/{directory.name}/{path.relative_to(directory)}"
+                    names[(block, kind, variant)] = name
                     source = read_source(directory, path, label=name)
                     if kind == "html":
                         # Checked as written (lines as the marketer sees them), then inlined.
@@ -281,12 +326,12 @@ class TemplateRenderer:
             self._blocks[block] = compiled
         self._subjects = {
             segment: compile_template(
-                self.env, f"campaign.toml [subject] {segment}", plain_text(source), plain=True
+                self.env, self.spec.subject_label(segment), plain_text(source), plain=True
             )
             for segment, source in self.spec.subjects.items()
         }
         self._flat = {
-            segment: self._flatten(segment, sources)
+            segment: self._flatten(segment, sources, names)
             for segment in {STANDARD, *self._segments_with_variants()}
         }
         brand_text = brand_dir / "email.txt.j2"
@@ -325,7 +370,12 @@ class TemplateRenderer:
             found |= set(block.html) | set(block.text)
         return found - {STANDARD}
 
-    def _flatten(self, segment: str, sources: dict[tuple[str, str, str], str]) -> _Flat:
+    def _flatten(
+        self,
+        segment: str,
+        sources: dict[tuple[str, str, str], str],
+        names: dict[tuple[str, str, str], str],
+    ) -> _Flat:
         """One template per part for this segment: its subject and blocks in a row.
 
         Two renders per recipient instead of one per block and part plus the subject.
@@ -333,18 +383,15 @@ class TemplateRenderer:
         invisible to the next, as when they were rendered one by one.
         """
         subject = self.spec.subjects.get(segment, self.spec.subjects[STANDARD])
-        rel = f"campaigns/{self.spec.directory.name}"
-        subject_name = (
-            f"campaign.toml [subject] {segment if segment in self.spec.subjects else STANDARD}"
+        subject_name = self.spec.subject_label(
+            segment if segment in self.spec.subjects else STANDARD
         )
         html: list[tuple[str, str]] = []
         text: list[tuple[str, str]] = [(subject_name, subject)]
         for name in self._blocks:
             for kind, into in (("html", html), ("txt", text)):
-                variant = segment if (name, kind, segment) in sources else STANDARD
-                into.append(
-                    (f"{rel}/blocks/{name}/{variant}.{kind}.j2", sources[(name, kind, variant)])
-                )
+                key = (name, kind, segment if (name, kind, segment) in sources else STANDARD)
+                into.append((names[key], sources[key]))
 
         def joined(pieces: list[tuple[str, str]]) -> tuple[str, list[tuple[int, str]]]:
             lines: list[tuple[int, str]] = []

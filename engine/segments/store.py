@@ -17,6 +17,7 @@ from uuid import UUID
 from sqlalchemy import Connection, delete, func, insert, select
 
 from engine.models import (
+    STANDARD_VERSION,
     ContactPreferences,
     ContactStatus,
     SegmentAssignment,
@@ -36,7 +37,7 @@ CHUNK: Final = 2000
 class Source:
     RULE = "rule"
     LEARNED = "learned"
-    STANDARD = "standard"
+    STANDARD = STANDARD_VERSION  # no segment: the contact gets the standard version
 
 
 @dataclass(frozen=True)
