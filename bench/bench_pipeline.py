@@ -6,7 +6,7 @@ at least 10 times the textbook design's rate, all three measured in one run.
 Setup (not timed, in the parent): the render benchmark's (``bench_render._prepare``,
 imported): a fresh SQLite var directory, N synthetic customers (2,000; 500 with
 ``--quick``) imported into the vault, segments built. A throwaway Redis
-(``BenchContext.redis``: ``tests.services.RedisServer``) for the textbook
+(``BenchContext.redis``: ``support.services.RedisServer``) for the textbook
 design; without ``redis-server`` on PATH the benchmark fails with the install
 hint rather than report the pipeline without its baseline (under ``CI`` too).
 

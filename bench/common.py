@@ -8,7 +8,7 @@ are noisy.
 
 This module stays light (standard library only at import time) because
 benchmark children import it too, and what they import counts in their peak
-memory. The PostgreSQL and Redis helpers import ``tests.services`` only when
+memory. The PostgreSQL and Redis helpers import ``support.services`` only when
 a benchmark first asks for a server.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tests.services import PostgresServer, RedisServer
+    from support.services import PostgresServer, RedisServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
@@ -279,7 +279,7 @@ class BenchContext:
     def postgres(self) -> PostgresServer:
         """The PostgreSQL server for this run, started on first call."""
         if self._postgres is None:
-            from tests.services import PostgresServer
+            from support.services import PostgresServer
 
             url = os.environ.get(DATABASE_URL_ENV)
             server = PostgresServer.external(url) if url else PostgresServer()
@@ -309,7 +309,7 @@ class BenchContext:
     def redis(self) -> RedisServer:
         """A throwaway Redis server for this run, started on first call."""
         if self._redis is None:
-            from tests.services import RedisServer
+            from support.services import RedisServer
 
             server = RedisServer()
             with self.step("starting Redis"):
