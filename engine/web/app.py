@@ -39,14 +39,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from engine.config import Settings, get_settings
-from engine.consent.topics import cached_topics
-from engine.db import engine_from_settings, writing
-from engine.delivery.factory import transport_from_settings
+from engine.config import Settings
 from engine.errors import ContactNotFound, CsrfRejected, ExpiredToken, InvalidToken, NoticeNotSent
-from engine.links.tokens import TokenSigner
 from engine.render.brand import Brand
-from engine.vault import Vault
+from engine.runtime import Runtime
 from engine.web import personal_data, preferences, signup, unsubscribe
 from engine.web.csrf import Csrf
 from engine.web.i18n import load_translations
@@ -57,33 +53,41 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("engine.web.access")
 
 
-def build_state(settings: Settings) -> WebState:
-    """Everything the handlers share; fails at start-up, not on the first request."""
-    engine = engine_from_settings(settings)
-    vault = Vault.from_settings(settings)
-    with writing(engine) as conn:
-        vault.verify(conn)
+def build_state(runtime: Runtime) -> WebState:
+    """Everything the handlers share; fails at start-up, not on the first request.
+
+    The vault is checked against this database (a wrong keyring refuses to
+    start), and the pages, catalogs and stylesheet are read, now.
+    """
+    settings = runtime.settings
+    keyring = runtime.vault.keyring
+    runtime.signer  # noqa: B018 - built now, so that a bad token key fails at start-up
+    runtime.transport  # noqa: B018 - opened once here, not by two first requests at once
     brand = Brand.load(settings.templates_dir / "brand")
     translations = load_translations(settings.templates_dir / "web" / "locales")
     return WebState(
-        settings=settings,
-        engine=engine,
-        vault=vault,
-        signer=TokenSigner(vault.keyring, settings),
-        topics=cached_topics(settings.resolved_topics_file),
-        transport=transport_from_settings(settings),
+        runtime=runtime,
         pages=Pages(settings.templates_dir, brand, translations),
-        csrf=Csrf(vault.keyring.token_keys[0].key, settings.public_base_url),
+        csrf=Csrf(keyring.token_keys[0].key, settings.public_base_url),
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    state = build_state(settings or get_settings())
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """The web app on ``runtime`` (by default one built from ``settings`` or the environment).
+
+    The app closes the runtime (its transport, its pooled connections) when it
+    shuts down; a runtime passed in can still be used after that, it reopens
+    what it needs.
+    """
+    if runtime is None:
+        # Logging is the serving process's business (``tact serve`` configures it).
+        runtime = Runtime(settings, configure_logging=False)
+    state = build_state(runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        state.engine.dispose()
+        runtime.close()
 
     # No /docs: Swagger UI would load scripts from a CDN, which the CSP forbids anyway.
     app = FastAPI(

@@ -13,8 +13,8 @@ browser submit one of our forms. Two stateless checks do that:
    a submission to a page we served for that very token and purpose; it is
    compared in constant time. An anonymous sign-up field also serves one
    address only: the first address it is used with is recorded server-side, as
-   keyed hashes of the field and of the address (``csrf_binding``), and the same
-   field with any other address is refused.
+   keyed hashes of the field and of the address (``engine.app.signup``), and
+   the same field with any other address is refused.
 2. **The browser's own word on where the request comes from**: ``Origin``
    (every current browser sends it on a form POST) or, without it,
    ``Referer`` must be our origin (the public base URL, or the origin the
@@ -41,10 +41,10 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from engine.app.signup import ANONYMOUS_FIELD_HOURS
 from engine.errors import CsrfRejected
 
-#: The anonymous sign-up form's field stays valid this long after the page was served.
-ANONYMOUS_FIELD_HOURS = 24
+__all__ = ["ANONYMOUS_FIELD_HOURS", "Csrf"]
 
 
 def _origin_of(url: str) -> str | None:
@@ -78,7 +78,7 @@ class Csrf:
 
     def anonymous_field(self, purpose: str, *, now: float | None = None) -> str:
         """``HOUR.NONCE.MAC``: one value per page served, so binding it to an address
-        (``csrf_binding``) ties up nobody else's form."""
+        (``engine.app.signup``) ties up nobody else's form."""
         hour = int((now or time.time()) // 3600)
         nonce = secrets.token_urlsafe(12)
         return f"{hour}.{nonce}.{self._mac(purpose, f'{hour}.{nonce}')}"
@@ -103,7 +103,7 @@ class Csrf:
     def binding_keys(self, value: str, address_hash: bytes) -> tuple[bytes, str]:
         """(keyed hash of a checked anonymous field, keyed tag of an address's blind index).
 
-        What ``csrf_binding`` stores: neither the field nor the address can be read
+        What ``engine.app.signup`` stores: neither the field nor the address can be read
         back from them, and neither matches any blind index (a key of its own).
         """
         field = hmac.new(self._key, b"csrf-field|" + value.encode(), hashlib.sha256).digest()

@@ -1,4 +1,7 @@
-"""Languages of the web pages: which one a request gets, and the catalogs behind them.
+"""Languages of the web pages: the catalogs behind them, and which one a request gets.
+
+Which language a request gets is the application layer's (``engine.app.languages``,
+re-exported here): the emails a page sends and the dates it shows follow it too.
 
 Catalogs are the ``.po`` files under ``templates/web/locales``, read with Babel
 and compiled to ``.mo`` in memory when the app starts: translators edit one
@@ -16,78 +19,34 @@ Simplified, it falls through to the next preference instead.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-DEFAULT = "en"
-#: Languages with pages, in the order the switch shows them.
-LANGUAGES: tuple[str, ...] = ("en", "zh_CN")
-#: Each language named in itself, for the switch.
-NATIVE_NAMES = {"en": "English", "zh_CN": "简体中文"}
-#: The BCP 47 tag for ``<html lang>`` (screen readers pick the voice from it).
-HTML_LANG = {"en": "en", "zh_CN": "zh-Hans"}
-_TRADITIONAL_REGIONS = {"tw", "hk", "mo"}
+from engine.app.languages import (
+    DEFAULT,
+    HTML_LANG,
+    LANGUAGES,
+    NATIVE_NAMES,
+    choose,
+    from_accept_language,
+    normalize,
+    topic_language,
+)
 
-
-def normalize(tag: str | None) -> str | None:
-    """The supported language a locale or language tag means, or None."""
-    if not tag:
-        return None
-    parts = [p for p in tag.strip().replace("_", "-").lower().split("-") if p]
-    if not parts:
-        return None
-    language, rest = parts[0], parts[1:]
-    if language == "en":
-        return "en"
-    if language == "zh":
-        script = next((p for p in rest if len(p) == 4), None)
-        region = next((p for p in rest if len(p) == 2), None)
-        if script == "hant" or (script is None and region in _TRADITIONAL_REGIONS):
-            return None
-        return "zh_CN"
-    return None
-
-
-def from_accept_language(header: str | None) -> str | None:
-    """The best supported language of an ``Accept-Language`` header (q-values honoured)."""
-    if not header:
-        return None
-    ranked: list[tuple[float, int, str]] = []
-    for position, item in enumerate(header.split(",")):
-        tag, _, params = item.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if tag and quality > 0:
-            ranked.append((-quality, position, tag))
-    for _, _, tag in sorted(ranked):
-        found = normalize(tag)
-        if found:
-            return found
-    return None
-
-
-def choose(candidates: Iterable[str | None], accept_language: str | None) -> str:
-    """The first supported language among explicit candidates, then the header, then English."""
-    for candidate in candidates:
-        found = normalize(candidate)
-        if found:
-            return found
-    return from_accept_language(accept_language) or DEFAULT
-
-
-def topic_language(lang: str) -> str:
-    """The key topics.toml uses for a language (``title_zh``): its primary subtag."""
-    return lang.split("_")[0]
+__all__ = [
+    "DEFAULT",
+    "HTML_LANG",
+    "LANGUAGES",
+    "NATIVE_NAMES",
+    "choose",
+    "from_accept_language",
+    "load_translations",
+    "normalize",
+    "topic_language",
+]
 
 
 def load_translations(locales_dir: Path) -> dict[str, NullTranslations]:

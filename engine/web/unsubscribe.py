@@ -5,9 +5,10 @@
 (``List-Unsubscribe=One-Click`` as urlencoded or multipart, or nothing from our
 own page button). The body is not even read: the signed token alone says who
 and which list, and unsubscribing is safe for anyone holding the link. The
-withdrawal (and, for "everything", the suppression) is committed before the 200
-goes out, so a send a millisecond later is already stopped by the gate. The
-answer is never a redirect and sets no cookie.
+withdrawal (and, for "everything", the suppression) is committed by
+``engine.app.preferences.one_click_unsubscribe`` before it returns, hence before
+the 200 goes out, so a send a millisecond later is already stopped by the gate.
+The answer is never a redirect and sets no cookie.
 
 ``GET``/``HEAD /u/{token}`` only describe what the button will do: link
 scanners and previews fetch every URL in a message and must change nothing.
@@ -15,46 +16,32 @@ scanners and previews fetch every URL in a message and must change nothing.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from engine.consent import ledger
-from engine.consent.ledger import Source
-from engine.consent.service import withdraw
-from engine.db import writing
-from engine.links.tokens import TokenKind
+from engine.app import preferences
+from engine.app.preferences import Outcome
 from engine.web.deps import State, read_form
-from engine.web.profile import ACTIVE
 from engine.web.state import WebState
-from engine.web.subscribing import Outcome, subscribe_topic
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 
 @router.api_route("/u/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def unsubscribe_page(token: str, request: Request, state: State) -> HTMLResponse:
     """What the button will do; changes nothing."""
-    tok = state.verify(token, TokenKind.UNSUBSCRIBE)
-    with state.engine.connect() as conn:
-        contact = state.contact(conn, tok.public_id)
-        states = ledger.current_states(conn, contact.id)
-    lang = state.lang(request, contact.locale)
-    if tok.topic is not None:
-        already = str(states.get(tok.topic, {}).get("state")) not in ACTIVE
-    else:
-        already = not any(str(s["state"]) in ACTIVE for s in states.values())
+    rt = state.runtime
+    link = preferences.open_unsubscribe_link(rt, token)
+    preview = preferences.unsubscribe_preview(rt, link, state.asked(request))
     return state.page(
         "unsubscribe.html",
-        lang,
+        preview.lang,
         f"/u/{token}",
         token=token,
-        topic_title=state.title(tok.topic, lang),
-        already=already,
+        topic_title=state.title(preview.topic, preview.lang),
+        already=preview.already,
     )
 
 
@@ -64,29 +51,20 @@ async def one_click(token: str, request: Request, state: State) -> HTMLResponse:
 
 
 def _one_click(request: Request, state: WebState, token: str) -> HTMLResponse:
-    tok = state.verify(token, TokenKind.UNSUBSCRIBE)
-    origin = state.origin(request, Source.ONE_CLICK, tok.campaign)
-    with writing(state.engine) as conn:
-        contact = state.contact(conn, tok.public_id)
-        withdrawn = withdraw(conn, state.vault, contact.id, tok.topic, origin)
+    rt = state.runtime
+    link = preferences.open_unsubscribe_link(rt, token)
+    done = preferences.one_click_unsubscribe(rt, link, state.visitor(request), state.asked(request))
     # Committed: only now may the answer go out.
-    log.info(
-        "one-click unsubscribe: contact %s, topic %s, %d withdrawn",
-        contact.id,
-        tok.topic or "*",
-        len(withdrawn),
-    )
-    lang = state.lang(request, contact.locale)
-    undo = withdrawn or ([tok.topic] if tok.topic else [])
+    lang = done.lang
     return state.page(
         "unsubscribed.html",
         lang,
         f"/u/{token}",
         token=token,
-        topic_title=state.title(tok.topic, lang),
-        preferences_href=f"/p/{state.sign(TokenKind.PREFERENCES, contact.public_id)}",
-        undo_topics=[t for t in undo if t in state.topics],
-        undo_titles=[state.title(t, lang) for t in undo if t in state.topics],
+        topic_title=state.title(done.topic, lang),
+        preferences_href=f"/p/{done.preferences_token}",
+        undo_topics=list(done.undo_topics),
+        undo_titles=[state.title(t, lang) for t in done.undo_topics],
         csrf=state.csrf.field("undo", token),
     )
 
@@ -103,25 +81,23 @@ def _undo(
     request: Request, state: WebState, token: str, wanted: list[str], csrf: object
 ) -> HTMLResponse:
     """Subscribe again to what the one-click just withdrew (confirmation where required)."""
-    tok = state.verify(token, TokenKind.UNSUBSCRIBE)
+    rt = state.runtime
+    link = preferences.open_unsubscribe_link(rt, token)
     state.csrf.check(request, csrf, "undo", token)
-    origin = state.origin(request, Source.PREFERENCE_CENTER, tok.campaign)
-    outcomes: dict[str, list[str]] = {}
-    with writing(state.engine) as conn:
-        contact = state.contact(conn, tok.public_id)
-        lang = state.lang(request, contact.locale)
-        for topic in dict.fromkeys(wanted):
-            if topic not in state.topics:
-                continue
-            outcome = subscribe_topic(conn, state, contact, topic, origin, lang)
-            outcomes.setdefault(outcome, []).append(state.title(topic, lang) or topic)
-    log.info("unsubscribe undone: contact %s, %d topics", contact.id, len(wanted))
+    done = preferences.undo_unsubscribe(
+        rt, link, wanted, state.visitor(request), state.asked(request)
+    )
+    lang = done.lang
+
+    def titles(*outcomes: Outcome) -> list[str]:
+        return [state.title(t, lang) or t for t in done.topics(*outcomes)]
+
     return state.page(
         "resubscribed.html",
         lang,
         f"/u/{token}",
-        subscribed=outcomes.get(Outcome.SUBSCRIBED, []),
-        pending=outcomes.get(Outcome.PENDING, []) + outcomes.get(Outcome.PENDING_NOT_SENT, []),
-        rate_limited=outcomes.get(Outcome.RATE_LIMITED, []),
-        preferences_href=f"/p/{state.sign(TokenKind.PREFERENCES, contact.public_id)}",
+        subscribed=titles(Outcome.SUBSCRIBED),
+        pending=titles(Outcome.PENDING) + titles(Outcome.PENDING_NOT_SENT),
+        rate_limited=titles(Outcome.RATE_LIMITED),
+        preferences_href=f"/p/{done.preferences_token}",
     )

@@ -20,7 +20,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine, keyring: Keyring, vault: Vault) -> Iterator[FastAPI]:
-    """``create_app(settings)`` on the test's database; its own engine is disposed after."""
+    """``create_app(settings)`` on the test's database; its own runtime is closed after."""
     application = create_app(settings)
     yield application
-    application.state.tact.engine.dispose()
+    application.state.tact.runtime.close()

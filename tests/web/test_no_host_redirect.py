@@ -38,7 +38,9 @@ def _flat(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
 async def test_trailing_slash_is_a_404_never_a_redirect_to_the_host_header(
     app: FastAPI, vault: Vault, settings: Settings, keyring: Keyring
 ) -> None:
-    (someone,) = add_people(app.state.tact.engine, vault, settings, [person("h@example.org")])
+    (someone,) = add_people(
+        app.state.tact.runtime.engine, vault, settings, [person("h@example.org")]
+    )
     tokens = {
         "token": sign(keyring, settings, TokenKind.UNSUBSCRIBE, someone.public_id, "news"),
     }

@@ -1,7 +1,9 @@
-"""What the preference page shows: topics and choices, why mail arrives, what is used.
+"""The profile: what the preference page shows of a person, and why mail arrives.
 
-Everything is turned into plain strings and codes here, so templates only
-choose wording (in their language) and never compute. Dates are shown in the
+Topics and choices, the grant behind each subscription, the history of changes,
+what personalization draws on. Everything is turned into plain strings and
+codes here, so pages (and any other face) only choose wording in their
+language and never compute. Dates are shown in the
 contact's own time zone and date style when known; the ledger stores UTC.
 """
 
@@ -16,14 +18,14 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from sqlalchemy import Connection, func, select
 
+from engine.app import languages as i18n
+from engine.app.visits import Contact
 from engine.consent import ledger
 from engine.consent.service import cadence_shown, personalization_opted_out, topic_preferences
 from engine.consent.suppression import reason_for
 from engine.consent.topics import PERSONALIZATION, Topics
 from engine.models import ConsentEventType, ConsentState, EngagementEvent, Order
 from engine.vault.vault import contacts
-from engine.web import i18n
-from engine.web.state import Contact
 
 orders_t = Order.__table__  # type: ignore[attr-defined]
 engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
@@ -116,6 +118,7 @@ class PreferenceView:
 
 
 def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) -> PreferenceView:
+    """The profile of ``contact`` as read on ``conn``, worded for a reader of ``lang``."""
     clock = Clock(lang, contact.locale, contact.timezone)
     tlang = i18n.topic_language(lang)
     states = ledger.current_states(conn, contact.id)
