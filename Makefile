@@ -17,7 +17,7 @@ help:
 	@echo "make test          run the test suite (PYTEST_ARGS='...' to pass options)"
 	@echo "make demo          run 'tact demo'"
 	@echo "make bench         run the benchmarks"
-	@echo "make lint          ruff + mypy"
+	@echo "make lint          ruff + mypy + import contracts (lint-imports)"
 	@echo "make clean         remove var/, $(VENV) and caches"
 
 venv: $(STAMP)
@@ -48,9 +48,12 @@ demo: venv
 bench: venv system-deps
 	$(VENV)/bin/python -m bench.run
 
+# lint-imports checks the import contracts of pyproject.toml ([tool.importlinter]);
+# no cache: the graph takes well under a second, and no cache folder to ignore.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy engine workers
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 clean:
 	rm -rf var $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
