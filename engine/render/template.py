@@ -1,4 +1,6 @@
-"""A campaign: the brand base plus blocks chosen per segment.
+"""A template folder: the brand base plus blocks chosen per segment.
+
+(A *campaign* is the database row that names a template folder; see engine.campaigns.)
 
 Layout of ``templates/campaigns/<name>/``::
 
@@ -18,13 +20,13 @@ thing, and ``tact templates lint`` notes the rename; a folder with both spelling
 one file or subject is refused, since which one is meant cannot be guessed.
 
 The blocks are wrapped by the brand base
-(``templates/brand/email.html.j2`` / ``email.txt.j2``), which the campaign cannot
+(``templates/brand/email.html.j2`` / ``email.txt.j2``), which the template cannot
 replace: it carries the header, the postal address, the unsubscribe and
 preference links and the "why you got this" line. Render refuses output
 without the unsubscribe link.
 
 Everything that is the same for every recipient is done once, when the
-campaign loads: templates are compiled, the brand stylesheet is inlined into
+template loads: templates are compiled, the brand stylesheet is inlined into
 each HTML block variant (css-inline), the MIME header frame is encoded.
 Per recipient there remains: render the chosen variants, build the bytes.
 """
