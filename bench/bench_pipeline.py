@@ -24,7 +24,7 @@ pipeline
     (batches of 500, the default caps, the Maildir transport under
     ``var/outbox``); ``lifecycle.create`` / ``schedule`` / ``launch`` (the fan-out
     into the outbox) of a campaign with a new name; the transport opened. Timed:
-    ``engine.campaigns.pipeline.send_campaign(engine, vault, settings, id,
+    ``engine.campaigns.send_campaign(engine, vault, settings, id,
     transport, now=...)``: per batch the claim, the gate (policy chain,
     frequency-cap reservations, decision records), the vault read, segments,
     compose (signed links, segment blocks, brand frame, MIME), the Maildir write,
@@ -335,9 +335,8 @@ class Pipeline:
     def campaign(self, *, keep_sample: bool = False, profiler: Any = None) -> CampaignRun:
         from sqlalchemy import select
 
-        from engine.campaigns import lifecycle
+        from engine.campaigns import lifecycle, send_campaign
         from engine.campaigns.lifecycle import outbox_t
-        from engine.campaigns.pipeline import send_campaign
         from engine.config import Settings
         from engine.db import engine_from_settings, writing
         from engine.delivery.factory import transport_from_settings

@@ -15,7 +15,7 @@ The three measurements run in one child process (``python -m bench.bench_render
 and its caches:
 
 full
-    What the campaign pipeline (``engine.campaigns.pipeline``) does per message
+    What the campaign pipeline (``engine.campaigns.sender``) does per message
     once the gate has let the batch through, minus the transport and the
     bookkeeping: per batch of 500 (``settings.campaign_batch_size``) one
     connection, ``load_recipients``: ``vault.read`` (unwrap each data key,
@@ -438,7 +438,7 @@ class Job:
 
     def full_pass(self, keep: list[bytes] | None = None) -> int:
         """One pass of the pipeline's per-batch read and render over the audience."""
-        from engine.recipients import load_recipients
+        from engine.campaigns.recipients import load_recipients
 
         composer = self.composer
         spec_fields = composer.spec.fields

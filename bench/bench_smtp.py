@@ -34,7 +34,7 @@ pipeline
     fan-out) of a campaign with a new name, and
     ``SmtpTransport(host, port, pool_size=P, starttls=False)``, opened (its
     connections are made on first use, so inside the timed part, as the plain
-    sender's are). Timed: ``engine.campaigns.pipeline.send_campaign(engine,
+    sender's are). Timed: ``engine.campaigns.send_campaign(engine,
     vault, settings, id, transport, now=...)``: per batch of 500 the claim, the
     gate (policy chain, frequency-cap reservations, decision records), the
     vault read, segments, compose (links, blocks, brand frame, MIME); per
@@ -376,9 +376,8 @@ class Pipeline:
     def campaign(self, pool: int, *, record: bool = False, profiler: Any = None) -> CampaignRun:
         from sqlalchemy import select
 
-        from engine.campaigns import lifecycle
+        from engine.campaigns import lifecycle, send_campaign
         from engine.campaigns.lifecycle import outbox_t
-        from engine.campaigns.pipeline import send_campaign
         from engine.config import Settings
         from engine.db import engine_from_settings, writing
         from engine.delivery.smtp import SmtpTransport

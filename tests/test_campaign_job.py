@@ -17,10 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from engine.campaigns import lifecycle
+from engine.campaigns import lifecycle, send_campaign
 from engine.campaigns.audience import audience
 from engine.campaigns.lifecycle import outbox_t
-from engine.campaigns.pipeline import send_campaign
 from engine.campaigns.report import report as campaign_report
 from engine.config import Settings
 from engine.consent.service import Origin, set_personalization

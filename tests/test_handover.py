@@ -17,9 +17,12 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, select, update
 
+from engine.campaigns import BatchReport, Composers, run_batch
+from engine.campaigns.batch import gate_context
 from engine.campaigns.lifecycle import get
-from engine.campaigns.pipeline import Composers, _BatchSender, _gate_context, claim, run_batch
+from engine.campaigns.outbox import claim
 from engine.campaigns.report import report
+from engine.campaigns.sender import BatchSender
 from engine.config import Settings
 from engine.consent.service import Origin, set_cadence, withdraw
 from engine.db import writing
@@ -201,7 +204,7 @@ def _claimed_and_gated(
     with writing(engine) as conn:
         camp = get(conn, cid)
         claimed = claim(conn, cid, 0, NOW, lease_until)
-        ctx = _gate_context(settings, camp, NOW)
+        ctx = gate_context(settings, camp, NOW)
         verdicts = gate(
             conn, [r.contact_id for r in claimed], ctx, message_key_for=lambda c: f"{cid}:{c}"
         )
@@ -221,10 +224,8 @@ def test_a_run_that_outlived_its_lease_sends_nothing_and_the_next_sends_once(
         assert len(claim(conn, cid, 0, later, later + lease)) == 4
     transport = smtp(sink)
     try:
-        from engine.campaigns.pipeline import BatchReport
-
         stale = BatchReport(cid, 0)
-        sender = _BatchSender(engine, vault, settings, camp, ctx, NOW + lease, transport, stale)
+        sender = BatchSender(engine, vault, settings, camp, ctx, NOW + lease, transport, stale)
         sender.run(allowed, Composers(settings, vault).get(cid, camp.template))
         assert not sink.handler.accepted
         assert stale.by_status == {"taken-over": 4}
@@ -247,10 +248,8 @@ def test_the_maildir_group_takes_its_last_look_too(
     leaver = allowed[2][0].contact_id
     with writing(engine) as conn:  # between the claim and the send
         withdraw(conn, vault, leaver, "offers", Origin(source="preference-center"))
-    from engine.campaigns.pipeline import BatchReport
-
     report = BatchReport(cid, 0)
-    sender = _BatchSender(engine, vault, settings, camp, ctx, lease_until, outbox(tmp_path), report)
+    sender = BatchSender(engine, vault, settings, camp, ctx, lease_until, outbox(tmp_path), report)
     sender.run(allowed, Composers(settings, vault).get(cid, camp.template))
     assert report.by_status == {"sent": 4, "skipped": 1}
     assert files(tmp_path) == 4
@@ -531,7 +530,7 @@ def _failing_templates(tmp_path: Any, name: str) -> Any:
     root = tmp_path / "templates"
     if not root.exists():
         shutil.copytree(PROJECT_ROOT / "templates", root)
-    block = root / "campaigns" / "autumn-2026" / "blocks" / "closing" / "default.html.j2"
+    block = root / "campaigns" / "autumn-2026" / "blocks" / "closing" / "standard.html.j2"
     original = (PROJECT_ROOT / "templates" / block.relative_to(root)).read_text("utf-8")
     failing = (
         f'{{% if first_name == "{name}" %}}{{{{ 1 // (first_name|length - {len(name)}) }}}}'
@@ -545,7 +544,7 @@ def test_a_render_error_gives_the_batch_back_and_pauses_until_resumed(
     engine: Engine, vault: Vault, settings: Settings, sink: Server, tmp_path: Any
 ) -> None:
     from engine.campaigns import resume
-    from engine.recipients import load_recipients
+    from engine.campaigns.recipients import load_recipients
 
     subscribers(engine, vault, settings, 8)
     cid = launched(engine, settings)
@@ -562,7 +561,7 @@ def test_a_render_error_gives_the_batch_back_and_pauses_until_resumed(
         transport.close()
     assert first.paused and first.pause_reason is not None
     assert first.pause_reason.startswith("render-error: ")
-    assert "default.html.j2:" in first.pause_reason and name not in first.pause_reason
+    assert "standard.html.j2:" in first.pause_reason and name not in first.pause_reason
     got = rows(engine, cid)
     sent = [c for c in ordered if got[c].status == "sent"]
     assert sent and sent == ordered[: len(sent)] and len(sent) < 4  # part went out

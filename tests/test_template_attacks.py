@@ -407,8 +407,8 @@ def test_lint_and_preview_commands_print_the_finding_and_exit_non_zero(
 def test_a_campaign_whose_block_breaches_a_bound_pauses_and_sends_nothing_of_it(
     engine: Any, vault: Any, settings: Settings, tmp_path: Path, payload: str
 ) -> None:
+    from engine.campaigns import run_batch
     from engine.campaigns.lifecycle import get
-    from engine.campaigns.pipeline import run_batch
     from tests.test_campaigns import NOW, launched, outbox, rows, subscribers
 
     templates = tmp_path / "templates"
@@ -441,8 +441,8 @@ def test_a_campaign_whose_templates_no_longer_load_pauses_with_every_row_given_b
     engine: Any, vault: Any, settings: Settings, tmp_path: Path, damage: str
 ) -> None:
     """Broken after launch, so the batch's first step (loading the templates) fails."""
+    from engine.campaigns import run_batch
     from engine.campaigns.lifecycle import get
-    from engine.campaigns.pipeline import run_batch
     from tests.test_campaigns import NOW, launched, outbox, rows, subscribers
 
     templates = tmp_path / "templates"

@@ -44,9 +44,8 @@ import pytest
 import redis
 from sqlalchemy import Row, func, select
 
-from engine.campaigns import create, get, schedule
+from engine.campaigns import create, due_batches, get, launch_due, schedule
 from engine.campaigns.lifecycle import outbox_t
-from engine.campaigns.pipeline import due_batches, launch_due
 from engine.config import Settings, get_settings
 from engine.consent.ledger import Source
 from engine.consent.service import Origin, withdraw

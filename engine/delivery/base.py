@@ -1,9 +1,12 @@
 """The Transport protocol and the shared status vocabulary.
 
 Every transport follows one fixed sequence: ``open()`` once, ``send()`` per
-message, ``flush()`` at the end of a batch (commit what is buffered), ``close()``
-when done. A send returns a DeliveryResult; it raises only for bugs, or with the
-exception its ``handover`` raised.
+message or ``send_many()`` for a stream of them, ``flush()`` at the end of a batch
+(commit what is buffered), ``close()`` when done. A send returns a
+DeliveryResult; it raises only for bugs, or with the exception its ``handover``
+raised. Transports derive from ``BaseTransport`` (``open``, ``flush`` and
+``close`` do nothing there, ``send_many`` sends one by one) and are built from
+the settings by the registry in ``engine.delivery.factory``.
 
 Never lost silently. A transport says whether sending the same message twice is
 harmless (``idempotent``): the Maildir refuses a Message-ID it already holds, the
@@ -21,16 +24,18 @@ in doubt, which the sender resolves by sending it again under the same
 Message-ID. Idempotent transports call ``handover`` too, right before the message
 becomes visible, when one is given.
 
-Many at once. A transport may also offer ``send_many(deliveries)``: it takes
-``Delivery`` objects (a message, its handover, and ``done`` for its result) from
-an iterable, as fast as it can use them, and calls each one's ``done`` when its
-outcome is known, in whatever order outcomes come. The SMTP transport does,
-driving all its pooled connections from the calling thread; ``send_each`` is the
-same contract for any transport, one ``send`` after another.
+Many at once. ``send_many(deliveries)`` takes ``Delivery`` objects (a message,
+its handover, and ``done`` for its result) from an iterable, as fast as it can
+use them, and calls each one's ``done`` when its outcome is known, in whatever
+order outcomes come. The campaign pipeline sends through it whenever the
+transport is not idempotent. ``BaseTransport.send_many`` is one ``send`` after
+another; the SMTP transport overrides it to drive all its pooled connections
+from the calling thread.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -67,21 +72,6 @@ class DeliveryResult:
     detail: str = ""
 
 
-class Transport(Protocol):
-    #: True when delivering the same message twice delivers it once (or not at all).
-    idempotent: bool
-
-    def open(self) -> None: ...
-
-    def send(
-        self, message: OutgoingMessage, handover: Handover | None = None
-    ) -> DeliveryResult: ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class Delivery(Protocol):
     """One message on its way through ``send_many``: what to send, and who wants to know."""
 
@@ -97,7 +87,51 @@ class Delivery(Protocol):
         ...
 
 
-def send_each(transport: Transport, deliveries: Iterable[Delivery]) -> None:
-    """``send_many`` for a transport without one: one ``send`` after another."""
-    for delivery in deliveries:
-        delivery.done(transport.send(delivery.message, delivery.handover))
+class Transport(Protocol):
+    """What the pipeline, the notices and the opt-in mails send through (see the module)."""
+
+    #: True when delivering the same message twice delivers it once (or not at all).
+    idempotent: bool
+
+    def open(self) -> None: ...
+
+    def send(
+        self, message: OutgoingMessage, handover: Handover | None = None
+    ) -> DeliveryResult: ...
+
+    def send_many(self, deliveries: Iterable[Delivery]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class BaseTransport(ABC):
+    """A transport's defaults: nothing to open, buffer or close, ``send_many`` one by one.
+
+    A subclass sets ``idempotent`` and writes ``send``; it overrides the rest when it
+    has connections to open and close (``open``, ``close``), buffered writes to
+    commit (``flush``), or a faster way to send a stream (``send_many``).
+    """
+
+    #: True when delivering the same message twice delivers it once (or not at all).
+    idempotent: bool
+
+    def open(self) -> None:  # noqa: B027 (a default, deliberately not abstract)
+        """Nothing to open by default."""
+
+    @abstractmethod
+    def send(
+        self, message: OutgoingMessage, handover: Handover | None = None
+    ) -> DeliveryResult: ...
+
+    def send_many(self, deliveries: Iterable[Delivery]) -> None:
+        """One ``send`` after another, each delivery's ``done`` told its result."""
+        for delivery in deliveries:
+            delivery.done(self.send(delivery.message, delivery.handover))
+
+    def flush(self) -> None:  # noqa: B027 (a default, deliberately not abstract)
+        """Nothing buffered by default."""
+
+    def close(self) -> None:  # noqa: B027 (a default, deliberately not abstract)
+        """Nothing to close by default."""

@@ -11,10 +11,16 @@ import hashlib
 import os
 from pathlib import Path
 
-from engine.delivery.base import DeliveryResult, DeliveryStatus, Handover, OutgoingMessage
+from engine.delivery.base import (
+    BaseTransport,
+    DeliveryResult,
+    DeliveryStatus,
+    Handover,
+    OutgoingMessage,
+)
 
 
-class MaildirTransport:
+class MaildirTransport(BaseTransport):
     idempotent = True  # a Message-ID already in the outbox is refused
 
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
@@ -58,6 +64,3 @@ class MaildirTransport:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-    def close(self) -> None:
-        pass

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from engine.delivery.base import DeliveryResult, DeliveryStatus, Handover, OutgoingMessage
+from engine.delivery.base import (
+    BaseTransport,
+    DeliveryResult,
+    DeliveryStatus,
+    Handover,
+    OutgoingMessage,
+)
 
 
-class NullTransport:
+class NullTransport(BaseTransport):
     idempotent = True  # delivers nothing, so delivering twice does no harm
 
     def __init__(self) -> None:
         self.sent = 0
-
-    def open(self) -> None:
-        pass
 
     def send(self, message: OutgoingMessage, handover: Handover | None = None) -> DeliveryResult:
         if handover is not None and not handover():
             return DeliveryResult(DeliveryStatus.WITHHELD)
         self.sent += 1
         return DeliveryResult(DeliveryStatus.SENT)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -2,8 +2,8 @@
 
 The declared fields from the vault (for a stated purpose), each contact's
 segment, and the plain columns a message needs (public id for the links,
-locale, blind index for a bounce's suppression). The demo's job, the campaign
-pipeline and the render benchmark all read a batch this way.
+locale, blind index for a bounce's suppression). The campaign pipeline (its
+sender) and the render benchmark read a batch this way.
 """
 
 from __future__ import annotations
