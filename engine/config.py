@@ -10,6 +10,7 @@ SQLite and a Maildir outbox under ``./var``.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,26 @@ class FileSecretsSource(PydanticBaseSettingsSource):
             if value is not None:
                 values[key] = value
         return values
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The SMTP transport's settings as one group (``Settings.smtp``).
+
+    Built from the flat ``smtp_*`` fields, so the environment variables stay
+    ``TACT_SMTP_HOST`` and so on; a transport takes its group, never the whole
+    ``Settings`` (``SmtpTransport.from_settings``).
+    """
+
+    host: str
+    port: int
+    starttls: bool | None
+    username: str | None
+    password: SecretStr | None  # stays masked in a repr
+    pool_size: int
+    timeout_seconds: float
+    per_domain_rate: float | None
+    local_hostname: str | None
 
 
 class Settings(BaseSettings):
@@ -325,6 +346,21 @@ class Settings(BaseSettings):
     @property
     def resolved_outbox_dir(self) -> Path:
         return self.outbox_dir or self.var_dir / "outbox"
+
+    @property
+    def smtp(self) -> SmtpSettings:
+        """The ``smtp_*`` fields, grouped for the SMTP transport."""
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            starttls=self.smtp_starttls,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            pool_size=self.smtp_pool_size,
+            timeout_seconds=self.smtp_timeout_seconds,
+            per_domain_rate=self.smtp_per_domain_rate,
+            local_hostname=self.smtp_local_hostname,
+        )
 
     @property
     def is_sqlite(self) -> bool:

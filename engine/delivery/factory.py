@@ -1,28 +1,50 @@
-"""The transport the settings ask for. The embedded default is the Maildir outbox."""
+"""The transport the settings ask for: a registry, name → builder.
+
+The embedded default is the Maildir outbox. A new transport (an HTTP API such as
+Amazon SES, say) is one module with a ``BaseTransport`` subclass and one entry in
+``TRANSPORTS``; its name must also be one of the choices of ``Settings.transport``
+(``engine.config``, the lowest layer, cannot import this registry:
+tests/test_delivery_registry.py checks that the two agree).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from engine.config import Settings
 from engine.delivery.base import Transport
 from engine.delivery.maildir import MaildirTransport
 from engine.delivery.null import NullTransport
 from engine.delivery.smtp import SmtpTransport
+from engine.errors import ConfigurationError
+
+
+def _maildir(settings: Settings) -> Transport:
+    return MaildirTransport(settings.resolved_outbox_dir)
+
+
+def _null(settings: Settings) -> Transport:
+    return NullTransport()
+
+
+def _smtp(settings: Settings) -> Transport:
+    return SmtpTransport.from_settings(settings.smtp)
+
+
+#: ``settings.transport`` → the function that builds that transport from the settings.
+TRANSPORTS: dict[str, Callable[[Settings], Transport]] = {
+    "maildir": _maildir,
+    "null": _null,
+    "smtp": _smtp,
+}
 
 
 def transport_from_settings(settings: Settings) -> Transport:
-    if settings.transport == "null":
-        return NullTransport()
-    if settings.transport == "smtp":
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        return SmtpTransport(
-            settings.smtp_host,
-            settings.smtp_port,
-            pool_size=settings.smtp_pool_size,
-            starttls=settings.smtp_starttls,
-            username=settings.smtp_username,
-            password=password,
-            timeout=settings.smtp_timeout_seconds,
-            per_domain_rate=settings.smtp_per_domain_rate,
-            local_hostname=settings.smtp_local_hostname,
+    """A new, unopened transport of the kind ``settings.transport`` names."""
+    build = TRANSPORTS.get(settings.transport)
+    if build is None:
+        known = ", ".join(sorted(TRANSPORTS))
+        raise ConfigurationError(
+            f"unknown transport {settings.transport!r}: TACT_TRANSPORT must be one of {known}"
         )
-    return MaildirTransport(settings.resolved_outbox_dir)
+    return build(settings)

@@ -50,7 +50,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from engine.delivery.base import Delivery, DeliveryResult, Handover, OutgoingMessage
+from engine.config import SmtpSettings
+from engine.delivery.base import BaseTransport, Delivery, DeliveryResult, Handover, OutgoingMessage
 from engine.delivery.smtp_mux import Mux, Slot
 from engine.delivery.smtp_replies import reply_text, scrub
 from engine.errors import (
@@ -127,7 +128,7 @@ class _One:
         self.result = result
 
 
-class SmtpTransport:
+class SmtpTransport(BaseTransport):
     def __init__(
         self,
         host: str,
@@ -180,6 +181,21 @@ class SmtpTransport:
         self._slots: list[Slot] = []
         #: Connections opened so far (operational metric).
         self.connections_opened = 0
+
+    @classmethod
+    def from_settings(cls, smtp: SmtpSettings) -> SmtpTransport:
+        """The transport the settings' SMTP group describes (``Settings.smtp``)."""
+        return cls(
+            smtp.host,
+            smtp.port,
+            pool_size=smtp.pool_size,
+            starttls=smtp.starttls,
+            username=smtp.username,
+            password=smtp.password.get_secret_value() if smtp.password else None,
+            timeout=smtp.timeout_seconds,
+            per_domain_rate=smtp.per_domain_rate,
+            local_hostname=smtp.local_hostname,
+        )
 
     def __repr__(self) -> str:  # never the password
         return f"SmtpTransport({self.host}:{self.port}, pool_size={self.pool_size})"
