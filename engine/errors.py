@@ -47,9 +47,10 @@ and line, and say what to do next.
     ├── TemplateError           -- engine.render.template: an unusable template folder
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
     ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
+    │   └── CampaignNotDue      -- engine.app.campaigns: sent before its time (--now launches it)
     ├── RenderPaused            -- engine.campaigns.pipeline: a campaign paused itself on a
     │                              template that failed to render (render-error)
-    ├── DemoError               -- engine.demo: the demo cannot use what it found
+    ├── DemoError               -- engine.app.demo: the demo cannot use what it found
     ├── BadOption               -- engine.cli.campaigns_cmd: an option value it cannot use
     ├── UnknownTopic            -- engine.consent.topics: no topic by that name
     ├── HeaderError             -- engine.render.mime: a value a header cannot carry
@@ -196,6 +197,10 @@ class CampaignNotFound(TactError):
 
 class IllegalTransition(TactError):
     """The transition table refuses this move."""
+
+
+class CampaignNotDue(IllegalTransition):
+    """``campaigns send`` on a campaign whose time has not come (``--now`` launches it)."""
 
 
 class RenderPaused(TactError):
