@@ -7,9 +7,9 @@ import json
 import typer
 from rich.table import Table
 
+from engine.app import consent
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
-from engine.consent.ledger import verify
 
 app = typer.Typer(
     help="The consent ledger: proof of who agreed to what, and when.", no_args_is_help=True
@@ -26,19 +26,10 @@ def verify_cmd(
     consent state that disagrees with the ledger. Needs the keyring: the chain is keyed
     with its ledger key. Exits 1 if any problem is found, so it can run from cron or CI.
     """
-    rt = Runtime()
-    vault = rt.vault
-    with rt.engine.connect() as conn:
-        checked, problems = verify(conn, vault.keyring.ledger_key)
+    check = consent.verify(Runtime())
+    checked, problems = check.events_checked, check.problems
     if as_json:
-        doc = {
-            "events_checked": checked,
-            "problems": [
-                {"contact_id": str(p.contact_id), "seq": p.seq, "problem": p.problem}
-                for p in problems
-            ],
-        }
-        out.print_json(json.dumps(doc))
+        out.print_json(json.dumps(check.as_dict()))
     else:
         out.print(f"{checked:,} consent events checked")
         if problems:

@@ -10,17 +10,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from engine.app import contacts
 from engine.cli.console import byte_progress, err, out
 from engine.cli.runtime import Runtime
-from engine.db import writing
-from engine.people.erasure import erase_contact
-from engine.people.export import contact_status, export_contact
-from engine.people.importer import ImportReport, import_file
+from engine.people.importer import ImportReport
 
 app = typer.Typer(help="Contacts: import, look up, export, erase.", no_args_is_help=True)
 
 
-def import_summary(report: ImportReport) -> Table:
+def import_summary(report: contacts.ImportResult | ImportReport) -> Table:
     table = Table(title=f"import #{report.import_id}: {report.source_name}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -56,14 +54,12 @@ def import_(
     JSONL rows may also carry "attributes", "orders" and "engagement".
     """
     rt = Runtime()
-    vault = rt.vault
+    rt.vault  # noqa: B018  (refuse missing or wrong keys before the progress bar shows)
     size = file.stat().st_size
     with byte_progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=size)
-        report = import_file(
-            rt.engine,
-            vault,
-            rt.settings,
+        report = contacts.import_contacts(
+            rt,
             file,
             rejects_path=rejects,
             progress=lambda consumed: bar.update(task, completed=consumed),
@@ -80,10 +76,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The contact's status: identity, profile counts, consent and suppression."""
-    rt = Runtime()
-    vault = rt.vault  # refuse missing or wrong keys before touching the database
-    with rt.engine.begin() as conn:
-        status = contact_status(conn, vault, rt.settings, address)
+    status = contacts.show(Runtime(), address).as_dict()
     if as_json:
         out.print_json(json.dumps(status, ensure_ascii=False))
         return
@@ -109,11 +102,7 @@ def export(
     out_file: Path | None = typer.Option(None, "--out", help="Write to this file (mode 0600)."),
 ) -> None:
     """Everything held about this person, decrypted, as JSON (GDPR Art. 20)."""
-    rt = Runtime()
-    vault = rt.vault
-    with rt.engine.begin() as conn:
-        document = export_contact(conn, vault, rt.settings, address, actor="cli")
-    text = json.dumps(document, ensure_ascii=False, indent=2)
+    text = contacts.export(Runtime(), address, actor="cli").to_json()
     if out_file is None:
         typer.echo(text)
     else:
@@ -135,12 +124,7 @@ def erase(
     """
     if not yes:
         typer.confirm("Erase this contact permanently? This cannot be undone", abort=True)
-    rt = Runtime()
-    vault = rt.vault
-    with writing(rt.engine) as conn:
-        result = erase_contact(
-            conn, vault, address, actor="cli", outbox_dir=rt.settings.resolved_outbox_dir
-        )
+    result = contacts.erase(Runtime(), address, actor="cli")
     if result.contact_id is None:
         out.print(
             "no contact held that address; it is now suppressed"
@@ -169,27 +153,8 @@ def subscribe(
     emails are limited per address per day (optin_requests_per_day). An erased
     address cannot be subscribed.
     """
-    from engine.consent.ledger import Source
-    from engine.consent.service import Origin
-    from engine.db import writing
-    from engine.delivery.factory import transport_from_settings
-    from engine.models import ConsentState
-    from engine.notices.optin import request_subscription
-
-    rt = Runtime()
-    vault = rt.vault
-    with writing(rt.engine) as conn:
-        result = request_subscription(
-            conn,
-            vault,
-            rt.settings,
-            address,
-            topic,
-            Origin(source=Source.ADMIN),
-            transport=transport_from_settings(rt.settings),
-            locale=locale,
-        )
-    if result.state == ConsentState.SUBSCRIBED:
+    result = contacts.subscribe(Runtime(), address, topic, locale=locale)
+    if result.state == contacts.SUBSCRIBED:
         out.print(f"subscribed: contact {result.contact_id} to {topic}")
     elif result.email_sent:
         out.print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine import migrate
+from engine.app import setup
 from engine.cli.console import out
 from engine.cli.runtime import Runtime
 
@@ -14,13 +14,10 @@ app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Bring the database and its keystore to the latest schema."""
-    rt = Runtime()
-    migrate.upgrade(rt.engine, revision)
-    out.print(f"database at revision {migrate.current(rt.engine)}")
+    out.print(f"database at revision {setup.upgrade(Runtime(), revision)}")
 
 
 @app.command()
 def current() -> None:
     """Show the schema revision of the database."""
-    rt = Runtime()
-    out.print(migrate.current(rt.engine) or "empty (run `tact db upgrade`)")
+    out.print(setup.current_revision(Runtime()) or "empty (run `tact db upgrade`)")

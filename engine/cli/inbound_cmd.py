@@ -8,20 +8,15 @@ from pathlib import Path
 
 import typer
 
+from engine.app import inbound
+from engine.app.inbound import MAX_MESSAGE_BYTES
 from engine.cli.console import out
 from engine.cli.runtime import Runtime
-from engine.db import writing
 from engine.errors import TactError
-from engine.events.bounces import ReportType, apply_bounce, parse_bounce
-from engine.events.mailto import InboundStatus, handle_unsubscribe_email
 
 app = typer.Typer(
     help="Incoming mail: the mailto: unsubscribe, bounces and complaints.", no_args_is_help=True
 )
-
-#: Larger messages are not unsubscribe requests; refuse them rather than parse them.
-MAX_MESSAGE_BYTES = 10 * 1024 * 1024
-REFUSED = {InboundStatus.NO_TOKEN, InboundStatus.INVALID_TOKEN, InboundStatus.EXPIRED_TOKEN}
 
 
 @app.command("unsubscribe")
@@ -50,24 +45,14 @@ def unsubscribe(
     `tact inbound unsubscribe -`.
     """
     raw = _read(file)
-    rt = Runtime()
-    vault = rt.vault
-    with writing(rt.engine) as conn:
-        outcome = handle_unsubscribe_email(conn, vault, rt.settings, raw)
+    result = inbound.unsubscribe(Runtime(), raw)
+    outcome = result.outcome
     if as_json:
-        doc = {
-            "status": str(outcome.status),
-            "reason": outcome.reason,
-            "contact_id": str(outcome.contact_id) if outcome.contact_id else None,
-            "topic": outcome.topic,
-            "withdrawn": list(outcome.withdrawn),
-            "found_in": outcome.found_in,
-        }
-        out.print_json(json.dumps(doc))
+        out.print_json(json.dumps(result.as_dict()))
     else:
         who = f"contact {outcome.contact_id}: " if outcome.contact_id else ""
         out.print(f"{outcome.status}: {who}{outcome.reason}", markup=False, highlight=False)
-    if outcome.status in REFUSED and not exit_zero:
+    if result.refused and not exit_zero:
         raise typer.Exit(1)
 
 
@@ -96,21 +81,15 @@ def bounce(
     (unless --exit-zero). Mail hook: pipe each message to `tact inbound bounce -`.
     """
     raw = _read(file)
-    report = parse_bounce(raw)
-    counts = None
-    if report.report_type is not ReportType.NOT_A_REPORT:
-        rt = Runtime()
-        vault = rt.vault
-        with writing(rt.engine) as conn:
-            counts = apply_bounce(conn, vault, report)
+    result = inbound.bounce(Runtime(), raw)
+    counts = result.counts
     if as_json:
-        doc = {"report_type": str(report.report_type), **(counts.as_dict() if counts else {})}
-        out.print_json(json.dumps(doc))
+        out.print_json(json.dumps(result.as_dict()))
     elif counts is None:
         out.print("not-a-report: not a delivery status or feedback report; nothing changed")
     else:
         out.print(
-            f"{report.report_type}: {counts.hard_bounces} hard bounce(s), "
+            f"{result.report_type}: {counts.hard_bounces} hard bounce(s), "
             f"{counts.soft_bounces} soft bounce(s), {counts.complaints} complaint(s); "
             f"{counts.suppressed} suppressed, {counts.already_suppressed} already suppressed, "
             f"{counts.invalid} invalid, {counts.unidentified} without a recipient",

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
+from engine.app import setup
 from engine.cli.console import out
-from engine.setup import initialize
 
 
 def init(
     var_dir: Path = typer.Option(Path("var"), help="Where the embedded mode keeps its files."),
 ) -> None:
     """Create tact.toml, a keyring (mode 0600) and the database. Never overwrites keys."""
-    for line in initialize(var_dir):
+    for line in setup.init(var_dir).done:
         out.print(line)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
 
+from engine.app import keys
 from engine.cli.console import count_progress, out
 from engine.cli.runtime import Runtime
-from engine.vault import load_keyring
-from engine.vault.rotation import pending, rotate
-from engine.vault.vault import data_keys
 
 app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 
@@ -25,14 +22,11 @@ def rotate_cmd(
     Restart workers and the web app afterwards so they load the new keyring.
     """
     rt = Runtime()
-    keyring = load_keyring(rt.settings)
-    rt.vault  # noqa: B018  (refuse a wrong keyring before touching anything)
     with count_progress() as bar:
         task = bar.add_task("re-wrapping data keys", total=None)
-        report = rotate(
-            rt.engine,
-            keyring,
-            batch_size=batch_size or rt.settings.rotation_batch_size,
+        report = keys.rotate_keks(
+            rt,
+            batch_size=batch_size or None,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     verb = "started and finished" if report.started_new else "resumed and finished"
@@ -45,21 +39,12 @@ def rotate_cmd(
 @app.command()
 def status() -> None:
     """Show the keys in the keyring and how many data keys each wraps."""
-    rt = Runtime()
-    keyring = load_keyring(rt.settings)
-    rt.vault  # noqa: B018
-    with rt.engine.connect() as conn:
-        counts: dict[str, int] = dict(
-            conn.execute(
-                select(data_keys.c.kek_id, func.count()).group_by(data_keys.c.kek_id)
-            ).all()
-        )
+    state = keys.status(Runtime())
     table = Table("key", "state", "created", "data keys")
-    for kek in keyring.keks.values():
-        state = "primary" if kek.id == keyring.primary_kek_id else kek.state
-        table.add_row(kek.id, state, kek.created, str(counts.get(kek.id, 0)))
+    for key in state.keys:
+        table.add_row(key.id, key.state, key.created, str(key.data_keys))
     out.print(table)
-    left = pending(rt.engine, keyring)
+    left = state.awaiting_rewrap
     if left:
         out.print(f"[yellow]{left} data keys await re-wrapping: run `tact keys rotate`[/]")
 
@@ -73,23 +58,9 @@ def rotate_tokens() -> None:
     (TACT_KEYRING_FILE or the key file), which is rewritten atomically. Restart
     the web app and workers afterwards so they load the new key.
     """
-    from engine.errors import RotationError
-
-    rt = Runtime()
-    keyring = load_keyring(rt.settings)
-    rt.vault  # noqa: B018  (refuse a wrong keyring before touching anything)
-    if keyring.source is None:
-        raise RotationError(
-            "rotating token keys writes the keyring, but it came from TACT_KEYRING; "
-            "use a keyring file (TACT_KEYRING_FILE or the key file)"
-        )
-    key = keyring.add_token_key()
-    try:
-        keyring.save(keyring.source)
-    except OSError as exc:
-        raise RotationError(f"cannot write the keyring {keyring.source}: {exc.strerror}") from None
-    out.print(f"new token key {key.id} signs all new links")
+    added = keys.rotate_tokens(Runtime())
+    out.print(f"new token key {added.key_id} signs all new links")
     out.print(
-        f"links signed with the previous key keep working for {rt.settings.token_grace_days} "
+        f"links signed with the previous key keep working for {added.grace_days} "
         "days; restart the web app and workers so they sign with the new key"
     )

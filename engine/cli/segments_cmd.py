@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from engine.app import segments
+from engine.app.segments import BuildOptions, BuildReport
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
-from engine.segments.build import BuildOptions, BuildReport, build, explain, overview
-from engine.segments.rules import load_rules
 
 app = typer.Typer(
     help="Customer segments: rule segments and learned (clustered) segments.",
@@ -60,9 +60,6 @@ def build_(
     """
     if k_max < k_min:
         raise typer.BadParameter("--k-max must be at least --k-min")
-    rt = Runtime()
-    rules_path = rules or rt.settings.templates_dir / "segments.toml"
-    rule_segments = load_rules(rules_path)
     options = BuildOptions(
         k_min=k_min,
         k_max=k_max,
@@ -72,10 +69,10 @@ def build_(
         as_of=_as_of(as_of),
     )
     with err.status("building segments") as status:
-        report = build(
-            rt.engine,
-            rule_segments,
+        report = segments.build(
+            Runtime(),
             options,
+            rules_path=rules,
             progress=lambda message: status.update(f"building segments: {message}"),
             export=export,
         )
@@ -134,49 +131,46 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Each segment with its size and description, and the standard audience."""
-    rt = Runtime()
-    with rt.engine.connect() as conn:
-        view = overview(conn)
+    view = segments.overview(Runtime())
     if as_json:
-        out.print_json(json.dumps(view, ensure_ascii=False))
+        out.print_json(json.dumps(view.as_dict(), ensure_ascii=False))
         return
-    model = view["model"]
+    model = view.model
     if model is None:
         out.print("no segments built yet: run [bold]tact segments build[/]")
     else:
-        score = model["silhouette"]
+        score = model.silhouette
         out.print(
-            f"model v{model['version']} built {model['created_at']}: k={model['k']}, seed "
-            f"{model['seed']}" + (f", silhouette {score:.3f}" if score is not None else "")
+            f"model v{model.version} built {model.created_at}: k={model.k}, seed "
+            f"{model.seed}" + (f", silhouette {score:.3f}" if score is not None else "")
         )
     table = Table()
     table.add_column("segment")
     table.add_column("source")
     table.add_column("contacts", justify="right")
     table.add_column("description")
-    for seg in view["segments"]:
-        if seg["source"] == "folded":
+    for seg in view.segments:
+        if seg.source == "folded":
             table.add_row(
-                f"[dim]{seg['slug']}[/]",
+                f"[dim]{seg.slug}[/]",
                 "folded",
-                f"({seg['cluster_size']:,})",
-                f"[dim]{escape(seg['description'])} -> standard[/]",
+                f"({seg.cluster_size or 0:,})",
+                f"[dim]{escape(seg.description)} -> standard[/]",
             )
         else:
-            extra = f" (matched {seg['matched']:,})" if seg["source"] == "rule" else ""
+            extra = f" (matched {seg.matched or 0:,})" if seg.source == "rule" else ""
             table.add_row(
-                escape(seg["name"]),
-                seg["source"],
-                f"{seg['size']:,}",
-                escape(seg["description"]) + extra,
+                escape(seg.name or ""),
+                seg.source,
+                f"{seg.size:,}",
+                escape(seg.description) + extra,
             )
-    std = view["standard"]
+    std = view.standard
     table.add_row(
         "(standard)",
         "",
-        f"{std['size']:,}",
-        f"folded {std['folded']:,}, opted out {std['opted_out']:,}, "
-        f"not yet built {std['unassigned']:,}",
+        f"{std.size:,}",
+        f"folded {std.folded:,}, opted out {std.opted_out:,}, not yet built {std.unassigned:,}",
     )
     out.print(table)
 
@@ -187,54 +181,51 @@ def explain_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Why a contact is in its segment (or gets the standard version)."""
-    rt = Runtime()
-    vault = rt.vault
-    with rt.engine.connect() as conn:
-        info = explain(conn, vault.find(conn, address).id)
+    info = segments.explain(Runtime(), address)
     if as_json:
-        out.print_json(json.dumps(info, ensure_ascii=False))
+        out.print_json(json.dumps(info.as_dict(), ensure_ascii=False))
         return
-    out.print(f"contact {info['contact_id']}")
-    out.print(f"segment: [bold]{info['segment'] or 'standard'}[/]")
-    out.print(f"why: {info['reason']}", markup=False)
-    if "features" in info:
-        table = Table(title=f"features vs the population, as of {info['as_of'][:10]}")
+    out.print(f"contact {info.contact_id}")
+    out.print(f"segment: [bold]{info.segment or 'standard'}[/]")
+    out.print(f"why: {info.reason}", markup=False)
+    if info.features is not None:
+        table = Table(title=f"features vs the population, as of {(info.as_of or '')[:10]}")
         table.add_column("feature")
         table.add_column("value", justify="right")
         table.add_column("population median", justify="right")
         table.add_column("percentile", justify="right")
-        for f in info["features"]:
-            pct = f["percentile"]
+        for f in info.features:
+            pct = f.percentile
             table.add_row(
-                f["feature"],
-                _num(f["value"]),
-                _num(f["population_median"]),
+                f.feature,
+                _num(f.value),
+                _num(f.population_median),
                 "-" if pct is None else f"{pct:.0f}",
             )
         out.print(table)
-        out.print(f"top categories: {', '.join(info['top_categories']) or '-'}")
-    if "clusters" in info:
+        out.print(f"top categories: {', '.join(info.top_categories or ()) or '-'}")
+    if info.clusters is not None:
         table = Table(title="distance to each learned cluster")
         table.add_column("cluster", justify="right")
         table.add_column("segment")
         table.add_column("distance", justify="right")
         table.add_column("description")
-        for c in info["clusters"]:
-            mark = " *" if c["nearest"] else ""
+        for c in info.clusters:
+            mark = " *" if c.nearest else ""
             table.add_row(
-                f"{c['cluster']}{mark}",
-                c["segment"] or "(folded: standard)",
-                f"{c['distance']:.3f}",
-                c["description"],
+                f"{c.cluster}{mark}",
+                c.segment or "(folded: standard)",
+                f"{c.distance:.3f}",
+                c.description,
             )
         out.print(table)
-    if info.get("rules"):
+    if info.rules:
         table = Table(title="rule segments, in order")
         table.add_column("rule segment")
         table.add_column("matches")
         table.add_column("rule")
-        for r in info["rules"]:
-            table.add_row(escape(r["name"]), "yes" if r["matches"] else "no", escape(r["rule"]))
+        for r in info.rules:
+            table.add_row(escape(r.name), "yes" if r.matches else "no", escape(r.rule))
         out.print(table)
 
 
