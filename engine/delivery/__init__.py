@@ -1,5 +1,19 @@
-"""Delivery: one Transport protocol, several transports."""
+"""Delivery: one Transport protocol, a base class, several transports, a registry."""
 
-from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
+from engine.delivery.base import (
+    BaseTransport,
+    Delivery,
+    DeliveryResult,
+    DeliveryStatus,
+    OutgoingMessage,
+    Transport,
+)
 
-__all__ = ["DeliveryResult", "DeliveryStatus", "OutgoingMessage", "Transport"]
+__all__ = [
+    "BaseTransport",
+    "Delivery",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "OutgoingMessage",
+    "Transport",
+]
