@@ -2,8 +2,8 @@
 
 Every face (the ``tact`` command, the web apps, the Celery workers, ``tact run``,
 the demo) gets its settings, database engine, checked vault, token signer,
-topics and transport from a :class:`Runtime`, and hands that runtime to the
-use-cases in :mod:`engine.app`. Nothing else builds these parts, so a
+topics, transport, Celery app and broker guard client from a :class:`Runtime`,
+and hands that runtime to the use-cases in :mod:`engine.app`. Nothing else builds these parts, so a
 check that must happen once (the keyring belongs to this database; the key
 file is not readable by others) happens in one place.
 
@@ -19,18 +19,26 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from engine.config import Settings, get_settings
 from engine.consent.topics import Topics, cached_topics
-from engine.db import engine_from_settings
+from engine.db import engine_from_settings, explain
 from engine.delivery.base import Transport
 from engine.delivery.factory import transport_from_settings
+from engine.errors import ConfigurationError, DatabaseError
 from engine.links.tokens import TokenSigner
 from engine.logs import configure
 from engine.vault import Vault
 from engine.vault.keyring import secret_file_warning
+
+if TYPE_CHECKING:  # imported when first used: a command that sends nothing skips them
+    import redis
+    from celery import Celery
+
+    from engine.campaigns import Composers
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,35 @@ class Runtime:
     def topics(self) -> Topics:
         return cached_topics(self.settings.resolved_topics_file)
 
+    @cached_property
+    def composers(self) -> Composers:
+        """Each campaign's compiled templates, kept for the life of the process (a worker
+        runs many batches of one campaign: compiling them again for each costs tens of ms)."""
+        from engine.campaigns import Composers
+
+        return Composers(self.settings, self.vault)
+
+    @cached_property
+    def celery(self) -> Celery:
+        """The Celery app on ``broker_url``, configured on first use; tasks are sent by name
+        (:data:`engine.broker.RUN_BATCH_TASK`), so the sender never imports ``workers``."""
+        from engine import broker
+
+        return broker.celery_app(lambda: self.settings)
+
+    @cached_property
+    def guard(self) -> redis.Redis | None:
+        """A client on the broker's Redis for the queued-batch guard keys, or None when
+        the broker is not Redis (no broker: ``tact run`` needs no guard)."""
+        import redis
+
+        from engine import broker
+
+        url = self.settings.broker_url
+        if url is None or not broker.is_redis(url):
+            return None
+        return redis.Redis.from_url(url, socket_timeout=10)
+
     def new_transport(self) -> Transport:
         """A transport of the configured kind, not yet opened (the caller owns it)."""
         return transport_from_settings(self.settings)
@@ -91,12 +128,18 @@ class Runtime:
         return self._transport
 
     def close(self) -> None:
-        """Close the shared transport and the engine's pooled connections."""
+        """Close the shared transport, the broker clients and the engine's pooled connections."""
         transport, self._transport = self._transport, None
         try:
             if transport is not None:
                 transport.close()
         finally:
+            guard = self.__dict__.pop("guard", None)
+            if guard is not None:
+                guard.close()
+            celery = self.__dict__.pop("celery", None)
+            if celery is not None:
+                celery.close()
             if "engine" in self.__dict__:
                 self.engine.dispose()
 
@@ -122,3 +165,20 @@ def reset(*, close: bool = True) -> None:
         previous, _current = _current, None
     if previous is not None and close:
         previous.close()
+
+
+def database_error(exc: BaseException) -> DatabaseError | None:
+    """A database driver's error as one sentence naming this installation's database
+    (:func:`engine.db.explain`), or None when ``exc`` is not one. Faces call this
+    rather than import the driver's exception classes."""
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, SQLAlchemyError | sqlite3.Error):
+        return None
+    try:
+        url = get_settings().resolved_database_url
+    except ConfigurationError:
+        return DatabaseError("the database cannot be used (and the settings do not load)")
+    return explain(exc, url)

@@ -320,7 +320,7 @@ def test_send_ends_with_one_line_when_a_template_fails_and_resume_sends_the_rest
 
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", templates)
-    block = templates / "campaigns" / "autumn-2026" / "blocks" / "closing" / "default.html.j2"
+    block = templates / "campaigns" / "autumn-2026" / "blocks" / "closing" / "standard.html.j2"
     original = block.read_text("utf-8")
     block.write_text(
         original + '{% if first_name == "Firstname0002" %}{{ 1 // (first_name|length - 13) }}'
@@ -342,7 +342,7 @@ def test_send_ends_with_one_line_when_a_template_fails_and_resume_sends_the_rest
     assert_plain_failure(failed, 1)
     said = " ".join(failed.err.split())  # the console wraps its one sentence at 80 columns
     assert said.startswith("error: campaign 'promo' paused, render-error: "), str(failed)
-    assert "default.html.j2:3 (ZeroDivisionError)" in said and "resume promo" in said
+    assert "standard.html.j2:3 (ZeroDivisionError)" in said and "resume promo" in said
     assert "Firstname" not in failed.text and "person" not in failed.text
     status = json.loads(tact(tmp_path, "campaigns", "status", "promo", "--json", env=env).out)
     assert status["status"] == "paused" and status["pause_reason"].startswith("render-error: ")

@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from sqlalchemy import select
 
+from engine.app.demo import CAMPAIGN, DemoReport, Start, run_demo
 from engine.campaigns.lifecycle import message_domain, message_id
 from engine.cli.demo_cmd import deferred_table, where_to_look
 from engine.config import Settings
 from engine.db import engine_from_settings
-from engine.demo import CAMPAIGN, DemoReport, Start, run_demo
 from engine.links.tokens import TokenKind, TokenSigner
 from engine.models import OutboxStatus
 from engine.synthetic import generate_customers
@@ -138,15 +138,15 @@ def test_demo_sends_through_the_pipeline_and_a_rerun_sends_nothing(settings: Set
     assert first.start is Start.CREATED
     assert first.contacts == CUSTOMERS
     camp = first.campaign
-    assert (camp["name"], camp["template"], camp["topic"]) == (CAMPAIGN, CAMPAIGN, "offers")
-    assert camp["recipients"] == n
+    assert (camp.name, camp.template, camp.topic) == (CAMPAIGN, CAMPAIGN, "offers")
+    assert camp.recipients == n
     assert first.by_status == {OS.SENT: n}
-    assert camp["status"] == "sent"  # nothing left: finished by send_campaign
+    assert camp.status == "sent"  # nothing left: finished by send_campaign
     assert first.this_run == {OS.SENT: n}
     assert first.deferred == []
-    assert camp["decisions"] == {"send:ok": n}
+    assert camp.decisions == {"send:ok": n}
     # Per segment, what was sent adds up to everyone, in the segments of this build.
-    per_segment = {seg: rows[OS.SENT] for seg, rows in camp["by_segment"].items()}
+    per_segment = {seg: rows[OS.SENT] for seg, rows in camp.by_segment.items()}
     assert sum(per_segment.values()) == n
     built = {name for name, _, _ in first.segments.rules} | set(first.segments.learned)
     assert set(per_segment) <= built | {"standard"}
@@ -198,8 +198,8 @@ def test_demo_sends_through_the_pipeline_and_a_rerun_sends_nothing(settings: Set
     assert second.start is Start.FINISHED
     assert second.this_run == {}
     assert second.by_status == {OS.SENT: n}
-    assert second.campaign["id"] == first.campaign["id"]
-    assert second.campaign["decisions"] == {"send:ok": n}  # the gate was not asked again
+    assert second.campaign.id == first.campaign.id
+    assert second.campaign.decisions == {"send:ok": n}  # the gate was not asked again
     # Not a message added, none rewritten (a rewrite would carry a new Date).
     assert outbox_digest(new) == before
     assert second.outbox_files == n
@@ -214,7 +214,7 @@ def test_quiet_hours_defer_and_a_later_run_delivers_them(settings: Settings) -> 
 
     first = run_demo(settings, customers=CUSTOMERS, seed=SEED, bad_rows=BAD_ROWS, now=NOW)
     assert first.start is Start.CREATED
-    assert first.campaign["status"] == "sending"  # deferred rows are still open
+    assert first.campaign.status == "sending"  # deferred rows are still open
     assert first.this_run == {OS.SENT: len(records) - len(waiting), OS.DEFERRED: len(waiting)}
     assert first.by_status == first.this_run
     (deferred,) = first.deferred
@@ -224,7 +224,7 @@ def test_quiet_hours_defer_and_a_later_run_delivers_them(settings: Settings) -> 
     assert (deferred.first, deferred.last) == (min(due), max(due))
     assert NOW < deferred.first
     assert first.outbox_files == len(records) - len(waiting)
-    assert first.campaign["decisions"] == {
+    assert first.campaign.decisions == {
         "send:ok": len(records) - len(waiting),
         "defer:quiet-hours": len(waiting),
     }
@@ -255,7 +255,7 @@ def test_quiet_hours_defer_and_a_later_run_delivers_them(settings: Settings) -> 
     assert second.this_run[OS.SENT] == len(waiting) - len(still) > 0
     assert second.by_status.get(OS.SENT) == len(records) - len(still)
     assert second.by_status.get(OS.DEFERRED, 0) == len(still)
-    assert second.campaign["status"] == ("sending" if still else "sent")
+    assert second.campaign.status == ("sending" if still else "sent")
     new = second.outbox / "new"
     # The first run's messages untouched, the new ones added, nobody twice.
     assert {k: v for k, v in outbox_digest(new).items() if k in before} == before

@@ -71,6 +71,26 @@ def get(conn: Connection, ref: int | str, *, lock: bool = False) -> Row[Any]:
     return row
 
 
+def ids(conn: Connection) -> list[int]:
+    """Every campaign's id, newest first."""
+    return [
+        int(i)
+        for i in conn.execute(select(campaigns_t.c.id).order_by(campaigns_t.c.id.desc())).scalars()
+    ]
+
+
+def sending_ids(conn: Connection) -> list[int]:
+    """The campaigns now sending, highest priority first (the order their batches go in)."""
+    return [
+        int(i)
+        for i in conn.execute(
+            select(campaigns_t.c.id)
+            .where(campaigns_t.c.status == S.SENDING.value)
+            .order_by(campaigns_t.c.priority.desc(), campaigns_t.c.id)
+        ).scalars()
+    ]
+
+
 def parse_local_hour(text: str) -> time:
     match = _HOUR.match(text)
     if match is None:
@@ -249,6 +269,53 @@ def message_id(campaign_name: str, contact_id: UUID, domain: str) -> str:
     return message_id_for(campaign_name, contact_id, domain)
 
 
+def candidates(
+    conn: Connection, row: Any, now: datetime
+) -> tuple[dict[UUID, str | None], dict[UUID, str | None]]:
+    """The campaign's audience as of ``now``: each candidate's time zone, and the segment of
+    each that has one. The same query serves the launch (the fan-out) and the estimate, so
+    an estimate counts exactly whom a launch now would write a row for."""
+    zones: dict[UUID, str | None] = dict(
+        conn.execute(audience_query(row.topic, at=now, columns=(contacts.c.timezone,))).all()
+    )
+    segments = segment_for_contacts(conn, list(zones))
+    wanted = (row.audience or {}).get("segments") or []
+    if wanted:
+        zones = {cid: z for cid, z in zones.items() if (segments.get(cid) or STANDARD) in wanted}
+    return zones, segments
+
+
+def is_due(row: Any, now: datetime) -> bool:
+    """Whether a scheduled campaign's launch time has come (no time: as soon as scheduled)."""
+    at = launch_time(row)
+    return at is None or at <= now
+
+
+def next_due_at(conn: Connection, now: datetime) -> datetime | None:
+    """The next moment after ``now`` at which there is work: a scheduled campaign's launch,
+    or a pending or deferred row of a sending campaign coming due. ``tact run`` sleeps
+    until then (bounded by its poll interval, which also covers leases running out)."""
+    moments: list[datetime] = []
+    for row in conn.execute(
+        select(campaigns_t).where(campaigns_t.c.status == S.SCHEDULED.value)
+    ).all():
+        at = launch_time(row)
+        if at is not None and at > now:
+            moments.append(at)
+    next_row = conn.execute(
+        select(func.min(outbox_t.c.due_at))
+        .select_from(outbox_t.join(campaigns_t, campaigns_t.c.id == outbox_t.c.campaign_id))
+        .where(
+            campaigns_t.c.status == S.SENDING.value,
+            outbox_t.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.DEFERRED.value]),
+            outbox_t.c.due_at > now,
+        )
+    ).scalar_one()
+    if next_row is not None:
+        moments.append(next_row if next_row.tzinfo else next_row.replace(tzinfo=UTC))
+    return min(moments, default=None)
+
+
 def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Settings) -> int:
     """Fan out: write the outbox rows for the audience; returns how many rows were added."""
     row = get(conn, campaign_id, lock=True)
@@ -259,14 +326,8 @@ def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Setti
             f"campaign {row.name!r} is {row.status}; only a scheduled "
             "or sending campaign can be launched"
         )
-    zones: dict[UUID, str | None] = dict(
-        conn.execute(audience_query(row.topic, at=now, columns=(contacts.c.timezone,))).all()
-    )
-    ids: list[UUID] = list(zones)
-    wanted = (row.audience or {}).get("segments") or []
-    segments = segment_for_contacts(conn, ids)
-    if wanted:
-        ids = [cid for cid in ids if (segments.get(cid) or STANDARD) in wanted]
+    zones, segments = candidates(conn, row, now)
+    ids = list(zones)
     existing = set(
         conn.execute(
             select(outbox_t.c.contact_id).where(outbox_t.c.campaign_id == campaign_id)

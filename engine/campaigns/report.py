@@ -14,6 +14,7 @@ that state now (they are claimed again after their lease).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -28,7 +29,36 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@dataclass(frozen=True)
+class CampaignReport:
+    """What happened to one campaign (the fields of ``tact campaigns report --json``)."""
+
+    id: int
+    name: str
+    template: str
+    topic: str
+    status: str
+    pause_reason: str | None
+    consecutive_failures: int
+    created: str | None
+    scheduled: str | None
+    launched: str | None
+    finished: str | None
+    recipients: int
+    by_status: dict[str, int]
+    by_reason: dict[str, int]
+    by_segment: dict[str, dict[str, int]]
+    in_doubt: int
+    in_doubt_resends: int
+    decisions: dict[str, int]
+
+
 def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
+    """:func:`campaign_report` as a plain mapping (for callers that index it by key)."""
+    return asdict(campaign_report(conn, campaign_id))
+
+
+def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
     camp = get(conn, campaign_id)
     by_status: dict[str, int] = dict(
         conn.execute(
@@ -65,23 +95,23 @@ def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
             outbox_t.c.campaign_id == campaign_id
         )
     ).scalar_one()
-    return {
-        "id": camp.id,
-        "name": camp.name,
-        "template": camp.template,
-        "topic": camp.topic,
-        "status": camp.status,
-        "pause_reason": camp.pause_reason,
-        "consecutive_failures": camp.consecutive_failures,
-        "created": _iso(camp.created_at),
-        "scheduled": _iso(camp.scheduled_at),
-        "launched": _iso(camp.launched_at),
-        "finished": _iso(camp.finished_at),
-        "recipients": sum(by_status.values()),
-        "by_status": by_status,
-        "by_reason": by_reason,
-        "by_segment": by_segment,
-        "in_doubt": by_status.get(OutboxStatus.IN_DOUBT.value, 0),
-        "in_doubt_resends": int(resends),
-        "decisions": decisions,
-    }
+    return CampaignReport(
+        id=camp.id,
+        name=camp.name,
+        template=camp.template,
+        topic=camp.topic,
+        status=camp.status,
+        pause_reason=camp.pause_reason,
+        consecutive_failures=camp.consecutive_failures,
+        created=_iso(camp.created_at),
+        scheduled=_iso(camp.scheduled_at),
+        launched=_iso(camp.launched_at),
+        finished=_iso(camp.finished_at),
+        recipients=sum(by_status.values()),
+        by_status=by_status,
+        by_reason=by_reason,
+        by_segment=by_segment,
+        in_doubt=by_status.get(OutboxStatus.IN_DOUBT.value, 0),
+        in_doubt_resends=int(resends),
+        decisions=decisions,
+    )

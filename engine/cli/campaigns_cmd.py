@@ -1,23 +1,21 @@
-"""``tact campaigns``: create, schedule, send (embedded), status, pause, resume, cancel, report."""
+"""``tact campaigns``: create, validate, estimate, schedule, send, status, list, pause, resume,
+cancel, report. Each command parses its options, calls one use-case of
+:mod:`engine.app.campaigns` and prints the dataclass it returns (a table, or ``--json``)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from engine.campaigns import lifecycle
-from engine.campaigns.pipeline import RENDER_ERROR, BatchReport, pending_count, send_campaign
-from engine.campaigns.report import report as campaign_report
+from engine.app import campaigns as use
 from engine.cli.console import count_progress, err, out
 from engine.cli.runtime import Runtime
-from engine.db import writing
-from engine.delivery.factory import transport_from_settings
-from engine.errors import BadOption, IllegalTransition, RenderPaused
-from engine.models import CampaignStatus
+from engine.errors import BadOption, RenderPaused
 
 app = typer.Typer(
     help="Campaigns: create, schedule, send, pause, resume, cancel, report.",
@@ -50,13 +48,9 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime | date) else value
 
 
-def _summary(rt: Runtime, name: str) -> dict[str, Any]:
-    with rt.engine.connect() as conn:
-        row = lifecycle.get(conn, name)
-        left = pending_count(conn, row.id)
-    data = {k: _iso(v) for k, v in row._mapping.items()}
-    data["open_rows"] = left
-    return data
+def _data(result: Any) -> dict[str, Any]:
+    """A use-case's dataclass as JSON-ready values (times as ISO 8601)."""
+    return {k: _iso(v) for k, v in asdict(result).items()}
 
 
 def _show(data: dict[str, Any], as_json: bool) -> None:
@@ -92,129 +86,136 @@ def create(
     as_json: bool = JSON,
 ) -> None:
     """Create a draft campaign (nothing is sent until it is scheduled or sent)."""
-    rt = Runtime()
-    with writing(rt.engine) as conn:
-        lifecycle.create(
-            conn,
-            rt.settings,
-            name=name,
-            template=template,
-            topic=topic,
-            segments=[s.strip() for s in segments.split(",")] if segments else None,
-            send_at=_instant(at, "--at"),
-            local_hour=local_hour,
-            send_date=_day(on_date),
-            deadline=_instant(deadline, "--deadline"),
-            allow_defer=not no_defer,
-            priority=priority,
-            transactional=transactional,
-        )
-    _show(_summary(rt, name), as_json)
-
-
-def _move(name: str, as_json: bool, action: str) -> None:
-    rt = Runtime()
-    now = datetime.now(UTC)
-    with writing(rt.engine) as conn:
-        cid = lifecycle.get(conn, name).id
-        if action == "schedule":
-            lifecycle.schedule(conn, cid, now)
-        elif action == "pause":
-            lifecycle.pause(conn, cid, now)
-        elif action == "resume":
-            lifecycle.resume(conn, cid, now)
-        else:
-            lifecycle.cancel(conn, cid, now)
-    _show(_summary(rt, name), as_json)
+    new = use.NewCampaign(
+        name=name,
+        template=template,
+        topic=topic,
+        segments=[s.strip() for s in segments.split(",")] if segments else None,
+        send_at=_instant(at, "--at"),
+        local_hour=local_hour,
+        send_date=_day(on_date),
+        deadline=_instant(deadline, "--deadline"),
+        allow_defer=not no_defer,
+        priority=priority,
+        transactional=transactional,
+    )
+    _show(_data(use.create(Runtime(), new)), as_json)
 
 
 @app.command()
 def schedule(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
-    """Schedule a draft: the tick launches it at its time."""
-    _move(name, as_json, "schedule")
+    """Schedule a draft: `tact run` (or `tact beat` with workers) launches it at its time."""
+    result = use.schedule(Runtime(), name)
+    data = _data(result.campaign)
+    when = result.launches_at.astimezone(UTC).isoformat() if result.launches_at else None
+    if as_json:
+        _show({**data, "launches_at": when, "launched_by": result.launched_by}, True)
+        return
+    _show(data, False)
+    out.print(
+        f"launches {'at ' + when if when else 'at the next tick'}, by {result.launched_by}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
 def pause(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Stop sending; what is in flight finishes."""
-    _move(name, as_json, "pause")
+    _show(_data(use.pause(Runtime(), name)), as_json)
 
 
 @app.command()
 def resume(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Carry on after a pause."""
-    _move(name, as_json, "resume")
+    _show(_data(use.resume(Runtime(), name)), as_json)
 
 
 @app.command()
 def cancel(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Cancel for good; recipients not yet sent to are skipped."""
-    _move(name, as_json, "cancel")
+    _show(_data(use.cancel(Runtime(), name)), as_json)
 
 
 @app.command()
 def status(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Where the campaign stands."""
-    _show(_summary(Runtime(), name), as_json)
+    _show(_data(use.status(Runtime(), name)), as_json)
 
 
 @app.command()
 def report(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Recipients by status, by reason and by segment; every gate decision by reason."""
-    rt = Runtime()
-    with rt.engine.connect() as conn:
-        data = campaign_report(conn, lifecycle.get(conn, name).id)
-    _show(data, as_json)
+    _show(_data(use.report(Runtime(), name)), as_json)
+
+
+@app.command("list")
+def list_(as_json: bool = JSON) -> None:
+    """Every campaign, newest first: name, status, template, topic, when, open rows."""
+    found = use.list_campaigns(Runtime())
+    if as_json:
+        out.print_json(json.dumps([_data(c) for c in found], ensure_ascii=False, default=str))
+        return
+    table = Table("name", "status", "template", "topic", "send at", "open rows")
+    for c in found:
+        if c.send_at is not None:
+            at = c.send_at.isoformat()
+        else:
+            at = f"{c.send_date} {c.local_hour} local" if c.local_hour else "-"
+        table.add_row(c.name, c.status, c.template, c.topic, at, f"{c.open_rows:,}")
+    out.print(table)
 
 
 @app.command()
-def send(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
-    """Send now, in this process: launch if needed, then run every due batch.
+def validate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+    """Lint the campaign's template; exits 1 when it has an error."""
+    report = use.validate(Runtime(), name)
+    findings = [{"level": f.level, "where": f.where, "message": f.message} for f in report.findings]
+    if as_json:
+        out.print_json(json.dumps({"template": report.campaign, "findings": findings}))
+    else:
+        for f in findings:
+            out.print(f"{f['level']}: {f['where']}: {f['message']}", markup=False, soft_wrap=True)
+        out.print(f"{report.campaign}: {len(report.errors)} error(s)", highlight=False)
+    if report.errors:
+        raise typer.Exit(1)
 
-    Recipients due later (a local hour, a deferral) stay for a later run.
+
+@app.command()
+def estimate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+    """How many the audience holds now, by segment (the gate still decides at send time)."""
+    _show(_data(use.estimate(Runtime(), name)), as_json)
+
+
+@app.command()
+def send(
+    name: str = typer.Argument(...),
+    now: bool = typer.Option(
+        False, "--now", help="Launch now a campaign whose time has not come (its audience too)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Send in this process: launch if due (or --now), then run every due batch.
+
+    Recipients due later (a local hour, a deferral) stay for `tact run` (or the beat).
+    A campaign not due yet is refused (exit 2) and the message says when it is due.
     """
     rt = Runtime()
-    vault = rt.vault
-    now = datetime.now(UTC)
-    with writing(rt.engine) as conn:
-        row = lifecycle.get(conn, name)
-        if row.status == CampaignStatus.DRAFT:
-            lifecycle.schedule(conn, row.id, now)
-        if row.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
-            lifecycle.launch(conn, row.id, now, settings=rt.settings)
-        elif row.status != CampaignStatus.SENDING:
-            raise IllegalTransition(f"campaign {name!r} is {row.status}; cannot send")
-    with rt.engine.connect() as conn:
-        due = pending_count(conn, row.id, due_by=now)
-    transport = transport_from_settings(rt.settings)
-    transport.open()
-    reports: list[BatchReport] = []
-    try:
-        with count_progress() as bar:
-            task = bar.add_task(f"sending {name}", total=due)
-
-            def advance(batch: BatchReport) -> None:
-                bar.advance(task, batch.claimed)
-
-            reports = send_campaign(
-                rt.engine, vault, rt.settings, row.id, transport, now=now, progress=advance
-            )
-    finally:
-        transport.close()
-    data = _summary(rt, name)
-    totals: dict[str, int] = {}
-    for batch in reports:
-        for key, n in batch.by_status.items():
-            totals[key] = totals.get(key, 0) + n
-    data["this_run"] = totals
-    render_failed = next(
-        (b.pause_reason for b in reports if (b.pause_reason or "").startswith(RENDER_ERROR)), None
-    )
-    if any(b.paused for b in reports) and render_failed is None:
+    with count_progress() as bar:
+        task = bar.add_task(f"sending {name}", total=None)
+        result = use.send(
+            rt,
+            name,
+            early=now,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    data = _data(result.campaign)
+    data["this_run"] = result.this_run
+    if result.paused and result.render_failed is None:
         err.print(f"[bold yellow]paused:[/] {data.get('pause_reason')}")
     _show(data, as_json)
-    if render_failed is not None:  # main() prints it as one line and exits 1
+    if result.render_failed is not None:  # main() prints it as one line and exits 1
         raise RenderPaused(
-            f"campaign {name!r} paused, {render_failed}; fix the template, then "
+            f"campaign {name!r} paused, {result.render_failed}; fix the template, then "
             f"`tact campaigns resume {name}` and send again"
         )

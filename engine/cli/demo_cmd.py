@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import typer
 from rich.table import Column, Table
 
+from engine.app.demo import CAMPAIGN, DemoReport, Start, run_demo
 from engine.cli.console import count_progress, err, out
 from engine.cli.contacts_cmd import import_summary
 from engine.cli.runtime import Runtime
-from engine.demo import CAMPAIGN, DemoReport, Start, run_demo
 from engine.models import OutboxStatus
 
 OS = OutboxStatus
@@ -45,7 +45,7 @@ def demo(
         imp = bar.add_task("importing", total=None, visible=False)
         job = bar.add_task("sending", total=None, visible=False)
         report = run_demo(
-            rt.settings,
+            rt,
             customers=customers,
             seed=seed,
             campaign=campaign,
@@ -71,7 +71,7 @@ def demo(
     out.print(deferred_table(report))
     out.print(not_sent_table(report))
     out.print(segments_table(report))
-    decisions = report.campaign.get("decisions") or {}
+    decisions = report.campaign.decisions
     if decisions:
         out.print(
             "gate decisions (every one, deferrals that later went through included): "
@@ -113,9 +113,9 @@ def what_happened(report: DemoReport) -> str:
             "would be held back by the frequency caps (at most 3 in 7 days, 20 h apart)."
         )
     else:
-        reason = report.campaign.get("pause_reason") or "-"
+        reason = report.campaign.pause_reason or "-"
         text = (
-            f"[bold]campaign {name}[/] is {report.campaign['status']} (reason: {reason}): "
+            f"[bold]campaign {name}[/] is {report.campaign.status} (reason: {reason}): "
             f"the demo left it alone (tact campaigns resume {name})."
         )
     return text
@@ -124,15 +124,15 @@ def what_happened(report: DemoReport) -> str:
 def campaign_table(report: DemoReport) -> Table:
     camp = report.campaign
     table = Table(
-        title=f"campaign {camp['name']}, topic {camp['topic']}: {camp['status']}",
-        caption=f"* not subscribed to {camp['topic']}, suppressed, or inactive",
+        title=f"campaign {camp.name}, topic {camp.topic}: {camp.status}",
+        caption=f"* not subscribed to {camp.topic}, suppressed, or inactive",
         show_header=False,
     )
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("contacts", f"{report.contacts:,}")
-    table.add_row("  not in the audience *", f"{max(report.contacts - camp['recipients'], 0):,}")
-    table.add_row("recipients (the audience at launch)", f"{camp['recipients']:,}")
+    table.add_row("  not in the audience *", f"{max(report.contacts - camp.recipients, 0):,}")
+    table.add_row("recipients (the audience at launch)", f"{camp.recipients:,}")
     for status in STATUSES:
         n = report.count(status)
         if n or status in (OS.SENT, OS.DEFERRED, OS.SKIPPED):
@@ -174,7 +174,7 @@ def not_sent_table(report: DemoReport) -> Table | str:
 def segments_table(report: DemoReport) -> Table:
     """Contacts per segment (this build) and the campaign's recipients per segment."""
     seg = report.segments
-    by_segment: dict[str, dict[str, int]] = report.campaign["by_segment"]
+    by_segment = report.campaign.by_segment
     table = Table(
         Column("segment", no_wrap=True),
         Column("kind", no_wrap=True),
@@ -208,7 +208,7 @@ def segments_table(report: DemoReport) -> Table:
 
 def where_to_look(report: DemoReport) -> list[str]:
     name = report.name
-    template = report.campaign["template"]
+    template = report.campaign.template
     lines = [
         "[bold]where to look[/]",
         f"  outbox: {report.outbox}/new  ({report.outbox_files:,} messages; Maildir, "
@@ -230,7 +230,8 @@ def where_to_look(report: DemoReport) -> list[str]:
     if deferred:
         lines.append(
             f"  {deferred:,} recipients wait for their slot (see 'deferred' above): "
-            f"tact campaigns send {name} (or tact worker + tact beat) delivers them when it "
-            "comes; running the demo again does the same, and sends nobody twice."
+            f"tact run (or tact worker + tact beat) delivers them when it comes, "
+            f"tact campaigns send {name} when run after it; running the demo again does "
+            "the same, and sends nobody twice."
         )
     return lines

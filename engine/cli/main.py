@@ -17,7 +17,6 @@ log, outbox, rejects, exports) is private to its user.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import tomllib
 
@@ -31,6 +30,7 @@ from engine.cli import (
     generate_cmd,
     init_cmd,
     keys_cmd,
+    run_cmd,
     segments_cmd,
     serve_cmd,
     settings_cmd,
@@ -68,6 +68,7 @@ app.command("preview")(templates_cmd.preview)
 app.add_typer(campaigns_cmd.app, name="campaigns")
 app.command("worker")(worker_cmd.worker)
 app.command("beat")(worker_cmd.beat)
+app.command("run")(run_cmd.run)
 app.add_typer(settings_cmd.app, name="settings")
 
 #: TactErrors that mean "this input is unusable" (exit 2), not "refused" (exit 1).
@@ -77,6 +78,7 @@ _INPUT_ERRORS = (
     ("engine.render.template", "TemplateError"),
     ("engine.segments.rules", "RuleError"),
     ("engine.cli.templates_cmd", "BoundExceeded"),  # a template past the render child's limits
+    ("engine.errors", "CampaignNotDue"),  # `campaigns send` before its time, without --now
 )
 
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+    from engine.runtime import database_error
 
     try:
         app(args=argv, prog_name="tact")  # standalone: usage errors print and exit 2
@@ -106,11 +108,14 @@ def _run(argv: list[str] | None) -> int:
     except TactError as exc:
         _report(exc)
         return 2 if isinstance(exc, DatabaseError) or _is_input_error(exc) else 1
-    except (SQLAlchemyError, sqlite3.Error) as exc:
-        _report(_database_error(exc))
-        return 2
     except tomllib.TOMLDecodeError as exc:
         _report(Exception(f"a TOML file does not parse: {exc}"))
+        return 2
+    except Exception as exc:
+        explained = database_error(exc)  # the database driver's errors, explained
+        if explained is None:
+            raise
+        _report(explained)
         return 2
     return 0
 
@@ -122,18 +127,6 @@ def _is_input_error(exc: TactError) -> bool:
         if isinstance(kind, type) and isinstance(exc, kind):
             return True
     return False
-
-
-def _database_error(exc: Exception) -> DatabaseError:
-    """The driver's error as one sentence naming the database of this installation."""
-    from engine.config import get_settings
-    from engine.db import explain
-
-    try:
-        url = get_settings().resolved_database_url
-    except ConfigurationError:
-        return DatabaseError("the database cannot be used (and the settings do not load)")
-    return explain(exc, url)
 
 
 def _report(exc: Exception) -> None:

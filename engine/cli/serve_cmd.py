@@ -12,6 +12,9 @@ import typer
 from engine.cli.console import out
 from engine.cli.runtime import Runtime
 
+#: The web app's factory, imported by uvicorn by name.
+APP_FACTORY = "engine.web.app:create_app"
+
 
 def serve(
     host: str | None = typer.Option(
@@ -32,23 +35,24 @@ def serve(
     """
     import uvicorn
 
-    from engine.web.app import create_app
-
     rt = Runtime()
     settings = rt.settings
+    # Refuse a keyring that does not fit here, as one plain line (exit 2), before uvicorn
+    # starts: the factory checks it again, but uvicorn would report it as a traceback.
+    rt.vault  # noqa: B018
+    rt.signer  # noqa: B018
+    rt.close()
     bind_host = host or settings.web_host
     bind_port = port or settings.web_port
     out.print(f"Tact web listening on http://{bind_host}:{bind_port}")
     out.print(f"public base URL (links in emails): {settings.public_base_url}")
-    if reload:
-        # The reloader imports the factory in a fresh process, which reads the same settings.
-        uvicorn.run(
-            "engine.web.app:create_app",
-            factory=True,
-            host=bind_host,
-            port=bind_port,
-            reload=True,
-            access_log=False,
-        )
-        return
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, access_log=False)
+    # The app by name (the CLI does not import the web face): uvicorn calls the factory,
+    # which builds its state from the same settings (TACT_* and tact.toml).
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        reload=reload,
+        access_log=False,
+    )

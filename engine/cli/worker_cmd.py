@@ -13,8 +13,9 @@ so the loop keeps no schedule and no state: restarting it loses nothing, and two
 them only enqueue a few duplicate batch tasks, which find nothing to claim. A failed
 tick (database or broker down) is logged and retried at the next interval.
 
-The ``workers`` package is imported inside the commands only: the engine never
-imports it.
+Neither command imports the ``workers`` package (faces do not import each other):
+the worker is started by its module name (``workers.app:app``), the beat sends
+tasks by name through the runtime's Celery app (:mod:`engine.app.scheduling`).
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ import time
 import typer
 from rich.console import Console
 
+from engine.app import scheduling
+from engine.broker import DEFAULT_QUEUE, celery_config, check_broker
 from engine.cli.console import err, out
 from engine.cli.runtime import Runtime
+
+#: The Celery app the worker runs, by module name.
+WORKER_APP = "workers.app:app"
 
 log = logging.getLogger(__name__)
 
 
 def _check_broker(rt: Runtime) -> None:
-    from workers.app import celery_config, check_broker
-
     config = celery_config(rt.settings)  # a ConfigurationError names what is missing
     check_broker(config["broker_url"])
 
@@ -66,9 +70,7 @@ def worker(
     from celery.bin.celery import celery as celery_command
     from celery.signals import worker_shutting_down
 
-    from workers.app import DEFAULT_QUEUE
-
-    argv = ["-A", "workers.app:app", "worker", "--pool", pool, "--loglevel", loglevel]
+    argv = ["-A", WORKER_APP, "worker", "--pool", pool, "--loglevel", loglevel]
     argv += ["-Q", queues or DEFAULT_QUEUE]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
@@ -111,17 +113,18 @@ def beat(
     """Launch due campaigns and enqueue their due batches, every few seconds."""
     rt = Runtime()
     _check_broker(rt)
-    from workers import tasks
-
     every = interval or rt.settings.beat_interval_seconds
     if once:
-        out.print(f"enqueued {tasks.tick()} batch task(s)")
+        try:
+            out.print(f"enqueued {len(scheduling.tick(rt).batches)} batch task(s)")
+        finally:
+            rt.close()
         return
     out.print(f"Tact beat: ticking every {every:g}s")
     while True:
         started = time.monotonic()
         try:
-            tasks.tick()
+            scheduling.tick(rt)
         except Exception as exc:  # keep ticking: the next tick retries everything
             log.exception("tick failed")
             err.print(f"tick failed: {type(exc).__name__}", markup=False, highlight=False)
