@@ -40,7 +40,7 @@ from uuid import UUID
 
 from jinja2 import Template
 from markupsafe import Markup
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 
 from engine.config import Settings
 from engine.delivery.base import DeliveryResult, DeliveryStatus, OutgoingMessage, Transport
@@ -48,12 +48,11 @@ from engine.errors import (
     RenderError,
 )
 from engine.models import AuditEvent
+from engine.people.sent_notices import NOTICE_SENT
 from engine.render.brand import MAX_RENDERED_CHARS, Brand, sandbox
 
 log = logging.getLogger(__name__)
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
-#: The audit action of a notice handed over (the Message-ID in its detail).
-NOTICE_SENT = "notice.sent"
 
 DEFAULT_LANGUAGE = "en"
 _LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:[_-]([A-Za-z]{4}))?(?:[_-]([A-Za-z]{2}|\d{3}))?$")
@@ -249,19 +248,6 @@ def send_notice(
             )
         )
     return result
-
-
-def notice_message_ids(conn: Connection, contact_id: UUID) -> list[str]:
-    """The Message-IDs of the notices recorded as sent to this contact."""
-    return [
-        str(detail["message_id"])
-        for detail in conn.execute(
-            select(audit_t.c.detail).where(
-                audit_t.c.contact_id == contact_id, audit_t.c.action == NOTICE_SENT
-            )
-        ).scalars()
-        if isinstance(detail, dict) and detail.get("message_id")
-    ]
 
 
 def delivered(result: DeliveryResult) -> bool:

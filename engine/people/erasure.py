@@ -40,7 +40,7 @@ from engine.models import (
     SuppressionReason,
     TopicPreference,
 )
-from engine.notices.messages import notice_message_ids
+from engine.people.sent_notices import notice_message_ids
 from engine.vault.vault import FIELD_COLUMNS, Vault, contacts, data_keys
 
 log = logging.getLogger(__name__)
