@@ -52,3 +52,37 @@ def test_create_send_report_and_refusals(tmp_path: Path) -> None:
     again = tact(tmp_path, "campaigns", "send", "promo", env=NO_QUIET)
     assert_plain_failure(again, 1)
     assert len(list((tmp_path / "var" / "outbox" / "new").iterdir())) == 3
+
+
+def test_send_refuses_a_campaign_not_due_and_now_launches_it(tmp_path: Path) -> None:
+    assert (run := tact(tmp_path, "init")).code == 0, str(run)
+    write_jsonl(tmp_path / "in.jsonl", [{**p, "topics": ["offers"]} for p in people(3)])
+    assert (run := tact(tmp_path, "contacts", "import", "in.jsonl")).code == 0, str(run)
+    at = "2099-01-01T09:00:00+00:00"
+    created = tact(tmp_path, "campaigns", "create", "later", "-t", "autumn-2026", "--at", at)
+    assert created.code == 0, str(created)
+
+    scheduled = tact(tmp_path, "campaigns", "schedule", "later")
+    assert scheduled.code == 0, str(scheduled)
+    assert f"launches at {at}, by tact run" in scheduled.flat
+
+    refused = tact(tmp_path, "campaigns", "send", "later", env=NO_QUIET)
+    assert_plain_failure(refused, 2)
+    assert f"not due until {at}" in refused.flat and "tact run" in refused.flat
+    assert "--now" in refused.flat
+    status = json.loads(tact(tmp_path, "campaigns", "status", "later", "--json").out)
+    assert (status["status"], status["launched_at"], status["open_rows"]) == ("scheduled", None, 0)
+    assert not (tmp_path / "var" / "outbox" / "new").exists() or not list(
+        (tmp_path / "var" / "outbox" / "new").iterdir()
+    )
+
+    estimate = tact(tmp_path, "campaigns", "estimate", "later", "--json")
+    assert estimate.code == 0, str(estimate)
+    assert json.loads(estimate.out)["recipients"] == 3
+
+    sent = tact(tmp_path, "campaigns", "send", "later", "--now", "--json", env=NO_QUIET)
+    assert sent.code == 0, str(sent)
+    data = json.loads(sent.out)
+    assert data["status"] == "sent" and data["this_run"] == {"sent": 3}
+    assert data["launched_at"] is not None and data["launched_at"] < at
+    assert len(list((tmp_path / "var" / "outbox" / "new").iterdir())) == 3

@@ -21,11 +21,11 @@ import pytest
 import yaml
 from celery import Celery
 
+from engine.broker import broker_label, celery_config, check_broker
 from engine.config import Settings
 from engine.errors import ConfigurationError
 from tests.services import RedisServer, free_port
 from tests.workers_helpers import REPO, TACT, stop_worker
-from workers.app import broker_label, celery_config, check_broker
 
 
 def test_a_broker_with_noeviction_is_accepted(redis_server: RedisServer) -> None:

@@ -8,8 +8,8 @@ campaigns send`` and the demo both call it.
 
 A campaign is launched at its time by the scheduler (:mod:`engine.app.scheduling`:
 ``tact run`` in the embedded mode, ``tact beat`` with workers). ``send`` on a campaign
-whose time has not come refuses (:data:`NOT_DUE`), unless asked to launch it now: a
-launch takes the audience, so launching early would freeze it early.
+whose time has not come refuses (:class:`~engine.errors.CampaignNotDue`), unless asked
+to launch it now: a launch takes the audience, so launching early would freeze it early.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from engine import errors
 from engine.campaigns import RENDER_ERROR, BatchReport, lifecycle, pending_count, send_campaign
 from engine.campaigns.report import CampaignReport, campaign_report
 from engine.db import writing
-from engine.errors import IllegalTransition, TactError
+from engine.errors import CampaignNotDue, IllegalTransition
 from engine.models import CampaignStatus
 from engine.render.lint import LintReport, lint_template
 from engine.runtime import Runtime
@@ -143,13 +142,6 @@ def launched_by(rt: Runtime) -> str:
     return "tact run (the embedded scheduler)"
 
 
-def not_due_error(text: str) -> TactError:
-    """The refusal of ``send`` before a campaign's time (exit 2 in the ``tact`` command)."""
-    kind = getattr(errors, "CampaignNotDue", IllegalTransition)
-    error: TactError = kind(text)
-    return error
-
-
 def create(rt: Runtime, new: NewCampaign, *, now: datetime | None = None) -> CampaignSummary:
     """A new draft (nothing is sent until it is scheduled or sent)."""
     with writing(rt.engine) as conn:
@@ -246,7 +238,9 @@ def to_sending(
     """Bring a campaign to sending: schedule a draft, launch a scheduled one (its audience
     is taken now), leave a sending one as it is.
 
-    A campaign not due yet is refused unless ``early`` (launch it now). With ``strict``
+    A campaign not due yet is refused unless ``early``: then it is launched now, and a
+    campaign with one send time is sent now (a local-hour one still reaches each
+    recipient at their hour). With ``strict``
     a sent, paused or cancelled campaign is refused (``IllegalTransition``); without,
     it is reported as :attr:`Start.FINISHED` or :attr:`Start.STOPPED` and left alone.
     """
@@ -256,14 +250,15 @@ def to_sending(
             if not early and not lifecycle.is_due(row, now):
                 at = lifecycle.launch_time(row)
                 when = at.astimezone(UTC).isoformat() if at is not None else "later"
-                raise not_due_error(
+                raise CampaignNotDue(
                     f"campaign {name!r} is not due until {when}: {launched_by(rt)} launches it "
                     f"then (`tact campaigns schedule {name}` if it is a draft); "
                     f"`tact campaigns send {name} --now` launches it now"
                 )
             if row.status == S.DRAFT:
                 lifecycle.schedule(conn, row.id, now)
-            lifecycle.launch(conn, row.id, now, settings=rt.settings)
+            early_now = early and not lifecycle.is_due(row, now)
+            lifecycle.launch(conn, row.id, now, settings=rt.settings, early=early_now)
             return int(row.id), Start.LAUNCHED
         if row.status == S.SENDING:
             return int(row.id), Start.RESUMED

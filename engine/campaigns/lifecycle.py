@@ -316,8 +316,14 @@ def next_due_at(conn: Connection, now: datetime) -> datetime | None:
     return min(moments, default=None)
 
 
-def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Settings) -> int:
-    """Fan out: write the outbox rows for the audience; returns how many rows were added."""
+def launch(
+    conn: Connection, campaign_id: int, now: datetime, *, settings: Settings, early: bool = False
+) -> int:
+    """Fan out: write the outbox rows for the audience; returns how many rows were added.
+
+    ``early``: launched before its time on purpose (``campaigns send --now``): a campaign
+    with one send time is due now; a local-hour one still reaches each recipient at
+    their hour on its date."""
     row = get(conn, campaign_id, lock=True)
     if row.status == S.SCHEDULED:
         _move(conn, campaign_id, S.SENDING, launched_at=now)
@@ -344,7 +350,9 @@ def launch(conn: Connection, campaign_id: int, now: datetime, *, settings: Setti
             "campaign_id": campaign_id,
             "contact_id": cid,
             "batch_no": (first + i) // size,
-            "due_at": due_at_for(row, zones.get(cid), now),
+            "due_at": now
+            if early and row.send_at is not None
+            else due_at_for(row, zones.get(cid), now),
             "status": OutboxStatus.PENDING.value,
             "attempts": 0,
             "message_id": message_id(row.name, cid, domain),

@@ -191,7 +191,10 @@ def estimate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
 def send(
     name: str = typer.Argument(...),
     now: bool = typer.Option(
-        False, "--now", help="Launch now a campaign whose time has not come (its audience too)."
+        False,
+        "--now",
+        help="Launch and send now a campaign whose time has not come (its audience is taken "
+        "now; a local-hour campaign still reaches each recipient at their hour).",
     ),
     as_json: bool = JSON,
 ) -> None:

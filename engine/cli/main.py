@@ -3,7 +3,8 @@
 Errors end the program with one plain line on stderr and an exit code, never a
 traceback full of bytes:
 
-- 2: the input or the setup is unusable: configuration (keys, settings), a
+- 2: the input or the setup is unusable, or the campaign is not due (CampaignNotDue,
+  ``campaigns send`` before its time without ``--now``): configuration (keys, settings), a
   template (RenderError), a campaign or its TOML (TemplateError), a segment rule
   (RuleError), the database or keystore (DatabaseError, and every error of the
   database driver, explained by engine.db.explain), a TOML file that does not parse;
@@ -41,7 +42,7 @@ from engine.cli.consent_cmd import app as consent_app
 from engine.cli.console import err
 from engine.cli.inbound_cmd import app as inbound_app
 from engine.cli.topics_cmd import app as topics_app
-from engine.errors import ConfigurationError, DatabaseError, TactError
+from engine.errors import CampaignNotDue, ConfigurationError, DatabaseError, TactError
 from engine.fsmodes import PROCESS_UMASK
 
 app = typer.Typer(
@@ -77,8 +78,7 @@ _INPUT_ERRORS = (
     ("engine.render.sandbox", "RenderError"),
     ("engine.render.template", "TemplateError"),
     ("engine.segments.rules", "RuleError"),
-    ("engine.cli.templates_cmd", "BoundExceeded"),  # a template past the render child's limits
-    ("engine.errors", "CampaignNotDue"),  # `campaigns send` before its time, without --now
+    ("engine.errors", "BoundExceeded"),  # a template past the render child's limits
 )
 
 
@@ -107,7 +107,7 @@ def _run(argv: list[str] | None) -> int:
         return 2
     except TactError as exc:
         _report(exc)
-        return 2 if isinstance(exc, DatabaseError) or _is_input_error(exc) else 1
+        return 2 if isinstance(exc, DatabaseError | CampaignNotDue) or _is_input_error(exc) else 1
     except tomllib.TOMLDecodeError as exc:
         _report(Exception(f"a TOML file does not parse: {exc}"))
         return 2
