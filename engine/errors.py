@@ -42,7 +42,7 @@ and line, and say what to do next.
     │   ├── OutputTooLarge      -- the output cap, or a huge '*' / '**'
     │   └── RenderLimit         -- a bound on loops, calls, nesting or numbers
     │       └── RenderTimeout   -- a render used more CPU time than its deadline
-    ├── BoundExceeded           -- engine.cli.templates_cmd: the render child hit its memory
+    ├── BoundExceeded           -- engine.app.templates: the render child hit its memory
     │                              or CPU limit
     ├── TemplateError           -- engine.render.template: an unusable template folder
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
