@@ -48,7 +48,7 @@ and line, and say what to do next.
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
     ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
     │   └── CampaignNotDue      -- engine.app.campaigns: sent before its time (--now launches it)
-    ├── RenderPaused            -- engine.campaigns.pipeline: a campaign paused itself on a
+    ├── RenderPaused            -- engine.campaigns.sender: a campaign paused itself on a
     │                              template that failed to render (render-error)
     ├── DemoError               -- engine.app.demo: the demo cannot use what it found
     ├── BadOption               -- engine.cli.campaigns_cmd: an option value it cannot use
