@@ -26,7 +26,6 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 #: The layering of docs/ARCHITECTURE.md, top first ("|": independent siblings).
 LAYERS = [
     "workers | engine.cli | engine.web",
-    "engine.demo",
     "engine.app",
     "engine.runtime | engine.setup",
     "engine.campaigns | engine.notices | engine.events",
@@ -39,7 +38,7 @@ LAYERS = [
     "engine.config : engine.errors : engine.models : engine.db : engine.migrate"
     " : engine.migrations : engine.fsmodes : engine.logs : engine.synthetic",
 ]
-#: What a face (and the demo) must not import itself: SQL, and the transport set-up.
+#: What a face must not import itself: SQL, and the transport set-up.
 NO_SQL = {"sqlalchemy", "sqlmodel", "engine.db", "engine.delivery.factory"}
 
 
@@ -67,16 +66,14 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_contracts_are_the_documented_layering_and_ignore_nothing() -> None:
     by_id = {c["id"]: c for c in contracts()}
-    assert set(by_id) == {"layers", "faces-no-sql", "demo-no-sql"}
+    assert set(by_id) == {"layers", "faces-no-sql"}
     layers = by_id["layers"]
     assert layers["type"] == "layers"
     assert [" ".join(layer.split()) for layer in layers["layers"]] == LAYERS
-    faces, demo = by_id["faces-no-sql"], by_id["demo-no-sql"]
+    faces = by_id["faces-no-sql"]
     assert set(faces["source_modules"]) == {"engine.cli", "engine.web", "workers"}
-    assert set(demo["source_modules"]) == {"engine.demo"}
-    for contract in (faces, demo):
-        assert contract["type"] == "forbidden"
-        assert set(contract["forbidden_modules"]) == NO_SQL
+    assert faces["type"] == "forbidden"
+    assert set(faces["forbidden_modules"]) == NO_SQL
     for contract in by_id.values():
         assert "ignore_imports" not in contract, contract["name"]
 

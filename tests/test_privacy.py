@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from engine.app.demo import DemoReport, run_demo
 from engine.config import Settings
 from engine.db import engine_from_settings
-from engine.demo import DemoReport, run_demo
 from engine.errors import InvalidAddress
 from engine.logs import configure
 from engine.models import OutboxStatus
