@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the system programs that the test suite and the benchmarks start
-# (throwaway Redis and PostgreSQL servers, see tests/services.py) are installed.
+# (throwaway Redis and PostgreSQL servers, see support/services.py) are installed.
 #
 # Fast and silent when everything is present: no apt-get update in that case.
 # When something is missing and we are root on Debian/Ubuntu, it is installed
@@ -9,7 +9,7 @@ set -euo pipefail
 
 # Where PostgreSQL server binaries live when they are not on PATH (Debian keeps
 # them out of PATH): `pg_config --bindir`, then /usr/lib/postgresql/*/bin,
-# newest version first. tests/services.py searches the same places.
+# newest version first. support/services.py searches the same places.
 extra_bin_dirs() {
     if command -v pg_config >/dev/null 2>&1; then
         pg_config --bindir 2>/dev/null || true

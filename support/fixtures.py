@@ -1,6 +1,6 @@
 """The pytest fixtures of the throwaway servers (``support/services.py``).
 
-A pytest plugin: ``tests/conftest.py`` loads it through ``tests.services``. Apart
+A pytest plugin: ``tests/conftest.py`` loads it (``pytest_plugins``). Apart
 from the classes so that the benchmarks can start servers without pytest.
 """
 

@@ -580,7 +580,7 @@ class PostgresServer:
             )
             with (self._data / "postgresql.conf").open("a") as conf:
                 conf.write(
-                    "\n# tests/services.py: a throwaway cluster, durability off\n"
+                    "\n# support/services.py: a throwaway cluster, durability off\n"
                     "listen_addresses = '127.0.0.1'\n"
                     f"unix_socket_directories = '{base / 'run'}'\n"
                     "fsync = off\n"

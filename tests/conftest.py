@@ -2,7 +2,7 @@
 
 Data-layer tests take ``db_url`` (or anything built on it) and so run twice:
 on SQLite (the embedded default) and on PostgreSQL (a throwaway server, see
-tests/services.py). PostgreSQL databases are copied from a migrated template,
+support/services.py). PostgreSQL databases are copied from a migrated template,
 so each test starts from a fresh, fully migrated schema in milliseconds.
 """
 
@@ -23,9 +23,9 @@ from engine.migrate import upgrade
 from engine.vault import Keyring, Vault
 
 if TYPE_CHECKING:
-    from tests.services import PostgresServer
+    from support.services import PostgresServer
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["support.fixtures"]
 
 
 @pytest.fixture(autouse=True)

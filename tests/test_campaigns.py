@@ -38,8 +38,8 @@ from engine.delivery.smtp import SmtpTransport
 from engine.errors import IllegalTransition
 from engine.models import SendReservation
 from engine.vault import Vault
+from support.services import free_port
 from tests.helpers import import_rows, people
-from tests.services import free_port
 from tests.test_smtp import Server
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # daytime in London and in Tokyo

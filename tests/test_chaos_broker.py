@@ -1,7 +1,7 @@
 """Workers that survive the broker: Redis SIGKILLed and restarted on the same port.
 
-Real parts only: the throwaway redis-server of tests/services.py (SIGKILLed and started
-again on the same port), PostgreSQL (tests/services.py), two ``tact worker``
+Real parts only: the throwaway redis-server of support/services.py (SIGKILLed and started
+again on the same port), PostgreSQL (support/services.py), two ``tact worker``
 processes of two pool processes each, and the aiosmtpd sink of tests/test_smtp.py.
 The test process plays the beat: it calls ``workers.tasks.tick()`` while it waits.
 
@@ -50,7 +50,7 @@ from engine.db import make_engine, writing
 from engine.people.importer import import_file
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Keyring, Vault
-from tests.services import PostgresServer, RedisServer
+from support.services import PostgresServer, RedisServer
 from tests.test_smtp import Handler, Server
 from tests.workers_helpers import start_worker, stop_worker, worker_settings
 

@@ -1,6 +1,6 @@
 """Chaos: 20 SIGKILLs of pool processes during a 3,000-recipient campaign over SMTP.
 
-Real Redis and PostgreSQL (throwaway servers, tests/services.py), two real
+Real Redis and PostgreSQL (throwaway servers, support/services.py), two real
 ``celery worker`` processes with two pool processes each (subprocesses, the
 harness of tests/test_workers_resilience.py) and an aiosmtpd sink in this process
 that records every message reaching the final dot with its Message-ID and
@@ -43,7 +43,7 @@ from engine.campaigns.report import report
 from engine.config import get_settings
 from engine.synthetic import generate_customers
 from engine.vault import Keyring
-from tests.services import PostgresServer
+from support.services import PostgresServer
 from tests.test_smtp import Server
 from tests.test_workers_resilience import Harness, Population
 from tests.workers_helpers import imported_database, worker_settings

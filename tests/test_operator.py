@@ -21,7 +21,7 @@ import pytest
 
 from engine.config import Settings
 from engine.db import keystore_path_for
-from tests.services import PostgresServer, free_port
+from support.services import PostgresServer, free_port
 from tests.test_cli import assert_plain_failure, tact, tact_many
 
 

@@ -34,7 +34,7 @@ from engine.models import OutboxStatus
 from engine.people.erasure import erase_contact
 from engine.synthetic import generate_customers
 from engine.vault import Vault, normalize_address
-from tests.services import find_pg_bindir, libpq_url
+from support.services import find_pg_bindir, libpq_url
 
 CUSTOMERS = 300
 SEED = 7

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from tests.services import PostgresServer, RedisServer, libpq_url, redis_command
+from support.services import PostgresServer, RedisServer, libpq_url, redis_command
 
 
 @pytest.fixture

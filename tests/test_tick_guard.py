@@ -1,6 +1,6 @@
 """The beat queues each batch once: the guard key in Redis, and what happens when it expires.
 
-Real Redis and PostgreSQL (the throwaway servers of tests/services.py); no worker
+Real Redis and PostgreSQL (the throwaway servers of support/services.py); no worker
 runs here, so the queued tasks stay in the broker for the test to count.
 """
 

@@ -24,7 +24,7 @@ from celery import Celery
 from engine.broker import broker_label, celery_config, check_broker
 from engine.config import Settings
 from engine.errors import ConfigurationError
-from tests.services import RedisServer, free_port
+from support.services import RedisServer, free_port
 from tests.workers_helpers import REPO, TACT, stop_worker
 
 

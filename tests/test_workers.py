@@ -25,7 +25,7 @@ from engine.db import make_engine, writing
 from engine.people.importer import import_file
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault import Keyring, Vault
-from tests.services import PostgresServer
+from support.services import PostgresServer
 from tests.test_smtp import Server
 from tests.workers_helpers import (
     broker_texts,

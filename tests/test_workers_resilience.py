@@ -1,6 +1,6 @@
 """Campaigns at scale, when things go wrong: the integration tests that define "done".
 
-Real Redis, real PostgreSQL (throwaway servers from tests/services.py), real Celery
+Real Redis, real PostgreSQL (throwaway servers from support/services.py), real Celery
 worker processes (subprocesses, never ``task_always_eager``) and an aiosmtpd sink in
 this process (tests/test_smtp.py) that records every message reaching the final dot,
 with its Message-ID, recipients, attempt and arrival time. The test process plays
@@ -54,7 +54,7 @@ from engine.db import make_engine, writing
 from engine.synthetic import generate_customers
 from engine.vault import Keyring, Vault
 from engine.vault.vault import contacts
-from tests.services import PostgresServer, RedisServer
+from support.services import PostgresServer, RedisServer
 from tests.test_smtp import Arrival, Server
 from tests.workers_helpers import (
     broker_texts,

@@ -25,8 +25,8 @@ from engine.config import Settings
 from engine.consent import ledger
 from engine.links.tokens import Token, TokenKind, TokenSigner
 from engine.vault import Keyring, Vault
+from support.services import free_port
 from tests.helpers import import_rows
-from tests.services import free_port
 
 TOPICS = ["news", "offers", "product-updates"]
 

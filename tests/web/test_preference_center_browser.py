@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from engine.config import Settings
 from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
-from tests.services import install_hint
+from support.services import install_hint
 from tests.web.support import Someone, add_people, history, live_server, person, sign, states
 
 CHROMIUM = "/usr/bin/chromium"

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from engine.config import Settings
 from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
-from tests.services import free_port
+from support.services import free_port
 from tests.web.support import add_people, person, sign
 
 
