@@ -3,7 +3,8 @@
 The contracts are the ``[tool.importlinter]`` section of pyproject.toml; ``make lint``
 runs them with ``lint-imports`` (import-linter), and so does this test, so that the
 suite, and with it CI, fails on an upward import even where nobody runs ``make lint``.
-Three things are checked: the contracts are the layering docs/ARCHITECTURE.md draws
+Four things are checked: the drawing in docs/ARCHITECTURE.md is the contracts, row for
+row; the contracts are the layering listed here
 (a contract loosened to get green fails here), every contract is kept on the real
 tree, and a copy of the tree given one upward import and one face's SQL import is
 refused with the offending line named (so a green run means something).
@@ -12,6 +13,7 @@ refused with the offending line named (so a green run means something).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,3 +111,29 @@ def test_an_upward_import_and_a_face_running_sql_are_refused(tmp_path: Path) -> 
     assert f"engine.vault -> engine.web.app (l.{lines + 1})" in report, report
     assert "engine.web is not allowed to import sqlalchemy" in report, report
     assert f"engine.web -> sqlalchemy (l.{web_lines + 1})" in report, report
+
+
+def _drawn_layers() -> list[list[str]]:
+    """The rows of the import drawing in docs/ARCHITECTURE.md, as module names per row.
+
+    A row is its names (``a | b`` or ``a : b``) followed, after three spaces or more, by
+    a comment; lines of dashes separate the faces and the core from the rest.
+    """
+    text = (PROJECT_ROOT / "docs" / "ARCHITECTURE.md").read_text("utf-8")
+    drawing = text.split("## Layers and their contracts", 1)[1].split("```", 2)[1]
+    rows: list[list[str]] = []
+    for line in drawing.splitlines():
+        body = line.strip()
+        if not body or body.startswith("-"):
+            continue
+        core = body.startswith("core:")
+        names = re.split(r" {3,}", body.removeprefix("core:").strip())[0]
+        rows.append(
+            [("engine." + n if core else n) for n in re.split(r"\s*[|:]\s*", names.strip())]
+        )
+    return rows
+
+
+def test_the_drawing_in_architecture_md_is_the_contract() -> None:
+    contract = [re.split(r"\s*[|:]\s*", layer.strip()) for layer in LAYERS]
+    assert _drawn_layers() == contract
