@@ -222,3 +222,25 @@ def send(
             f"campaign {name!r} paused, {result.render_failed}; fix the template, then "
             f"`tact campaigns resume {name}` and send again"
         )
+
+
+@app.command("test")
+def test_send(
+    name: str = typer.Argument(..., help="The campaign (its template is what is sent)."),
+    to: str = typer.Option(..., "--to", help="The address to send the test to (yours)."),
+    segment: str | None = typer.Option(
+        None, "--segment", help="Send this segment's version (default: the standard one)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Send one test copy to an address: sample fields, no outbox row, no cap, audited.
+
+    Goes through the configured transport (the Maildir outbox by default). Its links
+    are signed for a sample contact, so they open nobody's preferences.
+    """
+    from engine.app.test_sends import test_send as send_test
+
+    result = send_test(Runtime(), name, to, segment=segment)
+    _show(_data(result), as_json)
+    if result.status != "sent":
+        raise typer.Exit(1)
