@@ -12,5 +12,6 @@ packages below (``engine.campaigns``, ``engine.people``, ``engine.consent``, ...
 
 Modules: ``campaigns`` (create, validate, estimate, schedule, launch, send, pause,
 resume, cancel, report, status, list), ``scheduling`` (``due_work``: what the beat and
-``tact run`` both do), ``test_sends`` (one copy to a typed address), ``demo``; the operator and person-facing ones sit beside them.
+``tact run`` both do), ``test_sends`` (one copy to a typed address), ``demo``;
+the operator and person-facing ones sit beside them.
 """
