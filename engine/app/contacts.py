@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,21 +66,9 @@ class ImportResult:
 
     @classmethod
     def of(cls, report: ImportReport) -> ImportResult:
-        return cls(
-            import_id=report.import_id,
-            source_name=report.source_name,
-            rows_read=report.rows_read,
-            inserted=report.inserted,
-            updated=report.updated,
-            rejected=report.rejected,
-            suppressed=report.suppressed,
-            batches=report.batches,
-            resumed_after_line=report.resumed_after_line,
-            rejects_path=report.rejects_path,
-            reject_reasons=dict(report.reject_reasons),
-            seconds=report.seconds,
-            rows_per_second=report.rows_per_second,
-        )
+        """The engine's (mutable) report, frozen: the same fields, the reasons copied."""
+        values = {f.name: getattr(report, f.name) for f in fields(cls)}
+        return cls(**{**values, "reject_reasons": dict(report.reject_reasons)})
 
 
 def import_contacts(
