@@ -7,8 +7,8 @@ layer can use it. ``tests/test_errors.py`` checks that the drawing below and the
 classes defined here agree, name for name and parent for parent.
 
 The ``tact`` command maps them to exit codes in engine.cli.main: 2 for
-ConfigurationError, DatabaseError, RenderError, TemplateError, RuleError and
-BoundExceeded (the input or setup is unusable), 1 for every other TactError.
+ConfigurationError, DatabaseError, RenderError, TemplateError, LintFailed, RuleError
+and BoundExceeded (the input or setup is unusable), 1 for every other TactError.
 
 Messages never carry personal data: no address, name or phone number, and no
 key or ciphertext bytes. They name the contact by its id, the file by its path
@@ -45,6 +45,8 @@ and line, and say what to do next.
     ├── BoundExceeded           -- engine.app.templates: the render child hit its memory
     │                              or CPU limit
     ├── TemplateError           -- engine.render.template: an unusable template folder
+    ├── LintFailed              -- engine.app.templates: a campaign refused before launch;
+    │                              carries the lint's findings
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
     ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
     │   └── CampaignNotDue      -- engine.app.campaigns: sent before its time (--now launches it)
@@ -84,8 +86,9 @@ engine.delivery.smtp_mux) is raised and caught within one module and stays there
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ConfigurationError(Exception):
@@ -189,6 +192,18 @@ class BoundExceeded(TactError):
 
 class TemplateError(TactError):
     """A template folder (templates/campaigns/NAME) that cannot be used; names the file."""
+
+
+class LintFailed(TactError):
+    """A campaign refused before launch (create, edit, schedule): its lint found errors.
+
+    ``findings`` holds the lint's findings (level, where, message) for a face to show
+    as data; the message names the first error and how many there are.
+    """
+
+    def __init__(self, message: str, findings: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.findings = tuple(findings)
 
 
 class CampaignNotFound(TactError):

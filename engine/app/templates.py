@@ -15,33 +15,29 @@ import json
 import os
 import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from engine.errors import BoundExceeded, TactError
-from engine.links.tokens import TokenSigner
+from engine.errors import BoundExceeded, LintFailed, TactError
 from engine.render.lint import Finding, lint_template
-from engine.render.preview import PreviewFile, screenshot, write_preview
 from engine.runtime import Runtime
 from engine.segments.store import known_segment_names
-from engine.vault import load_keyring
 
 __all__ = [
     "CHILD_CPU_SECONDS",
     "CHILD_EXTRA_BYTES",
     "Finding",
-    "Preview",
-    "PreviewFile",
     "SegmentNames",
     "TemplateLint",
     "bounded",
+    "check_campaign",
     "lint",
     "lint_one",
-    "preview",
     "segment_names",
 ]
 
@@ -188,58 +184,49 @@ def lint(
     return [lint_one(templates_dir, name, known.names) for name in names]
 
 
-@dataclass(frozen=True)
-class Preview:
-    """The files written for every version of a template, and what could not be done."""
-
-    target: Path
-    files: tuple[PreviewFile, ...]
-    #: Why a screenshot was not taken (each reason once), e.g. no Chromium installed.
-    warnings: tuple[str, ...]
-
-
-def preview(
+def check_campaign(
     rt: Runtime,
-    campaign: str,
-    out_dir: Path,
+    template: str,
     *,
-    screenshots: bool = True,
-    known: SegmentNames | None = None,
-) -> Preview:
-    """Write the HTML, text, .eml (and a PNG) of the standard version and every segment.
+    segments: Sequence[str] | None = None,
+    topic: str | None = None,
+    send_at: datetime | None = None,
+    now: datetime | None = None,
+    allow_past: bool = False,
+) -> TemplateLint:
+    """The whole check of a campaign about to be created, edited or scheduled.
 
-    The render runs in a bounded child; a render that fails raises TactError (a
-    BoundExceeded past the limits). Links are signed with the keyring's token keys;
-    the database is asked only for segment names.
+    Runs the template's lint (in the bounded child) and checks what the campaign adds
+    to it: the segments it is limited to and its topic exist, and its send time is not
+    in the past (unless ``allow_past``). Returns the findings when there is no error
+    (notes and warnings only); raises :class:`~engine.errors.LintFailed` carrying every
+    finding when there is one.
     """
-    keyring = load_keyring(rt.settings)
-    known = known or segment_names(rt)
-    segments = set(known.names or ())
-    target = out_dir / campaign
-    settings = rt.settings
-
-    def run() -> list[list[str]]:
-        files = write_preview(
-            settings,
-            TokenSigner(keyring, settings),
-            campaign,
-            target,
-            segments=segments,
-            screenshots=False,
+    known = segment_names(rt)
+    result = lint_one(rt.settings.templates_dir, template, known.names)
+    extra: list[Finding] = []
+    where = "campaign"
+    if segments and known.names is not None:
+        for name in segments:
+            if name not in known.names:
+                extra.append(
+                    Finding(
+                        "error", where, f"no segment named '{name}' (known: {sorted(known.names)})"
+                    )
+                )
+    if topic is not None and topic not in rt.topics:
+        extra.append(
+            Finding("error", where, f"no topic named '{topic}' (known: {rt.topics.names})")
         )
-        return [[f.version, str(f.html), str(f.text), str(f.eml)] for f in files]
-
-    rows = bounded(run, f"preview {campaign}")
-    files: list[PreviewFile] = []
-    warnings: list[str] = []
-    for version, html, text, eml in rows:
-        png: Path | None = None
-        if screenshots:
-            shot = Path(html).with_suffix(".png")
-            problem = screenshot(Path(html).read_text("utf-8"), shot)
-            if problem is None:
-                png = shot
-            elif problem not in warnings:
-                warnings.append(problem)
-        files.append(PreviewFile(version, Path(html), Path(text), Path(eml), png))
-    return Preview(target=target, files=tuple(files), warnings=tuple(warnings))
+    if send_at is not None and not allow_past and send_at < (now or datetime.now(UTC)):
+        extra.append(Finding("error", where, "the send time is in the past (--now sends at once)"))
+    found = TemplateLint(template, (*extra, *result.findings))
+    if found.errors:
+        first = next(f for f in found.findings if f.level == "error")
+        raise LintFailed(
+            f"campaign refused: {first.where}: {first.message}"
+            + (f" (and {found.errors - 1} more error(s))" if found.errors > 1 else "")
+            + f"; `tact templates lint {template}` lists them",
+            found.findings,
+        )
+    return found

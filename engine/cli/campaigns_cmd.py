@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from engine.app import campaigns as use
+from engine.cli.campaigns_test_cmd import test_send
 from engine.cli.console import count_progress, err, out
 from engine.cli.runtime import Runtime
 from engine.errors import BadOption, RenderPaused
@@ -224,23 +225,5 @@ def send(
         )
 
 
-@app.command("test")
-def test_send(
-    name: str = typer.Argument(..., help="The campaign (its template is what is sent)."),
-    to: str = typer.Option(..., "--to", help="The address to send the test to (yours)."),
-    segment: str | None = typer.Option(
-        None, "--segment", help="Send this segment's version (default: the standard one)."
-    ),
-    as_json: bool = JSON,
-) -> None:
-    """Send one test copy to an address: sample fields, no outbox row, no cap, audited.
-
-    Goes through the configured transport (the Maildir outbox by default). Its links
-    are signed for a sample contact, so they open nobody's preferences.
-    """
-    from engine.app.test_sends import test_send as send_test
-
-    result = send_test(Runtime(), name, to, segment=segment)
-    _show(_data(result), as_json)
-    if result.status != "sent":
-        raise typer.Exit(1)
+# `tact campaigns test` lives in its own module.
+app.command("test")(test_send)

@@ -31,6 +31,7 @@ from engine.cli import (
     generate_cmd,
     init_cmd,
     keys_cmd,
+    preview_cmd,
     run_cmd,
     segments_cmd,
     serve_cmd,
@@ -65,7 +66,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(consent_app, name="consent")
 app.add_typer(inbound_app, name="inbound")
 app.add_typer(templates_cmd.app, name="templates")
-app.command("preview")(templates_cmd.preview)
+app.command("preview")(preview_cmd.preview)
 app.add_typer(campaigns_cmd.app, name="campaigns")
 app.command("worker")(worker_cmd.worker)
 app.command("beat")(worker_cmd.beat)
@@ -79,6 +80,7 @@ _INPUT_ERRORS = (
     ("engine.render.template", "TemplateError"),
     ("engine.segments.rules", "RuleError"),
     ("engine.errors", "BoundExceeded"),  # a template past the render child's limits
+    ("engine.errors", "LintFailed"),  # a campaign refused before launch
 )
 
 
