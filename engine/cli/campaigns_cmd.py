@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from engine.app import campaigns as use
-from engine.cli.campaigns_test_cmd import test_send
 from engine.cli.console import count_progress, err, out
+from engine.cli.rehearse_cmd import estimate, test_send
 from engine.cli.runtime import Runtime
 from engine.errors import BadOption, RenderPaused
 
@@ -183,12 +183,6 @@ def validate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
 
 
 @app.command()
-def estimate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
-    """How many the audience holds now, by segment (the gate still decides at send time)."""
-    _show(_data(use.estimate(Runtime(), name)), as_json)
-
-
-@app.command()
 def send(
     name: str = typer.Argument(...),
     now: bool = typer.Option(
@@ -225,5 +219,6 @@ def send(
         )
 
 
-# `tact campaigns test` lives in its own module.
+# `tact campaigns test` and `estimate` try a campaign without sending it: their own module.
 app.command("test")(test_send)
+app.command("estimate")(estimate)

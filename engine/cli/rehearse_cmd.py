@@ -1,4 +1,7 @@
-"""``tact campaigns test``: send a test copy of a campaign to the marketer's own address."""
+"""``tact campaigns test`` and ``estimate``: try a campaign without sending it.
+
+``test`` sends a marked copy to the marketer's own addresses; ``estimate`` says whom a
+launch now would reach and what the gate would do, writing nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import asdict
 
 import typer
 
+from engine.app import campaigns as use
 from engine.cli.console import out
 from engine.cli.runtime import Runtime
 
@@ -35,3 +39,14 @@ def test_send(
         out.print(f"test of {name!r}: {result.status}", highlight=False)
     if result.status != "sent":
         raise typer.Exit(1)
+
+
+def estimate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+    """How many the audience holds now, by segment (the gate still decides at send time)."""
+    result = use.estimate(Runtime(), name)
+    if as_json:
+        out.print_json(json.dumps(asdict(result), default=str))
+        return
+    out.print(f"{result.name}: {result.recipients:,} recipients now", highlight=False)
+    for segment, n in result.by_segment.items():
+        out.print(f"  {segment}: {n:,}", highlight=False)
