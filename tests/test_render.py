@@ -1,4 +1,7 @@
-"""The renderer: sandbox, size cap, escaping, block selection, footer, lint, preview."""
+"""The renderer: sandbox, size cap, escaping, block selection, footer, lint.
+
+Preview is tested in tests/test_preview.py.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from engine.errors import OutputTooLarge, RenderError, RenderSecurityError, Temp
 from engine.links.tokens import TokenSigner
 from engine.render.compose import Composer
 from engine.render.lint import lint_template
-from engine.render.preview import write_preview
 from engine.render.sandbox import compile_template, render_capped, sandbox
 from engine.render.template import STANDARD, Recipient, TemplateRenderer
 from engine.vault import Keyring
@@ -193,23 +195,6 @@ def test_same_campaign_and_contact_give_the_same_message_id(tmp_path: Path) -> N
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["List-Unsubscribe"].startswith("<https://")
     assert "订阅" in str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
-
-
-def test_preview_writes_every_version_with_a_screenshot(tmp_path: Path, templates: Path) -> None:
-    settings = Settings(var_dir=tmp_path / "var", templates_dir=templates)
-    files = write_preview(
-        settings,
-        TokenSigner(Keyring.generate(), settings),
-        "trial",
-        tmp_path / "out",
-        segments={"outdoor", "lapsed"},
-    )
-    assert [f.version for f in files] == ["standard", "lapsed", "outdoor"]
-    for f in files:
-        assert f.html.read_text("utf-8") and f.text.read_text("utf-8")
-        parsed = message_from_bytes(f.eml.read_bytes(), policy=policy.default)
-        assert parsed["List-Unsubscribe"]
-        assert f.png is not None and f.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -- the flattened templates (two renders per recipient) ------------------------------------
