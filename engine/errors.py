@@ -50,6 +50,8 @@ and line, and say what to do next.
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
     ├── IllegalTransition       -- engine.campaigns: a lifecycle move the table refuses
     │   └── CampaignNotDue      -- engine.app.campaigns: sent before its time (--now launches it)
+    ├── TestRecipientRefused    -- engine.app.test_sends: an address a test send may not go to
+    │                              (not on the test-recipient list, or suppressed)
     ├── RenderPaused            -- engine.campaigns.sender: a campaign paused itself on a
     │                              template that failed to render (render-error)
     ├── DemoError               -- engine.app.demo: the demo cannot use what it found
@@ -216,6 +218,13 @@ class IllegalTransition(TactError):
 
 class CampaignNotDue(IllegalTransition):
     """``campaigns send`` on a campaign whose time has not come (``--now`` launches it)."""
+
+
+class TestRecipientRefused(TactError):
+    """A test send to an address it may not go to: not on the configured test-recipient
+    list, or suppressed. The message never repeats the address."""
+
+    __test__ = False  # not a pytest test class, despite the name
 
 
 class RenderPaused(TactError):
