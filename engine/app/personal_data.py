@@ -23,12 +23,13 @@ from sqlalchemy import select
 
 from engine.app.languages import Asked
 from engine.app.preferences import PAGE_KINDS
-from engine.app.visits import Contact, Link, active_contact, open_link
+from engine.app.visits import Link, open_link
 from engine.db import writing
 from engine.links.tokens import TokenKind
 from engine.notices.optin import send_data_link
 from engine.people.erasure import erase_contact_id
 from engine.people.export import export_by_id
+from engine.people.lookup import Contact, active_contact
 from engine.runtime import Runtime
 from engine.vault.vault import contacts
 

@@ -34,14 +34,7 @@ from sqlalchemy import Connection
 
 from engine.app.languages import Asked, topic_language
 from engine.app.profile import ACTIVE, PAUSE_WEEKS, PreferenceView, build_view
-from engine.app.visits import (
-    Contact,
-    Link,
-    Visitor,
-    active_contact,
-    open_link,
-    preferences_token,
-)
+from engine.app.visits import Link, Visitor, open_link, preferences_token
 from engine.consent import ledger, service
 from engine.consent.ledger import Source
 from engine.consent.service import Origin, set_cadence, set_personalization, withdraw
@@ -50,6 +43,7 @@ from engine.errors import RateLimited
 from engine.links.tokens import TokenKind
 from engine.models import Cadence
 from engine.notices.optin import request_subscription
+from engine.people.lookup import Contact, active_contact
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)

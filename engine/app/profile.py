@@ -16,19 +16,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from engine.app import languages as i18n
-from engine.app.visits import Contact
 from engine.consent import ledger
 from engine.consent.service import cadence_shown, personalization_opted_out, topic_preferences
 from engine.consent.suppression import reason_for
 from engine.consent.topics import PERSONALIZATION, Topics
-from engine.models import ConsentEventType, ConsentState, EngagementEvent, Order
-from engine.vault.vault import contacts
-
-orders_t = Order.__table__  # type: ignore[attr-defined]
-engagement_t = EngagementEvent.__table__  # type: ignore[attr-defined]
+from engine.models import ConsentEventType, ConsentState
+from engine.people.lookup import Contact, behaviour, blind_index
 
 #: The pause lengths offered, in weeks.
 PAUSE_WEEKS = (1, 2, 4, 8, 12)
@@ -144,7 +140,7 @@ def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) ->
             )
         )
     opted_out = personalization_opted_out(conn, contact.id)
-    index = conn.execute(select(contacts.c.blind_index).where(contacts.c.id == contact.id)).scalar()
+    index = blind_index(conn, contact.id)
     events = ledger.history(conn, contact.id)
     return PreferenceView(
         topics=rows,
@@ -211,23 +207,11 @@ def _data_used(conn: Connection, contact: Contact, opted_out: bool, lang: str) -
     """What personalization draws on; all of it is ignored once the person objects."""
     if opted_out:
         return DataUsed(True, 0, [], 0, None, None)
-    orders = conn.execute(
-        select(func.count()).select_from(orders_t).where(orders_t.c.contact_id == contact.id)
-    ).scalar_one()
-    categories = sorted(
-        c
-        for c in conn.execute(
-            select(orders_t.c.category).distinct().where(orders_t.c.contact_id == contact.id)
-        ).scalars()
-        if c
-    )
-    engagement = conn.execute(
-        select(func.count())
-        .select_from(engagement_t)
-        .where(engagement_t.c.contact_id == contact.id)
-    ).scalar_one()
+    facts = behaviour(conn, contact.id)
     locale = language_name(contact.locale, lang)
-    return DataUsed(False, orders, categories, engagement, locale, contact.timezone)
+    return DataUsed(
+        False, facts.orders, facts.categories, facts.engagement, locale, contact.timezone
+    )
 
 
 def language_name(stored_locale: str | None, lang: str) -> str | None:

@@ -39,13 +39,14 @@ from enum import StrEnum
 from sqlalchemy import Connection, delete, func, insert, select
 
 from engine.app.languages import topic_language
-from engine.app.visits import Contact, Link, Visitor, active_contact, open_link, preferences_token
+from engine.app.visits import Link, Visitor, open_link, preferences_token
 from engine.consent.ledger import Source
 from engine.db import writing
 from engine.errors import ContactErased, CsrfRejected, InvalidAddress
 from engine.links.tokens import TokenKind
 from engine.models import OptInRequest
 from engine.notices.optin import confirm_subscription, request_subscription
+from engine.people.lookup import Contact, active_contact
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)

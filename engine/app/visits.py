@@ -15,16 +15,11 @@ from it, with the source they stand for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
-
-from sqlalchemy import Connection, select
 
 from engine.consent.service import Origin
-from engine.errors import ContactNotFound
 from engine.links.tokens import Token, TokenKind
-from engine.models import ContactStatus
+from engine.people.lookup import Contact, active_contact
 from engine.runtime import Runtime
-from engine.vault.vault import contacts
 
 #: Stored with a consent event; longer user agents are cut, they prove nothing more.
 MAX_USER_AGENT = 512
@@ -66,32 +61,6 @@ class Link:
 def open_link(rt: Runtime, text: str, kinds: set[TokenKind] | TokenKind) -> Link:
     """The link, or InvalidToken/ExpiredToken; for the ``open_*_link`` of each use-case."""
     return Link(text, rt.signer.verify(text, kinds))
-
-
-@dataclass(frozen=True)
-class Contact:
-    """The few non-personal facts about a contact that the pages need."""
-
-    id: UUID
-    public_id: UUID
-    locale: str | None
-    timezone: str | None
-
-
-def active_contact(conn: Connection, public_id: UUID) -> Contact:
-    """The active contact behind a link; ContactNotFound if erased or unknown."""
-    row = conn.execute(
-        select(
-            contacts.c.id,
-            contacts.c.public_id,
-            contacts.c.locale,
-            contacts.c.timezone,
-            contacts.c.status,
-        ).where(contacts.c.public_id == public_id)
-    ).first()
-    if row is None or row.status != ContactStatus.ACTIVE:
-        raise ContactNotFound("no such subscriber")
-    return Contact(row.id, row.public_id, row.locale, row.timezone)
 
 
 def contact_behind(rt: Runtime, link: Link) -> Contact:
