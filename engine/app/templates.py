@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from engine.errors import BoundExceeded, LintFailed, TactError
-from engine.render.lint import Finding, lint_template
+from engine.models import STANDARD_VERSION
+from engine.render.lint import Finding, did_you_mean, lint_template
+from engine.render.template import TemplateSpec
 from engine.runtime import Runtime
+from engine.segments.rules import load_rules
 from engine.segments.store import known_segment_names
+
+#: A local hour, as ``--local-hour`` takes it (the use-case parses it again, strictly).
+_HOUR = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 __all__ = [
     "CHILD_CPU_SECONDS",
@@ -38,6 +45,7 @@ __all__ = [
     "check_campaign",
     "lint",
     "lint_one",
+    "rule_segment_names",
     "segment_names",
 ]
 
@@ -146,13 +154,42 @@ class TemplateLint:
     name: str
     findings: tuple[Finding, ...]
 
+    def _count(self, level: str) -> int:
+        return sum(1 for f in self.findings if f.level == level)
+
     @property
     def errors(self) -> int:
-        return sum(1 for f in self.findings if f.level == "error")
+        return self._count("error")
+
+    @property
+    def warnings(self) -> int:
+        return self._count("warning")
+
+    @property
+    def notes(self) -> int:
+        return self._count("note")
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def ordered(self) -> tuple[Finding, ...]:
+        """Errors first, then warnings, then notes (each kept in the lint's order)."""
+        rank = {"error": 0, "warning": 1}
+        return tuple(sorted(self.findings, key=lambda f: rank.get(f.level, 2)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document of one campaign in ``tact templates lint --json``."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "findings": [
+                {"level": f.level, "where": f.where, "message": f.message} for f in self.ordered()
+            ],
+        }
 
 
 def lint_one(templates_dir: Path, name: str, known: frozenset[str] | None) -> TemplateLint:
@@ -176,12 +213,148 @@ def lint(
 
     ``names`` default to every folder under templates/campaigns/, in name order;
     ``known`` to :func:`segment_names` (pass it to say first that names are unchecked).
+    The topic each template names is checked against the topics file too.
     """
     templates_dir = rt.settings.templates_dir
     root = templates_dir / "campaigns"
     names = names or sorted(p.name for p in root.iterdir() if p.is_dir())
     known = known or segment_names(rt)
-    return [lint_one(templates_dir, name, known.names) for name in names]
+    results = []
+    for name in names:
+        result = lint_one(templates_dir, name, known.names)
+        try:
+            topics = _topic_findings(rt, name, None)
+        except TactError:  # no usable topics file: `tact topics list` says why
+            topics = []
+        results.append(TemplateLint(name, (*result.findings, *topics)))
+    return results
+
+
+def rule_segment_names(rt: Runtime) -> list[str]:
+    """The rule segments of templates/segments.toml (none if it is missing or broken:
+    ``tact segments build`` reports a broken file)."""
+    path = rt.settings.templates_dir / "segments.toml"
+    try:
+        return [r.name for r in load_rules(path)] if path.exists() else []
+    except (TactError, OSError):
+        return []
+
+
+def _segment_findings(rt: Runtime, segments: Sequence[str], known: SegmentNames) -> list[Finding]:
+    where = "--segments"
+    wanted = [s.strip() for s in segments if s and s.strip()]
+    if not wanted:
+        return []
+    rules = rule_segment_names(rt)
+    if known.names is None:
+        limited = [s for s in wanted if s != STANDARD_VERSION]
+        if not limited:
+            return []
+        defined = (
+            f" (rule segments in templates/segments.toml: {', '.join(rules)})" if rules else ""
+        )
+        return [
+            Finding(
+                "error",
+                where,
+                f"there is no segment build yet, so no contact is in segment "
+                f"{', '.join(repr(s) for s in limited)} and the campaign would reach nobody: "
+                f"run `tact segments build` first{defined}",
+            )
+        ]
+    names = set(known.names) | {STANDARD_VERSION}
+    found: list[Finding] = []
+    for name in dict.fromkeys(wanted):
+        if name in names:
+            continue
+        if name in rules:
+            found.append(
+                Finding(
+                    "error",
+                    where,
+                    f"segment '{name}' is in templates/segments.toml but not in the last "
+                    "segment build, so nobody is in it yet: run `tact segments build`",
+                )
+            )
+            continue
+        found.append(
+            Finding(
+                "error",
+                where,
+                f"no segment named '{name}'{did_you_mean(name, names | set(rules))}: a campaign "
+                "limited to it would reach nobody; fix --segments",
+            )
+        )
+    return found
+
+
+def _topic_findings(rt: Runtime, template: str, topic: str | None) -> list[Finding]:
+    """The topic given (``--topic``), else the one the template names, must exist."""
+    where = "--topic"
+    if topic is None:
+        directory = rt.settings.templates_dir / "campaigns" / template
+        try:
+            topic = TemplateSpec.load(directory, directory.parent).topic
+        except TactError:
+            return []  # the lint reports the unreadable campaign.toml
+        where = f"campaigns/{template}/campaign.toml topic"
+        if not topic:
+            return [
+                Finding(
+                    "error",
+                    f"campaigns/{template}/campaign.toml",
+                    "the template names no topic: set topic in campaign.toml or give --topic"
+                    f"{did_you_mean('', rt.topics.names, known='topics')}",
+                )
+            ]
+    if topic in rt.topics:
+        return []
+    return [
+        Finding(
+            "error",
+            where,
+            f"no topic named '{topic}'{did_you_mean(topic, rt.topics.names, known='topics')}: "
+            "topics are defined in topics.toml (`tact topics list`)",
+        )
+    ]
+
+
+def _time_findings(
+    send_at: datetime | None,
+    send_date: date | None,
+    local_hour: str | None,
+    now: datetime,
+) -> list[Finding]:
+    if send_at is not None:
+        if send_at.tzinfo is None:
+            return [Finding("error", "--at", "the send time needs a time zone (e.g. 09:00+00:00)")]
+        if send_at < now:
+            shown = send_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            return [
+                Finding(
+                    "error",
+                    "--at",
+                    f"the send time {shown} is in the past: give a later --at, "
+                    "or --now to send it at once",
+                )
+            ]
+    if send_date is not None:
+        match = _HOUR.match(local_hour or "00:00")
+        if match is None:
+            return []  # the use-case refuses the hour with its own message
+        at_hour = time(int(match.group(1)), int(match.group(2)))
+        # The last place where that local time comes is UTC-12.
+        latest = datetime.combine(send_date, at_hour, tzinfo=UTC) + timedelta(hours=12)
+        if latest < now:
+            return [
+                Finding(
+                    "error",
+                    "--date",
+                    f"{send_date.isoformat()} at {at_hour:%H:%M} local time has passed in every "
+                    "time zone: give a later --date, or --now to send it at once",
+                )
+            ]
+    return []
 
 
 def check_campaign(
@@ -193,40 +366,39 @@ def check_campaign(
     send_at: datetime | None = None,
     now: datetime | None = None,
     allow_past: bool = False,
+    send_date: date | None = None,
+    local_hour: str | None = None,
 ) -> TemplateLint:
     """The whole check of a campaign about to be created, edited or scheduled.
 
     Runs the template's lint (in the bounded child) and checks what the campaign adds
-    to it: the segments it is limited to and its topic exist, and its send time is not
-    in the past (unless ``allow_past``). Returns the findings when there is no error
-    (notes and warnings only); raises :class:`~engine.errors.LintFailed` carrying every
-    finding when there is one.
+    to it: the segments it is limited to exist in the last build (with a did-you-mean
+    and the known names; with no build at all, it says to run ``tact segments build``),
+    its topic exists (``topic``, else the template's), and its send time (``send_at``,
+    or ``send_date`` at ``local_hour``) is not in the past (unless ``allow_past``).
+    Returns the findings when there is no error (notes and warnings only); raises
+    :class:`~engine.errors.LintFailed` carrying every finding, errors first, when there
+    is one. Each finding of the campaign's own settings names the option it came from
+    (``--segments``, ``--topic``, ``--at``, ``--date``).
     """
     known = segment_names(rt)
     result = lint_one(rt.settings.templates_dir, template, known.names)
     extra: list[Finding] = []
-    where = "campaign"
-    if segments and known.names is not None:
-        for name in segments:
-            if name not in known.names:
-                extra.append(
-                    Finding(
-                        "error", where, f"no segment named '{name}' (known: {sorted(known.names)})"
-                    )
-                )
-    if topic is not None and topic not in rt.topics:
-        extra.append(
-            Finding("error", where, f"no topic named '{topic}' (known: {rt.topics.names})")
-        )
-    if send_at is not None and not allow_past and send_at < (now or datetime.now(UTC)):
-        extra.append(Finding("error", where, "the send time is in the past (--now sends at once)"))
+    if segments:
+        extra += _segment_findings(rt, segments, known)
+    extra += _topic_findings(rt, template, topic)
+    if not allow_past:
+        extra += _time_findings(send_at, send_date, local_hour, now or datetime.now(UTC))
     found = TemplateLint(template, (*extra, *result.findings))
+    found = TemplateLint(template, found.ordered())
     if found.errors:
-        first = next(f for f in found.findings if f.level == "error")
+        first = found.findings[0]
+        more = found.errors - 1
         raise LintFailed(
             f"campaign refused: {first.where}: {first.message}"
-            + (f" (and {found.errors - 1} more error(s))" if found.errors > 1 else "")
-            + f"; `tact templates lint {template}` lists them",
+            + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+            + f"; fix them and try again (`tact templates lint {template}` checks the "
+            "template alone)",
             found.findings,
         )
     return found

@@ -1,31 +1,62 @@
 """``tact templates lint``: what would go wrong, found before anything is sent.
 
 Checks, each reported with the file (and line where there is one):
-- syntax of every template and subject;
+- ``campaign.toml``: keys Tact does not read (a typo such as ``sendr``) are errors,
+  with a did-you-mean;
+- syntax of every template and subject, and of every ``*.j2`` file in a block folder
+  (per-locale files ``<variant>.<locale>.html.j2`` included, not only the ones a
+  render would pick);
+- html/txt pairs: every ``X.html.j2`` needs ``X.txt.j2`` beside it and the reverse
+  (X is ``standard``, a segment or ``<segment>.<locale>``), or the two parts of one
+  email would say different things;
+- subjects (``[subject]`` and each ``[subject.<locale>]``), measured as rendered
+  with sample fields: a warning above 78 characters, an error above 255;
 - undeclared fields: names a template reads that are neither declared in
-  ``campaign.toml`` ``fields`` nor provided to every template (brand, segment, lang);
+  ``campaign.toml`` ``fields`` nor provided to every template (brand, segment,
+  lang), with a did-you-mean;
+- what has no place in an email, in the HTML blocks: ``<script>``, forms and their
+  controls (``<form>``, ``<input>``, ``<button>``, ...), ``<iframe>``, ``<object>``,
+  ``<embed>``, event-handler attributes (``onclick=``...) and ``javascript:`` URLs;
 - tags that would escape the block: ``extends``, ``include``, ``import``,
   ``block`` (the brand base and its footer are not the campaign's to change);
 - missing blocks: every block needs a ``standard`` version in HTML and text;
-  segments that exist (learned or rule) but have no variant of a block are listed
-  as notes;
+  segments that exist (learned or rule) but have no variant of a block are notes;
 - the older spelling: ``default.html.j2`` and ``[subject] default`` still work and
   are noted ("rename default.html.j2 to standard.html.j2"); both spellings of the
   same file or subject are an error naming both;
-- variants for segments that do not exist (a typo never reaches anyone);
+- variants and subjects for segments that do not exist (a typo never reaches
+  anyone), with a did-you-mean and the known names; the segment of a per-locale
+  file is the part of its name before the first dot;
+- a locale whose content is incomplete (its contacts get the whole email in the
+  campaign's language) is a warning;
 - the footer: the brand base must carry the unsubscribe and preference links and
   the postal address, and a sample render must contain the unsubscribe link.
+
+Levels: ``error`` (refused: ``tact campaigns create`` and ``schedule`` will not take
+it), ``warning`` (works, but probably not as meant), ``note`` (for information).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from jinja2 import meta, nodes
 
 from engine.errors import RenderError, TemplateError
-from engine.render.sandbox import compile_template, parse_source, read_source, sandbox
+from engine.render.brand import Brand
+from engine.render.sandbox import (
+    compile_template,
+    parse_source,
+    read_source,
+    render_capped,
+    sandbox,
+)
 from engine.render.template import (
     COMMON_CONTEXT,
     OLD_STANDARD,
@@ -33,6 +64,7 @@ from engine.render.template import (
     Recipient,
     TemplateRenderer,
     TemplateSpec,
+    load_toml,
     plain_text,
     remote_stylesheet,
 )
@@ -45,15 +77,41 @@ FORBIDDEN_TAGS: tuple[type[nodes.Node], ...] = (
     nodes.FromImport,
     nodes.Block,
 )
+#: The top-level keys of campaign.toml that Tact reads.
+KNOWN_KEYS = frozenset(
+    {"name", "topic", "fields", "preheader", "blocks", "subject", "language", "transactional"}
+)
+#: Subject lengths (characters, as rendered): above the first most clients cut it off,
+#: above the second it is refused (RFC 2822 suggests 78; many servers reject longer).
+SUBJECT_WARN = 78
+SUBJECT_MAX = 255
+#: Tags refused in an HTML block, with why.
+_NO_SCRIPT = "mail clients do not run scripts, and spam filters mark the message"
+REFUSED_ELEMENTS: dict[str, str] = {
+    "script": _NO_SCRIPT,
+    "form": "most mail clients disable forms: link to a page on the website instead",
+    "input": "form controls do not work in most mail clients: link to a page instead",
+    "button": "form controls do not work in most mail clients: style a link instead",
+    "select": "form controls do not work in most mail clients: link to a page instead",
+    "textarea": "form controls do not work in most mail clients: link to a page instead",
+    "iframe": "mail clients do not load embedded pages: link to the page instead",
+    "frame": "mail clients do not load embedded pages: link to the page instead",
+    "object": "mail clients do not run embedded content: use an image or a link",
+    "embed": "mail clients do not run embedded content: use an image or a link",
+    "applet": "mail clients do not run embedded content: use an image or a link",
+}
 _REMOTE = (
     "stylesheets from elsewhere (<link>, @import) are not allowed: styles come from "
     "the brand's email.css, and nothing is fetched"
 )
+_KINDS = ("html", "txt")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+_SAMPLE = "Sample"
 
 
 @dataclass(frozen=True)
 class Finding:
-    level: str  # "error" | "note"
+    level: str  # "error" | "warning" | "note"
     where: str
     message: str
 
@@ -67,12 +125,37 @@ class LintReport:
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.level == "error"]
 
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
     def add(self, level: str, where: str, message: str) -> None:
         self.findings.append(Finding(level, where, message))
 
     def add_error(self, exc: RenderError, fallback: str) -> None:
         where = exc.template or fallback
         self.add("error", f"{where}:{exc.line}" if exc.line else where, exc.message)
+
+
+def did_you_mean(name: str, candidates: Iterable[str], *, known: str = "known") -> str:
+    """`` (did you mean 'x'?; known: a, b)``: the close names first, then all of them."""
+    names = sorted(set(candidates))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    parts = []
+    if close:
+        parts.append("did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
+    parts.append(f"{known}: {', '.join(names)}" if names else f"{known}: none")
+    return " (" + "; ".join(parts) + ")"
+
+
+def segment_of(variant: str) -> str:
+    """The segment a variant file is for: ``win-back.zh-Hans`` is for ``win-back``."""
+    segment = variant.split(".", 1)[0]
+    return STANDARD if segment == OLD_STANDARD else segment
+
+
+def locale_of(variant: str) -> str | None:
+    return variant.split(".", 1)[1] if "." in variant else None
 
 
 def lint_template(
@@ -83,96 +166,397 @@ def lint_template(
     root = templates_dir / "campaigns"
     directory = root / name
     rel = f"campaigns/{name}"
+    toml_where = f"{rel}/campaign.toml"
+    raw = _raw_toml(root, directory, report, toml_where)
     try:
         spec = TemplateSpec.load(directory, root)
     except TemplateError as exc:
-        report.add("error", f"{rel}/campaign.toml", str(exc))
+        report.add("error", toml_where, str(exc))
         return report
     env = sandbox([templates_dir / "brand"])
     allowed = set(spec.fields) | COMMON_CONTEXT
+    context = _sample_context(templates_dir, spec.fields)
     # (where, source, is plain text)
-    sources: list[tuple[str, str, bool]] = [
-        (f"{rel}/{spec.subject_label(seg)}", src, True) for seg, src in spec.subjects.items()
-    ]
+    sources: list[tuple[str, str, bool]] = []
+    subjects = _subjects(raw, spec, report, toml_where)
+    for where, _segment, source in subjects:
+        sources.append((where, source, True))
     if spec.standard_subject_key == OLD_STANDARD:
         report.add(
             "note",
-            f"{rel}/campaign.toml",
+            toml_where,
             f"[subject] {OLD_STANDARD}: rename it to {STANDARD} (the older spelling still works)",
         )
-    variants_by_block: dict[str, set[str]] = {}
+    variants_by_block: dict[str, set[tuple[str, str]]] = {}
     for block in spec.blocks:
-        for kind in ("html", "txt"):
+        files = _block_files(spec, directory, block, rel, report)
+        if files is None:
+            continue
+        variants_by_block[block] = set(files)
+        for (_variant, kind), path in sorted(files.items()):
+            where = f"{rel}/{path.relative_to(directory)}"
             try:
-                files = spec.variants(block, kind)
+                source = read_source(directory, path, label=where)
             except RenderError as exc:
-                report.add_error(exc, f"{rel}/blocks/{block}")
+                report.add_error(exc, where)
                 continue
-            except TemplateError as exc:  # both spellings of the standard version
-                report.add("error", f"{rel}/blocks/{block}", str(exc))
-                continue
-            if STANDARD not in files:
-                report.add(
-                    "error",
-                    f"{rel}/blocks/{block}/{STANDARD}.{kind}.j2",
-                    "missing: every block needs a standard version",
-                )
-            elif files[STANDARD].name == f"{OLD_STANDARD}.{kind}.j2":
-                old, new = f"{OLD_STANDARD}.{kind}.j2", f"{STANDARD}.{kind}.j2"
-                report.add(
-                    "note",
-                    f"{rel}/blocks/{block}/{old}",
-                    f"rename {old} to {new} (the older spelling still works)",
-                )
-            variants_by_block.setdefault(block, set()).update(files)
-            for path in files.values():
-                where = f"{rel}/{path.relative_to(directory)}"
-                try:
-                    source = read_source(directory, path, label=where)
-                except RenderError as exc:
-                    report.add_error(exc, where)
-                    continue
-                if kind == "html":
-                    line = remote_stylesheet(source)
-                    if line is not None:
-                        report.add("error", f"{where}:{line}", _REMOTE)
-                sources.append((where, source, kind == "txt"))
+            if kind == "html":
+                line = remote_stylesheet(source)
+                if line is not None:
+                    report.add("error", f"{where}:{line}", _REMOTE)
+                for line, message in unsafe_html(source):
+                    report.add("error", f"{where}:{line}", message)
+            sources.append((where, source, kind == "txt"))
+    compiled: dict[str, bool] = {}
     for where, source, plain in sources:
         try:
             compile_template(env, where, plain_text(source) if plain else source, plain=plain)
             tree = parse_source(source, where)
         except RenderError as exc:
             report.add_error(exc, where)
+            compiled[where] = False
             continue
+        compiled[where] = True
         undeclared = meta.find_undeclared_variables(tree) - allowed
         for variable in sorted(undeclared):
             line = _first_line(tree, variable)
+            close = difflib.get_close_matches(variable, sorted(allowed), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
             report.add(
                 "error",
                 f"{where}:{line}" if line else where,
                 f"'{variable}' is not declared in campaign.toml fields "
-                f"(declared: {sorted(spec.fields) or 'none'})",
+                f"(declared: {', '.join(sorted(spec.fields)) or 'none'}; every template also "
+                f"has {', '.join(sorted(COMMON_CONTEXT))}){hint}",
             )
-    segments = set(known_segments or ())
-    for block, variants in variants_by_block.items():
-        for segment in sorted(segments - variants):
-            report.add(
-                "note", f"{rel}/blocks/{block}", f"segment '{segment}' gets the standard version"
-            )
-        if known_segments is not None:
-            for variant in sorted(variants - segments - {STANDARD}):
-                report.add(
-                    "error",
-                    f"{rel}/blocks/{block}/{variant}",
-                    f"no segment named '{variant}': this variant would never be used",
-                )
-    if known_segments is not None:
-        for subject in sorted(set(spec.subjects) - segments - {STANDARD}):
-            report.add("error", f"{rel}/campaign.toml", f"[subject] {subject}: no such segment")
+    for where, segment, source in subjects:
+        _lint_subject_length(env, where, source, segment, context, compiled.get(where), report)
+    _lint_segments(report, rel, variants_by_block, subjects, known_segments)
+    _lint_locales(report, rel, spec, variants_by_block, raw)
     _lint_footer(templates_dir, report)
     if not report.errors:
         _lint_sample_render(templates_dir, name, report)
     return report
+
+
+def _raw_toml(root: Path, directory: Path, report: LintReport, where: str) -> dict[str, Any]:
+    """campaign.toml as written (the spec reads it again); unknown top-level keys noted."""
+    path = directory / "campaign.toml"
+    try:
+        data = load_toml(root, path)
+    except TemplateError:
+        return {}  # TemplateSpec.load reports it
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    for key in data:
+        if key in KNOWN_KEYS or key in ("base", "layout", "footer", "extends"):
+            continue  # the last four: TemplateSpec refuses them with its own reason
+        line = _key_line(text, key)
+        report.add(
+            "error",
+            f"{where}:{line}" if line else where,
+            f"unknown key '{key}'{did_you_mean(key, KNOWN_KEYS, known='known keys')}: "
+            "Tact does not read it; rename or remove it",
+        )
+    return data
+
+
+def _key_line(text: str, key: str) -> int | None:
+    pattern = re.compile(
+        rf"^\s*(\[\s*)?(\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*[=.\]]",
+        re.MULTILINE,
+    )
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _subjects(
+    raw: dict[str, Any], spec: TemplateSpec, report: LintReport, where: str
+) -> list[tuple[str, str, str]]:
+    """(where, segment, source) of every subject: [subject] and each [subject.<locale>]."""
+    found: list[tuple[str, str, str]] = []
+    table = raw.get("subject")
+    if not isinstance(table, dict):
+        return [
+            (f"{where.rsplit('/', 1)[0]}/{spec.subject_label(s)}", s, src)
+            for s, src in spec.subjects.items()
+        ]
+    for key, value in table.items():
+        if isinstance(value, str):
+            segment = STANDARD if key == OLD_STANDARD else key
+            found.append((f"{where} [subject] {key}", segment, value))
+        elif isinstance(value, dict):
+            if not _LOCALE.match(key):
+                report.add(
+                    "error",
+                    f"{where} [subject.{key}]",
+                    f"'{key}' is not a locale tag (e.g. zh-Hans, de): a table in [subject] "
+                    "holds the subjects of one language",
+                )
+                continue
+            for segment, source in value.items():
+                label = f"{where} [subject.{key}] {segment}"
+                if not isinstance(source, str):
+                    report.add("error", label, "a subject is a string")
+                    continue
+                found.append((label, STANDARD if segment == OLD_STANDARD else segment, source))
+        else:
+            report.add("error", f"{where} [subject] {key}", "a subject is a string")
+    return found
+
+
+def _block_files(
+    spec: TemplateSpec, directory: Path, block: str, rel: str, report: LintReport
+) -> dict[tuple[str, str], Path] | None:
+    """(variant, kind) → file of every ``*.j2`` in a block folder; None if it cannot be read.
+
+    ``variant`` is the file name without ``.html.j2``/``.txt.j2``: ``standard``, a
+    segment, ``<segment>.<locale>``; the older ``default`` counts as ``standard``.
+    """
+    folder_where = f"{rel}/blocks/{block}"
+    try:
+        for kind in _KINDS:  # the renderer's own checks: the folder is ours, one spelling
+            spec.variants(block, kind)
+    except RenderError as exc:
+        report.add_error(exc, folder_where)
+        return None
+    except TemplateError as exc:  # both spellings of the standard version
+        report.add("error", folder_where, str(exc))
+        return None
+    folder = directory / "blocks" / block
+    if not folder.is_dir():
+        for kind in _KINDS:
+            report.add(
+                "error",
+                f"{folder_where}/{STANDARD}.{kind}.j2",
+                "missing: every block needs a standard version",
+            )
+        return None
+    files: dict[tuple[str, str], Path] = {}
+    for path in sorted(folder.iterdir()):
+        found = next((k for k in _KINDS if path.name.endswith(f".{k}.j2")), None)
+        if found is None:
+            if path.name.endswith(".j2"):
+                report.add(
+                    "warning",
+                    f"{folder_where}/{path.name}",
+                    "never used: a block file ends in .html.j2 or .txt.j2",
+                )
+            continue
+        kind = found
+        variant = path.name.removesuffix(f".{kind}.j2")
+        segment, locale = variant.split(".", 1)[0], locale_of(variant)
+        if segment == OLD_STANDARD:
+            old, new = path.name, STANDARD + path.name.removeprefix(OLD_STANDARD)
+            report.add(
+                "note",
+                f"{folder_where}/{old}",
+                f"rename {old} to {new} (the older spelling still works)",
+            )
+            variant = STANDARD + variant.removeprefix(OLD_STANDARD)
+        if locale is not None and not _LOCALE.match(locale):
+            report.add(
+                "error",
+                f"{folder_where}/{path.name}",
+                f"'{locale}' is not a locale tag: a block file is <segment>.html.j2 or "
+                "<segment>.<locale>.html.j2 (e.g. standard.zh-Hans.html.j2)",
+            )
+            continue
+        files[(variant, kind)] = path
+    for kind in _KINDS:
+        if (STANDARD, kind) not in files:
+            report.add(
+                "error",
+                f"{folder_where}/{STANDARD}.{kind}.j2",
+                "missing: every block needs a standard version",
+            )
+    for (variant, kind), path in sorted(files.items()):
+        other = "txt" if kind == "html" else "html"
+        if (variant, other) not in files:
+            twin = f"{variant}.{other}.j2"
+            words = "text" if other == "txt" else "HTML"
+            report.add(
+                "error",
+                f"{folder_where}/{path.name}",
+                f"has no {words} twin {twin}: the two parts of one email would say "
+                f"different things; add {twin} or remove this file",
+            )
+    return files
+
+
+class _HtmlScan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[int, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        line = self.getpos()[0]
+        if tag in REFUSED_ELEMENTS:
+            self.found.append(
+                (line, f"<{tag}> is not allowed in an email: {REFUSED_ELEMENTS[tag]}")
+            )
+        for name, value in attrs:
+            if name.startswith("on") and len(name) > 2:
+                self.found.append(
+                    (
+                        line,
+                        f"the event-handler attribute {name}= (on <{tag}>) is not allowed: "
+                        f"{_NO_SCRIPT}; remove it",
+                    )
+                )
+            elif value is not None:
+                compact = "".join(c for c in value if c > " ").lower()
+                for scheme in ("javascript:", "vbscript:"):
+                    if compact.startswith(scheme):
+                        self.found.append(
+                            (
+                                line,
+                                f"a {scheme} URL in {name}= (on <{tag}>) is not allowed: "
+                                f"{_NO_SCRIPT}; link to an https:// page instead",
+                            )
+                        )
+
+
+def unsafe_html(source: str) -> list[tuple[int, str]]:
+    """(line, message) of each script, form, embedded object, event handler or
+    ``javascript:`` URL in an HTML block's source (Jinja's tags are read as text)."""
+    scan = _HtmlScan()
+    try:
+        scan.feed(source)
+        scan.close()
+    except (AssertionError, ValueError):  # a malformed declaration: what was found stands
+        pass
+    return scan.found
+
+
+def _sample_context(templates_dir: Path, fields: Iterable[str]) -> dict[str, Any]:
+    try:
+        brand: dict[str, Any] = Brand.load(templates_dir / "brand").as_context()
+    except (TemplateError, RenderError, OSError, ValueError, TypeError, KeyError):
+        brand = {}
+    return {"brand": brand, "segment": None, "lang": "en", **dict.fromkeys(fields, _SAMPLE)}
+
+
+def _lint_subject_length(
+    env: Any,
+    where: str,
+    source: str,
+    segment: str,
+    context: dict[str, Any],
+    compiled: bool | None,
+    report: LintReport,
+) -> None:
+    """The subject as rendered with sample fields ("Sample"), else its source, measured."""
+    text = source
+    measured = "as written"
+    if compiled:
+        try:
+            template = compile_template(env, where, plain_text(source), plain=True)
+            seg = None if segment == STANDARD else segment
+            text = render_capped(template, {**context, "segment": seg}, limit=4096)
+            measured = f"with the sample fields ('{_SAMPLE}')"
+        except RenderError:
+            text, measured = source, "as written"
+    length = len(" ".join(text.split()))
+    if length > SUBJECT_MAX:
+        report.add(
+            "error",
+            where,
+            f"the subject is {length} characters long ({measured}): above {SUBJECT_MAX} it is "
+            f"refused (servers and clients reject or cut it); keep it under {SUBJECT_WARN}",
+        )
+    elif length > SUBJECT_WARN:
+        report.add(
+            "warning",
+            where,
+            f"the subject is {length} characters long ({measured}): above {SUBJECT_WARN} "
+            "most mail clients cut it off; shorten it",
+        )
+
+
+def _lint_segments(
+    report: LintReport,
+    rel: str,
+    variants_by_block: dict[str, set[tuple[str, str]]],
+    subjects: list[tuple[str, str, str]],
+    known_segments: set[str] | None,
+) -> None:
+    segments = set(known_segments or ())
+    for block, files in variants_by_block.items():
+        with_variant = {segment_of(variant) for variant, _ in files}
+        for segment in sorted(segments - with_variant):
+            report.add(
+                "note", f"{rel}/blocks/{block}", f"segment '{segment}' gets the standard version"
+            )
+        if known_segments is None:
+            continue
+        reported: set[str] = set()
+        for variant, kind in sorted(files):
+            segment = segment_of(variant)
+            if segment == STANDARD or segment in segments or variant in reported:
+                continue
+            reported.add(variant)
+            report.add(
+                "error",
+                f"{rel}/blocks/{block}/{variant}.{kind}.j2",
+                f"no segment named '{segment}'{did_you_mean(segment, segments)}: "
+                "this variant would never be used",
+            )
+    if known_segments is None:
+        return
+    for where, segment, _source in subjects:
+        if segment != STANDARD and segment not in segments:
+            report.add(
+                "error",
+                where,
+                f"no segment named '{segment}'{did_you_mean(segment, segments)}: "
+                "this subject would never be used",
+            )
+
+
+def _lint_locales(
+    report: LintReport,
+    rel: str,
+    spec: TemplateSpec,
+    variants_by_block: dict[str, set[tuple[str, str]]],
+    raw: dict[str, Any],
+) -> None:
+    """A locale with content but not a whole email of it: its contacts get none of it."""
+    subject_table = raw.get("subject")
+    subject_locales = (
+        {k for k, v in subject_table.items() if isinstance(v, dict)}
+        if isinstance(subject_table, dict)
+        else set()
+    )
+    file_locales = {
+        locale
+        for files in variants_by_block.values()
+        for variant, _ in files
+        if (locale := locale_of(variant)) is not None
+    }
+    language = str(raw.get("language", "en"))
+    for locale in sorted(subject_locales | file_locales):
+        missing = [
+            f"blocks/{block}/{STANDARD}.{locale}.{kind}.j2"
+            for block in spec.blocks
+            for kind in _KINDS
+            if (f"{STANDARD}.{locale}", kind) not in variants_by_block.get(block, set())
+        ]
+        table = subject_table.get(locale) if isinstance(subject_table, dict) else None
+        if not isinstance(table, dict) or STANDARD not in table:
+            missing.append(f"[subject.{locale}] {STANDARD}")
+        if missing:
+            shown = ", ".join(missing[:4]) + (
+                f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+            )
+            report.add(
+                "warning",
+                f"{rel} ({locale})",
+                f"the {locale} content is incomplete (missing {shown}): contacts in {locale} "
+                f"get the whole email in '{language}'",
+            )
 
 
 def _first_line(tree: nodes.Template, variable: str) -> int | None:
@@ -210,7 +594,7 @@ def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> N
         sample = Recipient(
             segment=None,
             lang="en",
-            fields={f: "Sample" for f in renderer.spec.fields},
+            fields={f: _SAMPLE for f in renderer.spec.fields},
             unsubscribe_url="https://example.invalid/u/lint",
             preferences_url="https://example.invalid/p/lint",
             why="lint",
