@@ -170,7 +170,10 @@ class BatchSender:
         self, allowed: list[tuple[Claimed, str]], composer: Composer, pending: Pending
     ) -> Iterator[Ready]:
         camp, results = self.camp, self.results
-        wanted = ["email", *composer.spec.fields]
+        # The vault fields the declared ones are made of (full_name: first and last name,
+        # written by the renderer in the email's language).
+        personal = composer.spec.vault_fields
+        wanted = ["email", *personal]
         ids = [r.contact_id for r, _ in allowed]
         with self.engine.connect() as conn:
             batch = load_recipients(conn, self.vault, ids, wanted, purpose=f"campaign:{camp.name}")
@@ -192,7 +195,7 @@ class BatchSender:
                     contact_id=r.contact_id,
                     public_id=info.public_id,
                     to_addr=person.email,
-                    fields={f: getattr(person, f) for f in composer.spec.fields},
+                    fields={f: getattr(person, f) for f in personal},
                     segment=segment,
                     locale=info.locale,
                     date=self.now,

@@ -4,6 +4,11 @@ One ``Composer`` per campaign holds everything constant (compiled templates,
 the encoded header frame, the topic's List-Id); ``compose`` does the per
 recipient work. The demo, the preview and the sending pipeline all use it, so
 there is one way an email is made.
+
+``compose(..., locale=...)`` takes the contact's locale (or a language tag, for a
+preview); the email is written in the first language of its chain in which the
+campaign is complete (``engine.render.locales``), and the "why you got this" line,
+the footer's words and ``<html lang>`` are in that same language.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from engine.config import Settings
 from engine.consent.topics import Topic, cached_topics
 from engine.links.tokens import TokenSigner
 from engine.links.urls import links_for
+from engine.render.locales import primary
 from engine.render.mime import MessageTemplate, message_id_for
 from engine.render.template import Recipient, Rendered, TemplateRenderer
 
@@ -32,12 +38,6 @@ class Composed:
     message_id: str
     data: bytes
     rendered: Rendered
-
-
-WHY = {
-    "en": "You are receiving this because you subscribed to {topic} from {brand}.",
-    "zh": "您收到此邮件是因为您订阅了{brand}的{topic}。",
-}
 
 
 def _slug(text: str) -> str:
@@ -69,10 +69,17 @@ class Composer:
             list_id=self.list_id,
             feedback_id=f"{self.spec.name}:{self.topic.name}:{_slug(brand.name)}",
         )
+        #: The "why you got this" line in each language the campaign is written in.
         self._why = {
-            lang: text.format(topic=self.topic.title_in(lang), brand=brand.name)
-            for lang, text in WHY.items()
+            lang: self.renderer.words_in(lang).why_line(
+                topic=self.topic.title_in(primary(lang)), brand=brand.name
+            )
+            for lang in self.renderer.languages
         }
+
+    def language_for(self, locale: str | None) -> str:
+        """The language an email to a contact with ``locale`` is written in."""
+        return self.renderer.language_for(locale)
 
     def message_id(self, contact_id: UUID) -> str:
         return message_id_for(self.spec.name, contact_id, self.domain)
@@ -91,7 +98,7 @@ class Composer:
     ) -> Composed:
         """One recipient's message; ``message_id`` overrides the template's (a campaign's
         outbox fixes its own, so two campaigns of one template stay two messages)."""
-        lang = "zh" if (locale or "").lower().startswith("zh") else "en"
+        lang = self.renderer.language_for(locale)
         links = links_for(
             self.settings, self.signer, public_id, topic=self.topic.name, campaign=self.spec.name
         )

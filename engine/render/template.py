@@ -4,11 +4,16 @@
 
 Layout of ``templates/campaigns/<name>/``::
 
-    campaign.toml                     topic, declared personal fields, subjects, block order
+    campaign.toml                     topic, declared personal fields, subjects, block order,
+                                      language (of the unsuffixed files; "en" when absent)
     blocks/<block>/standard.html.j2   the standard version of a block (required)
     blocks/<block>/standard.txt.j2
     blocks/<block>/<segment>.html.j2  a segment's variant (optional)
     blocks/<block>/<segment>.txt.j2
+    blocks/<block>/<variant>.<tag>.html.j2 / .txt.j2   the same in another language
+                                      (``standard.zh-Hans.html.j2``); subjects in
+                                      ``[subject.<tag>]``, a preheader in
+                                      ``[locale.<tag>] preheader``
 
 A contact gets its segment's variant of each block, else the standard version; a
 contact with no segment (standard audience, or opted out of personalization) gets
@@ -18,6 +23,9 @@ contact says ``standard`` too. Folders written before the rename spell it
 ``default`` (``default.html.j2``, ``[subject] default``): they are read as the same
 thing, and ``tact templates lint`` notes the rename; a folder with both spellings of
 one file or subject is refused, since which one is meant cannot be guessed.
+
+Which language an email is in (one for the whole email, never per block) and how
+names are written in it: ``engine.render.locales``.
 
 The blocks are wrapped by the brand base
 (``templates/brand/email.html.j2`` / ``email.txt.j2``), which the template cannot
@@ -53,6 +61,7 @@ from engine.errors import (
 )
 from engine.models import STANDARD_VERSION
 from engine.render.brand import Brand
+from engine.render.locales import ENGLISH, BrandWords, Words, canonical, full_name, pick
 from engine.render.sandbox import (
     CPU_SECONDS,
     MAX_OUTPUT,
@@ -66,14 +75,20 @@ from engine.render.sandbox import (
     sandbox,
 )
 
-#: Personal fields a campaign may declare; each must be asked of the vault by name.
-PERSONAL_FIELDS = frozenset({"first_name", "last_name"})
+#: Personal fields a campaign may declare; each must be asked of the vault by name,
+#: except ``full_name``: the given and family name written in the email's language
+#: (``engine.render.locales.full_name``), read from the vault as first_name and last_name.
+PERSONAL_FIELDS = frozenset({"first_name", "last_name", "full_name"})
+#: Declared fields made of others, and the vault fields each is made of.
+DERIVED_FIELDS: dict[str, tuple[str, ...]] = {"full_name": ("first_name", "last_name")}
 #: Context names every template may use besides the declared fields.
 COMMON_CONTEXT = frozenset({"brand", "segment", "lang"})
 #: The standard version of a block and the subject of everyone without a segment.
 STANDARD = STANDARD_VERSION
 #: The older spelling of STANDARD, still read so that existing folders keep working.
 OLD_STANDARD = "default"
+#: The language of a folder that does not name one.
+DEFAULT_LANGUAGE = "en"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -83,6 +98,7 @@ class TemplateSpec:
     directory: Path
     topic: str
     fields: tuple[str, ...]
+    #: Segment (or STANDARD) → subject, in the default language.
     subjects: dict[str, str]
     blocks: tuple[str, ...]
     preheader: str = ""
@@ -90,11 +106,34 @@ class TemplateSpec:
     #: How campaign.toml spells the standard subject: STANDARD, or OLD_STANDARD in an
     #: older folder (``subjects`` always has it under STANDARD).
     standard_subject_key: str = STANDARD
+    #: The language of the unsuffixed files and of ``[subject]`` (a BCP 47 tag).
+    language: str = DEFAULT_LANGUAGE
+    #: Tag → segment (or STANDARD) → subject: the ``[subject.<tag>]`` tables.
+    locale_subjects: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Tag → preheader of the other languages (from a ``[preheader]`` table).
+    locale_preheaders: dict[str, str] = field(default_factory=dict)
 
     def subject_label(self, segment: str) -> str:
         """Where a subject is written, for messages: the key as the file spells it."""
         key = self.standard_subject_key if segment == STANDARD else segment
         return f"campaign.toml [subject] {key}"
+
+    def subject_label_in(self, segment: str, language: str) -> str:
+        """Where a subject of ``language`` is written (the default's: :meth:`subject_label`)."""
+        if language == self.language:
+            return self.subject_label(segment)
+        return f"campaign.toml [subject.{language}] {segment}"
+
+    @property
+    def vault_fields(self) -> tuple[str, ...]:
+        """The personal fields to read from the vault for ``fields`` (``full_name`` is made
+        of first_name and last_name), in a stable order, each once."""
+        out: list[str] = []
+        for name in self.fields:
+            for needed in DERIVED_FIELDS.get(name, (name,)):
+                if needed not in out:
+                    out.append(needed)
+        return tuple(out)
 
     @classmethod
     def load(cls, directory: Path, root: Path | None = None) -> TemplateSpec:
@@ -106,7 +145,8 @@ class TemplateSpec:
         except (TypeError, ValueError, AttributeError):
             raise TemplateError(
                 f"{path}: a value has the wrong type (fields and blocks are lists of names, "
-                "[subject] a table of strings)"
+                "[subject] a table of strings, [subject.<language>] a table of strings, "
+                "preheader a string or a table of language → string)"
             ) from None
 
     @classmethod
@@ -119,22 +159,35 @@ class TemplateSpec:
                 f"{path}: fields {sorted(unknown)} are not available to campaigns "
                 f"(allowed: {sorted(PERSONAL_FIELDS)})"
             )
-        subjects = {str(k): str(v) for k, v in dict(data.get("subject", {})).items()}
-        standard_key = STANDARD
-        if OLD_STANDARD in subjects:
-            if STANDARD in subjects:
-                raise TemplateError(
-                    f"{path}: [subject] has both '{STANDARD}' and '{OLD_STANDARD}' (the older "
-                    f"spelling of '{STANDARD}'): keep one"
-                )
-            subjects[STANDARD] = subjects.pop(OLD_STANDARD)
-            standard_key = OLD_STANDARD
+        raw_language = data.get("language", DEFAULT_LANGUAGE)
+        if not isinstance(raw_language, str):
+            raise TypeError("language")
+        language = canonical(raw_language)
+        if language is None:
+            raise TemplateError(
+                f"{path}: language {raw_language!r} is not a language tag (such as en or zh-Hans)"
+            )
+        raw_subjects = dict(data.get("subject", {}))
+        subjects = {str(k): str(v) for k, v in raw_subjects.items() if not isinstance(v, dict)}
+        subjects, standard_key = _standard_subject(path, "[subject]", subjects)
         if STANDARD not in subjects:
             raise TemplateError(f"{path}: [subject] needs a '{STANDARD}'")
+        locale_subjects: dict[str, dict[str, str]] = {}
+        for key, table in raw_subjects.items():
+            if not isinstance(table, dict):
+                continue
+            tag = _locale_key(path, "subject", str(key), language, locale_subjects)
+            if not all(isinstance(v, str) for v in table.values()):
+                raise TypeError("subject table")
+            locale_subjects[tag], _ = _standard_subject(
+                path, f"[subject.{key}]", {str(k): v for k, v in table.items()}
+            )
+        preheader, locale_preheaders = _preheaders(path, data.get("preheader", ""), language)
         blocks = _names(data.get("blocks", ()))
         if not blocks:
             raise TemplateError(f"{path}: 'blocks' lists no block")
-        for item in (name, *blocks, *subjects, *fields):
+        locale_segments = [s for table in locale_subjects.values() for s in table]
+        for item in (name, *blocks, *subjects, *locale_segments, *fields):
             if not _NAME.match(item):
                 raise TemplateError(f"{path}: {item!r} is not a valid name")
         for forbidden in ("base", "layout", "footer", "extends"):
@@ -150,34 +203,148 @@ class TemplateSpec:
             fields=fields,
             subjects=subjects,
             blocks=blocks,
-            preheader=str(data.get("preheader", "")),
+            preheader=preheader,
             transactional=bool(data.get("transactional", False)),
             standard_subject_key=standard_key,
+            language=language,
+            locale_subjects=locale_subjects,
+            locale_preheaders=locale_preheaders,
         )
 
     def variants(self, block: str, kind: str) -> dict[str, Path]:
-        """Segment (or STANDARD) → template file of ``block`` in ``kind`` ('html' or 'txt').
+        """Segment (or STANDARD) → template file of ``block`` in ``kind`` ('html' or 'txt'),
+        in the default language (the unsuffixed files; other languages:
+        :meth:`variants_in`).
 
         The block folder must be the campaign's own (no symlink on the way). An older
         ``default.<kind>.j2`` is returned under STANDARD (its path keeps its own name,
         so errors name the file as it is); with ``standard.<kind>.j2`` beside it, a
-        TemplateError names both.
+        TemplateError names both. A dotted name whose suffix is not a language tag is
+        returned whole (``a.b``), so that lint names it as the unknown segment it is.
         """
+        return self._files(block, kind).get(self.language, {})
+
+    def variants_in(self, block: str, kind: str, language: str) -> dict[str, Path]:
+        """Like :meth:`variants`, for ``language`` (``<variant>.<tag>.<kind>.j2``)."""
+        return self._files(block, kind).get(canonical(language) or language, {})
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The default language, then every other one with a file or a subject table."""
+        found: set[str] = set(self.locale_subjects) | set(self.locale_preheaders)
+        for block in self.blocks:
+            for kind in ("html", "txt"):
+                found |= set(self._files(block, kind))
+        return (self.language, *sorted(found - {self.language}))
+
+    def missing_in(self, language: str) -> list[str]:
+        """What ``language`` lacks to be chosen for an email (empty: it is complete)."""
+        if language == self.language:
+            return []
+        missing: list[str] = []
+        for block in self.blocks:
+            for kind in ("html", "txt"):
+                if STANDARD not in self.variants_in(block, kind, language):
+                    missing.append(f"blocks/{block}/{STANDARD}.{language}.{kind}.j2")
+        if STANDARD not in self.locale_subjects.get(language, {}):
+            missing.append(f"campaign.toml [subject.{language}] {STANDARD}")
+        return missing
+
+    def _files(self, block: str, kind: str) -> dict[str, dict[str, Path]]:
+        """Language → variant → file of one block and kind."""
         folder = self.directory / "blocks" / block
         if not folder.exists() and not folder.is_symlink():
             return {}
         confined(self.directory, folder, label=_short_path(folder))
-        files = {p.name.removesuffix(f".{kind}.j2"): p for p in sorted(folder.glob(f"*.{kind}.j2"))}
-        if OLD_STANDARD in files:
-            old = files.pop(OLD_STANDARD)
+        rel = f"{self.directory.name}/blocks/{block}"
+        by_language: dict[str, dict[str, Path]] = {}
+        olds: dict[str, Path] = {}
+        for p in sorted(folder.glob(f"*.{kind}.j2")):
+            stem = p.name.removesuffix(f".{kind}.j2")
+            variant, dot, suffix = stem.partition(".")
+            tag = canonical(suffix) if dot else None
+            if tag is None:
+                variant, tag = stem, self.language
+            elif tag == self.language:
+                raise TemplateError(
+                    f"{rel}/{p.name}: {tag} is the campaign's own language (campaign.toml "
+                    f"language): its files carry no suffix, rename it {variant}.{kind}.j2"
+                )
+            files = by_language.setdefault(tag, {})
+            if variant in files:
+                raise TemplateError(
+                    f"{rel}/{files[variant].name} and {rel}/{p.name} are the same file "
+                    "(language tags are compared without case): keep one"
+                )
+            if variant == OLD_STANDARD:
+                olds[tag] = p
+            else:
+                files[variant] = p
+        for tag, old in olds.items():
+            files = by_language[tag]
             if STANDARD in files:
-                rel = f"{self.directory.name}/blocks/{block}"
                 raise TemplateError(
                     f"{rel}/{old.name} and {rel}/{files[STANDARD].name} are both there: "
                     f"'{OLD_STANDARD}' is the older spelling of '{STANDARD}', keep one"
                 )
             files[STANDARD] = old
-        return files
+        return by_language
+
+
+def _standard_subject(
+    path: Path, where: str, subjects: dict[str, str]
+) -> tuple[dict[str, str], str]:
+    """The subjects with an older ``default`` key read as STANDARD, and how it was spelt."""
+    if OLD_STANDARD not in subjects:
+        return subjects, STANDARD
+    if STANDARD in subjects:
+        raise TemplateError(
+            f"{path}: {where} has both '{STANDARD}' and '{OLD_STANDARD}' (the older "
+            f"spelling of '{STANDARD}'): keep one"
+        )
+    subjects = dict(subjects)
+    subjects[STANDARD] = subjects.pop(OLD_STANDARD)
+    return subjects, OLD_STANDARD
+
+
+def _preheaders(path: Path, value: Any, language: str) -> tuple[str, dict[str, str]]:
+    """``preheader = "…"`` (the default language's) or ``[preheader]`` tag → text."""
+    if not isinstance(value, dict):
+        return str(value), {}
+    default = ""
+    others: dict[str, str] = {}
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise TypeError("preheader")
+        tag = canonical(str(key))
+        if tag is None:
+            raise TemplateError(
+                f"{path}: [preheader] {key!r} is not a language tag (such as {language} or zh-Hans)"
+            )
+        if tag == language:
+            default = text
+        elif tag in others:
+            raise TemplateError(f"{path}: [preheader] {key} is given twice (tags ignore case)")
+        else:
+            others[tag] = text
+    return default, others
+
+
+def _locale_key(path: Path, table: str, key: str, language: str, seen: dict[str, Any]) -> str:
+    """The tag a ``[<table>.<key>]`` table is for; refused: not a tag, the default, twice."""
+    tag = canonical(key)
+    if tag is None:
+        raise TemplateError(
+            f"{path}: [{table}.{key}]: {key!r} is not a language tag (such as zh-Hans)"
+        )
+    if tag == language:
+        raise TemplateError(
+            f"{path}: [{table}.{key}]: {tag} is the campaign's own language (campaign.toml "
+            f"language): write it in [{table}]"
+        )
+    if tag in seen:
+        raise TemplateError(f"{path}: [{table}.{key}] is given twice (tags ignore case)")
+    return tag
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -253,11 +420,22 @@ class Rendered:
     subject: str
     text: str
     html: str
+    #: The language the email is written in (a BCP 47 tag: ``en``, ``zh-Hans``).
+    lang: str = DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """What the renderer may see of one contact: declared fields only, plus links."""
+    """What the renderer may see of one contact: declared fields only, plus links.
+
+    ``lang``: the contact's locale (``zh_CN``, ``zh-Hans-CN``) or a language the
+    campaign has; the renderer writes the email in the first complete language of
+    its chain (``engine.render.locales``). ``fields``: the declared fields, or the
+    vault fields they are made of (``TemplateSpec.vault_fields``: ``full_name`` is
+    written from first_name and last_name in the email's language). ``why`` is
+    written in that language by whoever builds the recipient (the Composer asks
+    :meth:`TemplateRenderer.language_for` first).
+    """
 
     segment: str | None
     lang: str
@@ -278,6 +456,27 @@ class _Block:
     text: dict[str, Template] = field(default_factory=dict)
 
 
+@dataclass
+class _Language:
+    """One language of a campaign, compiled: its blocks, subjects, flattened segments and
+    the brand frame with its words."""
+
+    tag: str
+    blocks: dict[str, _Block]
+    subjects: dict[str, Template]
+    flat: dict[str, _Flat]
+    frame_html: _Frame
+    frame_text: _Frame
+    words: Words
+
+    @property
+    def segments(self) -> set[str]:
+        found = set(self.subjects)
+        for block in self.blocks.values():
+            found |= set(block.html) | set(block.text)
+        return found - {STANDARD}
+
+
 class TemplateRenderer:
     """Compiled once per campaign; ``render`` per recipient."""
 
@@ -290,21 +489,52 @@ class TemplateRenderer:
         self.spec = TemplateSpec.load(directory, root)
         brand_dir = templates_dir / "brand"
         self.brand = Brand.load(brand_dir)
+        self.words = BrandWords.load(brand_dir)
         self._brand_ctx = self.brand.as_context()
         # The loader serves the brand base only: a campaign's own files are read below.
         self.env: TactSandbox = sandbox([brand_dir])
         css_path = brand_dir / "email.css"
         self._css = read_source(brand_dir, css_path) if os.path.lexists(css_path) else ""
         refuse_remote_stylesheet(self._css, "brand/email.css")
-        self._blocks: dict[str, _Block] = {}
+        brand_text = brand_dir / "email.txt.j2"
+        self._base_html = compile_template(self.env, "email.html.j2")
+        self._base_text = compile_template(
+            self.env,
+            str(brand_text),
+            plain_text(read_source(brand_dir, brand_text)),
+            trusted=True,
+        )
+        #: Languages the campaign has content in that no email is written in, and why.
+        self.incomplete: dict[str, list[str]] = {}
+        self._languages: dict[str, _Language] = {}
+        default = self.spec.language
+        self._languages[default] = self._compile(default, self.words.default_for(default))
+        for tag in self.spec.languages[1:]:
+            missing = self.spec.missing_in(tag)
+            words = self.words.get(tag)
+            if words is None:
+                missing.append(f"templates/brand/strings.toml [{tag}]")
+            if missing:
+                self.incomplete[tag] = missing
+                continue
+            assert words is not None
+            self._languages[tag] = self._compile(tag, words)
+        self._chosen: dict[str | None, str] = {}
+
+    def _compile(self, tag: str, words: Words) -> _Language:
+        spec, directory = self.spec, self.spec.directory
+        default = tag == spec.language
+        blocks: dict[str, _Block] = {}
         #: (block, kind, variant) -> the processed source the variant was compiled from,
         #: and the file's name as messages give it (an older folder's ``default.*.j2``).
         sources: dict[tuple[str, str, str], str] = {}
         names: dict[tuple[str, str, str], str] = {}
-        for block in self.spec.blocks:
+        for block in spec.blocks:
             compiled = _Block()
             for kind, target in (("html", compiled.html), ("txt", compiled.text)):
-                files = self.spec.variants(block, kind)
+                files = (
+                    spec.variants(block, kind) if default else spec.variants_in(block, kind, tag)
+                )
                 if STANDARD not in files:
                     raise TemplateError(
                         f"{directory.name}/blocks/{block}/{STANDARD}.{kind}.j2 is missing: "
@@ -325,56 +555,84 @@ class TemplateRenderer:
                             self.env, name, plain_text(source), plain=True
                         )
                     sources[(block, kind, variant)] = source
-            self._blocks[block] = compiled
-        self._subjects = {
-            segment: compile_template(
-                self.env, self.spec.subject_label(segment), plain_text(source), plain=True
-            )
-            for segment, source in self.spec.subjects.items()
+            blocks[block] = compiled
+        subject_sources = spec.subjects if default else spec.locale_subjects[tag]
+        labels = {s: spec.subject_label_in(s, tag) for s in subject_sources}
+        subjects = {
+            segment: compile_template(self.env, labels[segment], plain_text(source), plain=True)
+            for segment, source in subject_sources.items()
         }
-        self._flat = {
-            segment: self._flatten(segment, sources, names)
-            for segment in {STANDARD, *self._segments_with_variants()}
+        segments = set(subject_sources)
+        for _, _, variant in sources:
+            segments.add(variant)
+        flat = {
+            segment: self._flatten(segment, subject_sources, labels, blocks, sources, names)
+            for segment in segments | {STANDARD}
         }
-        brand_text = brand_dir / "email.txt.j2"
-        self._frame_html = _Frame(
-            compile_template(self.env, "email.html.j2"),
-            self._brand_ctx,
-            len(self.spec.blocks),
-            self.spec.preheader,
-        )
-        self._frame_text = _Frame(
-            compile_template(
-                self.env,
-                str(brand_text),
-                plain_text(read_source(brand_dir, brand_text)),
-                trusted=True,
-            ),
-            self._brand_ctx,
-            len(self.spec.blocks),
-            self.spec.preheader,
+        preheader = spec.preheader if default else spec.locale_preheaders.get(tag, "")
+        n = len(spec.blocks)
+        return _Language(
+            tag=tag,
+            blocks=blocks,
+            subjects=subjects,
+            flat=flat,
+            frame_html=_Frame(self._base_html, self._brand_ctx, n, preheader, words),
+            frame_text=_Frame(self._base_text, self._brand_ctx, n, preheader, words),
+            words=words,
         )
 
     @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages emails of this campaign can be written in, the default first."""
+        return tuple(self._languages)
+
+    def language_for(self, locale: str | None) -> str:
+        """The language an email to a contact with ``locale`` is written in (see
+        ``engine.render.locales``): the first complete one of the locale's chain."""
+        chosen = self._chosen.get(locale)
+        if chosen is None:
+            chosen = pick(locale, self._languages, self.spec.language)
+            if len(self._chosen) < 1024:
+                self._chosen[locale] = chosen
+        return chosen
+
+    def words_in(self, language: str) -> Words:
+        """The brand frame's words in one of :attr:`languages`."""
+        return self._languages[language].words
+
+    @property
     def segments(self) -> set[str]:
-        """Segments with at least one block variant or subject of their own."""
+        """Segments with at least one block variant or subject of their own (any language)."""
         return self._segments_with_variants()
 
+    def segments_in(self, language: str) -> set[str]:
+        """Segments with a variant or subject of their own in ``language``."""
+        return self._languages[language].segments
+
     def _context(self, r: Recipient) -> dict[str, Any]:
-        context: dict[str, Any] = {"brand": self._brand_ctx, "segment": r.segment, "lang": r.lang}
+        lang = self.language_for(r.lang)
+        context: dict[str, Any] = {"brand": self._brand_ctx, "segment": r.segment, "lang": lang}
         for name in self.spec.fields:
-            context[name] = r.fields.get(name)
+            if name == "full_name" and ("first_name" in r.fields or "last_name" in r.fields):
+                context[name] = full_name(
+                    r.fields.get("first_name"), r.fields.get("last_name"), lang
+                )
+            else:
+                context[name] = r.fields.get(name)
         return context
 
     def _segments_with_variants(self) -> set[str]:
-        found = {s for s in self.spec.subjects if s != STANDARD}
-        for block in self._blocks.values():
-            found |= set(block.html) | set(block.text)
-        return found - {STANDARD}
+        found: set[str] = set()
+        for language in self._languages.values():
+            found |= language.segments
+        return found
 
     def _flatten(
         self,
         segment: str,
+        subjects: dict[str, str],
+        labels: dict[str, str],
+        blocks: dict[str, _Block],
         sources: dict[tuple[str, str, str], str],
         names: dict[tuple[str, str, str], str],
     ) -> _Flat:
@@ -384,16 +642,13 @@ class TemplateRenderer:
         Each piece is wrapped in ``{% with %}`` so a ``{% set %}`` in one block stays
         invisible to the next, as when they were rendered one by one.
         """
-        subject = self.spec.subjects.get(segment, self.spec.subjects[STANDARD])
-        subject_name = self.spec.subject_label(
-            segment if segment in self.spec.subjects else STANDARD
-        )
+        key = segment if segment in subjects else STANDARD
         html: list[tuple[str, str]] = []
-        text: list[tuple[str, str]] = [(subject_name, subject)]
-        for name in self._blocks:
+        text: list[tuple[str, str]] = [(labels[key], subjects[key])]
+        for name in blocks:
             for kind, into in (("html", html), ("txt", text)):
-                key = (name, kind, segment if (name, kind, segment) in sources else STANDARD)
-                into.append((names[key], sources[key]))
+                piece = (name, kind, segment if (name, kind, segment) in sources else STANDARD)
+                into.append((names[piece], sources[piece]))
 
         def joined(pieces: list[tuple[str, str]]) -> tuple[str, list[tuple[int, str]]]:
             lines: list[tuple[int, str]] = []
@@ -419,9 +674,10 @@ class TemplateRenderer:
 
     def render(self, r: Recipient) -> Rendered:
         context = self._context(r)
+        language = self._languages[context["lang"]]
         segment = r.segment or STANDARD
-        flat = self._flat.get(segment) or self._flat[STANDARD]
-        blocks = len(self._blocks)
+        flat = language.flat.get(segment) or language.flat[STANDARD]
+        blocks = len(language.blocks)
         parts: tuple[str, list[Markup], list[str]] | None = None
         # One budget (CPU deadline, loops, calls, memory) for the whole message.
         budget = Budget(CPU_SECONDS)
@@ -449,27 +705,29 @@ class TemplateRenderer:
             parts = self._render_pieces(context, segment, budget)
         subject, html_parts, text_parts = parts
         values = {
-            "lang": r.lang,
+            "lang": language.tag,
             "subject": subject,
             "unsubscribe_url": r.unsubscribe_url,
             "preferences_url": r.preferences_url,
             "why": r.why,
         }
-        html = self._frame_html.fill(values, html_parts, escape=True)
-        text = self._frame_text.fill(values, text_parts, escape=False)
+        html = language.frame_html.fill(values, html_parts, escape=True)
+        text = language.frame_text.fill(values, text_parts, escape=False)
         if r.unsubscribe_url not in text or _attr(r.unsubscribe_url) not in html:
             raise RenderError("the output lacks the unsubscribe link; refusing to send it")
-        return Rendered(subject=subject, text=text, html=html)
+        return Rendered(subject=subject, text=text, html=html, lang=language.tag)
 
     def _render_pieces(
         self, context: dict[str, Any], segment: str, budget: Budget | None = None
     ) -> tuple[str, list[Markup], list[str]]:
-        """Each template on its own: errors name their own file and line."""
-        subject_t = self._subjects.get(segment, self._subjects[STANDARD])
+        """Each template on its own: errors name their own file and line. The language
+        is the context's ``lang`` (one of :attr:`languages`)."""
+        language = self._languages[context["lang"]]
+        subject_t = language.subjects.get(segment, language.subjects[STANDARD])
         subject = " ".join(render_capped(subject_t, context, limit=998, budget=budget).split())
         html_parts: list[Markup] = []
         text_parts: list[str] = []
-        for block in self._blocks.values():
+        for block in language.blocks.values():
             html_t = block.html.get(segment, block.html[STANDARD])
             text_t = block.text.get(segment, block.text[STANDARD])
             html_parts.append(Markup(render_capped(html_t, context, budget=budget)))  # noqa: S704
@@ -511,12 +769,21 @@ class _Frame:
 
     SLOTS = ("lang", "subject", "unsubscribe_url", "preferences_url", "why")
 
-    def __init__(self, template: Template, brand: dict[str, Any], blocks: int, preheader: str):
+    def __init__(
+        self,
+        template: Template,
+        brand: dict[str, Any],
+        blocks: int,
+        preheader: str,
+        words: Words | None = None,
+    ):
         markers = {name: f"\x1eTACT:{name}\x1e" for name in self.SLOTS}
         block_markers = [f"\x1eTACT:block{i}\x1e" for i in range(blocks)]
+        words = words or ENGLISH
         context: dict[str, Any] = {
             "brand": brand,
             "preheader": preheader,
+            "words": {"unsubscribe": words.unsubscribe, "preferences": words.preferences},
             "blocks": [Markup(m) for m in block_markers],  # noqa: S704 - our own markers
             "text_blocks": block_markers,
             **markers,
