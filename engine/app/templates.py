@@ -394,11 +394,14 @@ def check_campaign(
     if found.errors:
         first = found.findings[0]
         more = found.errors - 1
-        raise LintFailed(
+        refused = LintFailed(
             f"campaign refused: {first.where}: {first.message}"
-            + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
-            + f"; fix them and try again (`tact templates lint {template}` checks the "
-            "template alone)",
+            + (f" (and {more} more error{'s' if more > 1 else ''})" if more else ""),
             found.findings,
         )
+        refused.hint = (
+            "fix the errors and run the command again (`tact templates lint "
+            f"{template}` checks the template alone)"
+        )
+        raise refused
     return found

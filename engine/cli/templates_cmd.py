@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from engine.app import templates
@@ -25,7 +27,7 @@ from engine.cli.runtime import Runtime
 from engine.errors import BoundExceeded
 
 # Re-exported for older callers: the child-process runner now lives in the use-case.
-__all__ = ["BoundExceeded", "app", "bounded", "lint"]
+__all__ = ["BoundExceeded", "app", "bounded", "lint", "print_findings"]
 bounded = templates.bounded
 
 app = typer.Typer(help="Campaign templates.", no_args_is_help=True)
@@ -67,27 +69,34 @@ def _note_summary(notes: list[Finding]) -> str:
     return f"{_plural(len(notes), 'note')}: {about} (--verbose lists them)"
 
 
-def _print_finding(f: Finding) -> None:
+def _print_finding(f: Finding, console: Console) -> None:
     # One line per finding; soft_wrap: no line break is inserted, so a location is never
     # cut or split, whatever the width (the terminal wraps the line if it must).
-    out.print(
+    console.print(
         f"{_TAGS.get(f.level, f.level)} {escape(f.where)}: {escape(f.message)}",
         soft_wrap=True,
         highlight=False,
     )
 
 
-def _print_result(result: TemplateLint, verbose: bool) -> None:
-    ordered = result.ordered()
-    for f in ordered:
-        if f.level != "note":
-            _print_finding(f)
+def print_findings(
+    findings: Sequence[Finding], *, verbose: bool = False, console: Console = out
+) -> None:
+    """Errors, then warnings, one a line with the location whole; then the notes, in one
+    summary line unless ``verbose``. For any command that shows a lint's findings (the
+    refusal of ``campaigns create``, ``edit`` and ``schedule`` too)."""
+    rank = {"error": 0, "warning": 1}
+    ordered = sorted(findings, key=lambda f: rank.get(f.level, 2))
     notes = [f for f in ordered if f.level == "note"]
-    if notes and verbose:
-        for f in notes:
-            _print_finding(f)
-    elif notes:
-        out.print(f"[dim]{escape(_note_summary(notes))}[/]", soft_wrap=True, highlight=False)
+    for f in ordered:
+        if f.level != "note" or verbose:
+            _print_finding(f, console)
+    if notes and not verbose:
+        console.print(f"[dim]{escape(_note_summary(notes))}[/]", soft_wrap=True, highlight=False)
+
+
+def _print_result(result: TemplateLint, verbose: bool) -> None:
+    print_findings(result.findings, verbose=verbose)
     status = "[red]failed[/]" if result.errors else "[green]ok[/]"
     counts = ", ".join(
         (
