@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     quiet_hours_end: int = Field(
         default=8, ge=0, le=23, description="Quiet hours end at this hour (local time)."
     )
+    test_recipients: str = Field(
+        default="",
+        description="Comma-separated addresses `tact campaigns test` may send to; set, --to "
+        "may name only these and may be left out (the whole list); empty, --to is required.",
+    )
     # -- SMTP transport (transport = "smtp") ------------------------------------------------
     smtp_host: str = Field(default="localhost", description="SMTP relay host.")
     smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP relay port.")
