@@ -249,6 +249,12 @@ def test_an_html_variant_without_its_text_twin_is_an_error(tmp_path: Path, site:
         ('<form action="https://x.example/">\n<input name="q"></form>\n', 2, "<input> is not"),
         ('<p><a href=" JaVa\tScript:go()">x</a></p>\n', 1, "a javascript: URL in href="),
         ("<p>hi</p><iframe src='https://x.example/'></iframe>\n", 1, "<iframe> is not"),
+        (
+            '<p>\n<a href="{% if first_name %}javascript:go(){% endif %}">x</a></p>\n',
+            2,
+            "a javascript: URL in href=",
+        ),
+        ('<p>\n<img src="x.png" alt="" onerror="go()"></p>\n', 2, "onerror= (on <img>)"),
     ],
 )
 def test_scripts_forms_and_event_handlers_in_a_block_are_refused(

@@ -107,6 +107,7 @@ _REMOTE = (
 _KINDS = ("html", "txt")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _SAMPLE = "Sample"
+_JINJA_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -407,7 +408,9 @@ class _HtmlScan(HTMLParser):
                     )
                 )
             elif value is not None:
-                compact = "".join(c for c in value if c > " ").lower()
+                # Jinja's own tags stripped: {% if x %}javascript:...{% endif %} is one too.
+                bare = _JINJA_TAG.sub("", value)
+                compact = "".join(c for c in bare if c > " ").lower()
                 for scheme in ("javascript:", "vbscript:"):
                     if compact.startswith(scheme):
                         self.found.append(
