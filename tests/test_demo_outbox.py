@@ -335,3 +335,63 @@ def test_tact_demo_prints_the_report_and_nothing_personal(tmp_path: Path) -> Non
     printed = (done.stdout + done.stderr).encode("utf-8")
     assert find_needles(printed, needles) == []
     assert "@" not in done.stdout + done.stderr
+
+
+# -- the language of each message ----------------------------------------------------------
+
+#: A sample with several Simplified Chinese customers among the offers subscribers.
+LOCALE_CUSTOMERS, LOCALE_SEED = 60, 34
+#: Han, kana and Hangul: a Chinese (or Japanese, Korean) word in the text.
+CJK = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+def text_of(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def test_zh_contacts_get_the_whole_email_in_chinese_and_everyone_else_in_english(
+    settings: Settings,
+) -> None:
+    """The demo's Chinese-speaking customers get Chinese emails: ``<html lang>``, subject,
+    body, footer and the text part agree; everyone else's email is English throughout."""
+    settings = no_quiet_hours(settings)
+    report = run_demo(
+        settings, customers=LOCALE_CUSTOMERS, seed=LOCALE_SEED, bad_rows=BAD_ROWS, now=NOW
+    )
+    people = {
+        normalize_address(r["email"]): r
+        for r in generate_customers(LOCALE_CUSTOMERS, seed=LOCALE_SEED, as_of=AS_OF)
+        if "offers" in r.get("topics", [])
+    }
+    seen: dict[str, int] = {"zh-Hans": 0, "en": 0}
+    for path in (report.outbox / "new").iterdir():
+        msg = parse(path)
+        (to,) = msg["To"].addresses
+        person = people[normalize_address(to.addr_spec)]
+        html, text, subject = html_of(msg), text_of(msg), str(msg["Subject"])
+        (lang,) = re.findall(r'<html lang="([^"]+)">', html)
+        if person["locale"].startswith("zh"):
+            assert lang == "zh-Hans", path.name
+            assert CJK.search(subject), subject
+            assert not re.search(r"[A-Za-z]{3,}", subject), subject
+            for words in ("退订", "邮件偏好设置", "您收到此邮件", "“优惠”", "感谢您的惠顾"):
+                assert words in html and words in text, (words, path.name)
+            for english in ("Unsubscribe", "Email preferences", "You are receiving", "Thank you"):
+                assert english not in html and english not in text, (english, path.name)
+            # The name as Chinese writes it: family name first, no space.
+            full = f"{person['last_name']}{person['first_name']}"
+            assert full in html and full in text, path.name
+            assert f"{person['first_name']}," not in subject + html + text
+        else:
+            # Only English and Simplified Chinese content exist: everyone else reads English.
+            assert lang == "en", (person["locale"], path.name)
+            for words in ("Unsubscribe", "Email preferences", "You are receiving", "Thank you"):
+                assert words in html and words in text, (words, path.name)
+            for chinese in ("退订", "邮件偏好设置", "您收到此邮件", "感谢"):
+                assert chinese not in html and chinese not in text, (chinese, path.name)
+            assert not CJK.search(subject.replace(person["first_name"], "")), subject
+        seen[lang] += 1
+    assert seen["zh-Hans"] >= 5 and seen["en"] >= 30, seen
+    assert sum(seen.values()) == len(people)
