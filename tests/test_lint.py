@@ -395,3 +395,11 @@ def test_the_shipped_example_campaign_lints_clean_through_the_command(tmp_path: 
     assert run.code == 0, str(run)
     (campaign,) = json.loads(run.out)["campaigns"]
     assert campaign["ok"] and campaign["errors"] == 0 and campaign["warnings"] == 0, campaign
+
+
+def test_an_available_but_undeclared_field_says_to_declare_it(site: Path) -> None:
+    write(site, "hero/standard.txt.j2", "Hello\n{{ last_name }}\n")
+    (error,) = lint_template(site, NAME).errors
+    assert error.where == f"{HERO}/standard.txt.j2:2"
+    assert error.message.startswith("'last_name' is not declared in campaign.toml fields")
+    assert error.message.endswith("; add 'last_name' to fields in campaign.toml to use it")

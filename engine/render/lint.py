@@ -60,6 +60,7 @@ from engine.render.sandbox import (
 from engine.render.template import (
     COMMON_CONTEXT,
     OLD_STANDARD,
+    PERSONAL_FIELDS,
     STANDARD,
     Recipient,
     TemplateRenderer,
@@ -223,6 +224,8 @@ def lint_template(
             line = _first_line(tree, variable)
             close = difflib.get_close_matches(variable, sorted(allowed), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
+            if variable in PERSONAL_FIELDS:
+                hint = f"; add '{variable}' to fields in campaign.toml to use it"
             report.add(
                 "error",
                 f"{where}:{line}" if line else where,
