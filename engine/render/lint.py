@@ -50,6 +50,7 @@ from jinja2 import meta, nodes
 
 from engine.errors import RenderError, TemplateError
 from engine.render.brand import Brand
+from engine.render.locales import canonical
 from engine.render.sandbox import (
     compile_template,
     parse_source,
@@ -106,7 +107,6 @@ _REMOTE = (
     "the brand's email.css, and nothing is fetched"
 )
 _KINDS = ("html", "txt")
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _SAMPLE = "Sample"
 _JINJA_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
@@ -236,7 +236,7 @@ def lint_template(
     for where, segment, source in subjects:
         _lint_subject_length(env, where, source, segment, context, compiled.get(where), report)
     _lint_segments(report, rel, variants_by_block, subjects, known_segments)
-    _lint_locales(report, rel, spec, variants_by_block, raw)
+    _lint_locales(report, rel, spec)
     _lint_footer(templates_dir, report)
     if not report.errors:
         _lint_sample_render(templates_dir, name, report)
@@ -292,7 +292,7 @@ def _subjects(
             segment = STANDARD if key == OLD_STANDARD else key
             found.append((f"{where} [subject] {key}", segment, value))
         elif isinstance(value, dict):
-            if not _LOCALE.match(key):
+            if canonical(key) is None:
                 report.add(
                     "error",
                     f"{where} [subject.{key}]",
@@ -360,14 +360,18 @@ def _block_files(
                 f"rename {old} to {new} (the older spelling still works)",
             )
             variant = STANDARD + variant.removeprefix(OLD_STANDARD)
-        if locale is not None and not _LOCALE.match(locale):
-            report.add(
-                "error",
-                f"{folder_where}/{path.name}",
-                f"'{locale}' is not a locale tag: a block file is <segment>.html.j2 or "
-                "<segment>.<locale>.html.j2 (e.g. standard.zh-Hans.html.j2)",
-            )
-            continue
+        if locale is not None:
+            tag = canonical(locale)
+            if tag is None:
+                report.add(
+                    "error",
+                    f"{folder_where}/{path.name}",
+                    f"'{locale}' is not a language tag: a block file is <segment>.html.j2 or "
+                    "<segment>.<language>.html.j2 (e.g. standard.zh-Hans.html.j2)",
+                )
+                continue
+            # Tags ignore case, as the renderer reads them: zh-hans and zh-Hans are one.
+            variant = f"{variant.split('.', 1)[0]}.{tag}"
         files[(variant, kind)] = path
     for kind in _KINDS:
         if (STANDARD, kind) not in files:
@@ -522,46 +526,24 @@ def _lint_segments(
             )
 
 
-def _lint_locales(
-    report: LintReport,
-    rel: str,
-    spec: TemplateSpec,
-    variants_by_block: dict[str, set[tuple[str, str]]],
-    raw: dict[str, Any],
-) -> None:
-    """A locale with content but not a whole email of it: its contacts get none of it."""
-    subject_table = raw.get("subject")
-    subject_locales = (
-        {k for k, v in subject_table.items() if isinstance(v, dict)}
-        if isinstance(subject_table, dict)
-        else set()
-    )
-    file_locales = {
-        locale
-        for files in variants_by_block.values()
-        for variant, _ in files
-        if (locale := locale_of(variant)) is not None
-    }
-    language = str(raw.get("language", "en"))
-    for locale in sorted(subject_locales | file_locales):
-        missing = [
-            f"blocks/{block}/{STANDARD}.{locale}.{kind}.j2"
-            for block in spec.blocks
-            for kind in _KINDS
-            if (f"{STANDARD}.{locale}", kind) not in variants_by_block.get(block, set())
-        ]
-        table = subject_table.get(locale) if isinstance(subject_table, dict) else None
-        if not isinstance(table, dict) or STANDARD not in table:
-            missing.append(f"[subject.{locale}] {STANDARD}")
+def _lint_locales(report: LintReport, rel: str, spec: TemplateSpec) -> None:
+    """A language with content but not a whole email of it: its contacts get none of it
+    (the renderer chooses a language only where the campaign is complete)."""
+    try:
+        languages = spec.languages[1:]
+        missing_by_language = {tag: spec.missing_in(tag) for tag in languages}
+    except (TemplateError, RenderError):
+        return  # the block folders' own errors are reported already
+    for tag, missing in missing_by_language.items():
         if missing:
             shown = ", ".join(missing[:4]) + (
                 f" and {len(missing) - 4} more" if len(missing) > 4 else ""
             )
             report.add(
                 "warning",
-                f"{rel} ({locale})",
-                f"the {locale} content is incomplete (missing {shown}): contacts in {locale} "
-                f"get the whole email in '{language}'",
+                f"{rel} ({tag})",
+                f"the {tag} content is incomplete (missing {shown}): contacts whose locale "
+                f"leads to {tag} get the whole email in '{spec.language}'",
             )
 
 
