@@ -90,7 +90,7 @@ SUBJECT_MAX = 255
 #: Tags refused in an HTML block, with why.
 _NO_SCRIPT = "mail clients do not run scripts, and spam filters mark the message"
 REFUSED_ELEMENTS: dict[str, str] = {
-    "script": _NO_SCRIPT,
+    "script": f"{_NO_SCRIPT}; remove it",
     "form": "most mail clients disable forms: link to a page on the website instead",
     "input": "form controls do not work in most mail clients: link to a page instead",
     "button": "form controls do not work in most mail clients: style a link instead",
