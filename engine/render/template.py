@@ -477,6 +477,29 @@ class _Language:
         return found - {STANDARD}
 
 
+def email_languages(
+    spec: TemplateSpec, words: BrandWords
+) -> tuple[tuple[str, ...], dict[str, list[str]]]:
+    """The languages emails of ``spec`` can be written in (the default first), and the
+    others it has content in with what each lacks (``engine.render.locales``, rule 2).
+
+    Cheap (no template is compiled): a report or an estimate can tell which language a
+    contact's email is (or was) written in with
+    ``locales.pick(locale, languages, spec.language)``, given the same folder.
+    """
+    languages = [spec.language]
+    incomplete: dict[str, list[str]] = {}
+    for tag in spec.languages[1:]:
+        missing = spec.missing_in(tag)
+        if words.get(tag) is None:
+            missing.append(f"templates/brand/strings.toml [{tag}]")
+        if missing:
+            incomplete[tag] = missing
+        else:
+            languages.append(tag)
+    return tuple(languages), incomplete
+
+
 class TemplateRenderer:
     """Compiled once per campaign; ``render`` per recipient."""
 
@@ -504,20 +527,12 @@ class TemplateRenderer:
             plain_text(read_source(brand_dir, brand_text)),
             trusted=True,
         )
+        languages, incomplete = email_languages(self.spec, self.words)
         #: Languages the campaign has content in that no email is written in, and why.
-        self.incomplete: dict[str, list[str]] = {}
+        self.incomplete: dict[str, list[str]] = incomplete
         self._languages: dict[str, _Language] = {}
-        default = self.spec.language
-        self._languages[default] = self._compile(default, self.words.default_for(default))
-        for tag in self.spec.languages[1:]:
-            missing = self.spec.missing_in(tag)
-            words = self.words.get(tag)
-            if words is None:
-                missing.append(f"templates/brand/strings.toml [{tag}]")
-            if missing:
-                self.incomplete[tag] = missing
-                continue
-            assert words is not None
+        for tag in languages:
+            words = self.words.get(tag) or self.words.default_for(tag)
             self._languages[tag] = self._compile(tag, words)
         self._chosen: dict[str | None, str] = {}
 
