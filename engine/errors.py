@@ -10,6 +10,11 @@ The ``tact`` command maps them to exit codes in engine.cli.main: 2 for
 ConfigurationError, DatabaseError, RenderError, TemplateError, LintFailed, RuleError
 and BoundExceeded (the input or setup is unusable), 1 for every other TactError.
 
+Every class has a stable ``code`` (kebab-case, e.g. ``campaign-not-found``, ``lint-failed``)
+and may carry a ``hint`` (the next step); under ``--json`` the command prints
+``{"error": {"code", "message", "hint"}}`` (LintFailed adds ``findings``).
+``tests/test_errors.py`` checks that each class names its own code and no two share one.
+
 Messages never carry personal data: no address, name or phone number, and no
 key or ciphertext bytes. They name the contact by its id, the file by its path
 and line, and say what to do next.
@@ -45,6 +50,7 @@ and line, and say what to do next.
     ├── BoundExceeded           -- engine.app.templates: the render child hit its memory
     │                              or CPU limit
     ├── TemplateError           -- engine.render.template: an unusable template folder
+    │   └── CampaignExists      -- engine.campaigns: a campaign of that name exists already
     ├── LintFailed              -- engine.app.templates: a campaign refused before launch;
     │                              carries the lint's findings
     ├── CampaignNotFound        -- engine.campaigns: no campaign with that name or id
@@ -96,57 +102,97 @@ from typing import Any, Protocol
 class ConfigurationError(Exception):
     """The program cannot run with this configuration."""
 
+    code = "configuration"
+    hint: str | None = None
+
 
 class MissingKeysError(ConfigurationError):
     """No keyring was found."""
+
+    code = "missing-keys"
 
 
 class PlaceholderSecretError(ConfigurationError):
     """A secret is empty, too short or a well-known placeholder."""
 
+    code = "placeholder-secret"
+
 
 class KeyMismatchError(ConfigurationError):
     """The keyring given does not belong to this database."""
+
+    code = "key-mismatch"
 
 
 class KeyringExposedError(ConfigurationError):
     """The key file Tact keeps is readable by other users."""
 
+    code = "keyring-exposed"
+
 
 class SmtpConfigurationError(ConfigurationError):
     """The transport was configured in a way it refuses to run (e.g. AUTH in clear)."""
 
+    code = "smtp-configuration"
+
 
 class TactError(Exception):
-    """Base of every runtime error Tact raises deliberately."""
+    """Base of every runtime error Tact raises deliberately.
+
+    ``code`` is the stable, kebab-case name of the kind of error (what ``--json`` prints
+    and a script tests for; each class sets its own); ``hint`` the next step to take,
+    when the message does not already say it.
+    """
+
+    code = "tact-error"
+    hint: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 class DatabaseError(TactError):
     """The database or its keystore cannot be opened or used; the message says what to do."""
 
+    code = "database"
+
 
 class KeystoreMissing(DatabaseError):
     """The keystore is gone while contacts exist: their data keys went with it."""
+
+    code = "keystore-missing"
 
 
 class VaultError(TactError):
     """Something the vault refused to do."""
 
+    code = "vault"
+
 
 class DecryptionError(VaultError):
     """A ciphertext does not open under its own key and place."""
+
+    code = "decryption"
 
 
 class ContactErased(VaultError):
     """The contact was erased; nothing about them can be read any more."""
 
+    code = "contact-erased"
+
 
 class ContactNotFound(VaultError):
     """No contact matches."""
 
+    code = "contact-not-found"
+
 
 class InvalidAddress(TactError):
     """An email address that Tact refuses to store or send to."""
+
+    code = "invalid-address"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -156,13 +202,19 @@ class InvalidAddress(TactError):
 class ImportFileError(TactError):
     """The import file as a whole cannot be read."""
 
+    code = "import-file"
+
 
 class RotationError(TactError):
     """Key rotation cannot proceed."""
 
+    code = "rotation"
+
 
 class RenderError(TactError):
     """A template failed to render; names the template and line, never the data."""
+
+    code = "render-error"
 
     def __init__(self, message: str, template: str | None = None, line: int | None = None):
         where = f"{template}:{line}" if template and line else (template or "template")
@@ -175,25 +227,43 @@ class RenderError(TactError):
 class RenderSecurityError(RenderError):
     """A template reached for something outside its context or its own files."""
 
+    code = "render-security"
+
 
 class OutputTooLarge(RenderError):
     """A template produced (or tried to build) more than the cap allows."""
+
+    code = "output-too-large"
 
 
 class RenderLimit(RenderError):
     """A template went past a bound on loops, calls, nesting or numbers."""
 
+    code = "render-limit"
+
 
 class RenderTimeout(RenderLimit):
     """A render used more CPU time than its deadline allows."""
+
+    code = "render-timeout"
 
 
 class BoundExceeded(TactError):
     """The render child hit the process-level memory or CPU limit."""
 
+    code = "bound-exceeded"
+
 
 class TemplateError(TactError):
     """A template folder (templates/campaigns/NAME) that cannot be used; names the file."""
+
+    code = "template-error"
+
+
+class CampaignExists(TemplateError):
+    """A campaign of that name exists already (names are unique: they key the Message-IDs)."""
+
+    code = "campaign-exists"
 
 
 class LintFailed(TactError):
@@ -203,6 +273,8 @@ class LintFailed(TactError):
     as data; the message names the first error and how many there are.
     """
 
+    code = "lint-failed"
+
     def __init__(self, message: str, findings: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
@@ -211,18 +283,26 @@ class LintFailed(TactError):
 class CampaignNotFound(TactError):
     """No campaign with that name or id."""
 
+    code = "campaign-not-found"
+
 
 class IllegalTransition(TactError):
     """The transition table refuses this move."""
+
+    code = "illegal-transition"
 
 
 class CampaignNotDue(IllegalTransition):
     """``campaigns send`` on a campaign whose time has not come (``--now`` launches it)."""
 
+    code = "campaign-not-due"
+
 
 class TestRecipientRefused(TactError):
     """A test send to an address it may not go to: not on the configured test-recipient
     list, or suppressed. The message never repeats the address."""
+
+    code = "test-recipient-refused"
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -230,37 +310,55 @@ class TestRecipientRefused(TactError):
 class RenderPaused(TactError):
     """A campaign paused itself because a template failed to render (``render-error``)."""
 
+    code = "render-paused"
+
 
 class DemoError(TactError):
     """The demo cannot use what it found (e.g. a campaign of its name from another template)."""
+
+    code = "demo-error"
 
 
 class BadOption(TactError):
     """An option value the command cannot use."""
 
+    code = "bad-option"
+
 
 class UnknownTopic(TactError):
     """No topic by that name."""
+
+    code = "unknown-topic"
 
 
 class HeaderError(TactError, ValueError):
     """A value cannot go into a header. The message names the header, never the value."""
 
+    code = "header-error"
+
 
 class HeaderInjection(HeaderError):
     """A CR, LF or NUL in a value bound for a header: refused, never stripped."""
+
+    code = "header-injection"
 
 
 class InvalidToken(TactError):
     """Forged, altered, truncated, or signed by an unknown key."""
 
+    code = "invalid-token"
+
 
 class ExpiredToken(InvalidToken):
     """Genuine but too old for what it opens."""
 
+    code = "expired-token"
+
 
 class RateLimited(TactError):
     """Too many confirmation emails for one address in 24 hours. Names no address."""
+
+    code = "rate-limited"
 
     def __init__(self, retry_after: timedelta) -> None:
         super().__init__(
@@ -274,9 +372,13 @@ class RateLimited(TactError):
 class NoticeNotSent(TactError):
     """The transport did not accept the notice (the reason names no address)."""
 
+    code = "notice-not-sent"
+
 
 class SegmentError(TactError):
     """Segments cannot be built or used as asked (too few contacts, no model yet...)."""
+
+    code = "segment-error"
 
 
 class _Where(Protocol):
@@ -290,6 +392,8 @@ class _Where(Protocol):
 
 class RuleError(SegmentError):
     """A rule or the rules file is wrong; the message points at the line and column."""
+
+    code = "rule-error"
 
     def __init__(
         self,
@@ -320,9 +424,13 @@ class RuleError(SegmentError):
 class ModelFormatError(SegmentError):
     """A stored or exported model is not a valid Tact segment model."""
 
+    code = "model-format"
+
 
 class DkimError(TactError):
     """A message cannot be signed (it is not a well-formed CRLF RFC 5322 message)."""
+
+    code = "dkim-error"
 
 
 class RowError(ValueError):

@@ -64,7 +64,7 @@ def test_send_refuses_a_campaign_not_due_and_now_launches_it(tmp_path: Path) -> 
 
     scheduled = tact(tmp_path, "campaigns", "schedule", "later")
     assert scheduled.code == 0, str(scheduled)
-    assert f"launches at {at}, by tact run" in scheduled.flat
+    assert "launches at 2099-01-01 09:00 UTC, by tact run" in scheduled.flat
 
     refused = tact(tmp_path, "campaigns", "send", "later", env=NO_QUIET)
     assert_plain_failure(refused, 2)

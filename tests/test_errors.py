@@ -91,3 +91,35 @@ def test_no_module_defines_an_exception_of_its_own(monkeypatch: pytest.MonkeyPat
                     stray.append(f"{module.__name__}.{name}")
     get_settings.cache_clear()
     assert stray == []
+
+
+_KEBAB = re.compile(r"^[a-z]+(?:-[a-z]+)*$")
+
+
+def test_every_error_names_its_own_stable_code() -> None:
+    """``--json`` prints ``error.code``: each class sets one in its own body (so a subclass
+    never passes for its parent), kebab-case, and no two classes share one."""
+    codes: dict[str, str] = {}
+    for name, cls in defined_classes().items():
+        if not issubclass(cls, errors.TactError | errors.ConfigurationError):
+            continue  # internal signals never reach a face
+        assert "code" in vars(cls), f"{name} sets no code of its own"
+        code = vars(cls)["code"]
+        assert _KEBAB.match(code), f"{name}.code {code!r} is not kebab-case"
+        assert code not in codes, f"{name} and {codes[code]} share the code {code!r}"
+        codes[code] = name
+    assert codes["lint-failed"] == "LintFailed"
+    assert codes["campaign-not-found"] == "CampaignNotFound"
+
+
+def test_a_hint_is_optional_and_kept_apart_from_the_message() -> None:
+    plain = errors.CampaignNotFound("no campaign 'x'")
+    assert (str(plain), plain.hint) == ("no campaign 'x'", None)
+    hinted = errors.IllegalTransition("campaign 'x' is sent", hint="clone it")
+    assert (str(hinted), hinted.hint, hinted.code) == (
+        "campaign 'x' is sent",
+        "clone it",
+        "illegal-transition",
+    )
+    failed = errors.LintFailed("refused", [("error", "campaign", "no topic")])
+    assert failed.code == "lint-failed" and failed.findings == (("error", "campaign", "no topic"),)

@@ -1,5 +1,11 @@
-"""Campaign use-cases: create, validate, estimate, schedule, launch, send, pause, resume,
-cancel, report, status, list.
+"""Campaign use-cases: create, edit, clone, delete, validate, estimate, schedule, launch,
+send, pause, resume, cancel, report, status, list.
+
+``create``, ``edit`` (and so ``clone``) and ``schedule`` run the whole check of
+:func:`engine.app.templates.check_campaign` before writing anything: a campaign whose
+template, segments, topic or send time is wrong is refused with the lint's findings
+(:class:`~engine.errors.LintFailed`). Every change is written to the audit trail
+(``audit_events``, actions ``campaign.*``, ids and names of campaigns only).
 
 Each takes the process's :class:`~engine.runtime.Runtime`, runs its own transaction,
 and returns a frozen dataclass (``tact campaigns ... --json`` prints its fields).
@@ -16,20 +22,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import Connection, func, insert, select
+
+from engine.app.templates import TemplateLint, check_campaign
 from engine.campaigns import RENDER_ERROR, BatchReport, lifecycle, pending_count, send_campaign
 from engine.campaigns.report import CampaignReport, campaign_report
 from engine.db import writing
 from engine.errors import CampaignNotDue, IllegalTransition
-from engine.models import CampaignStatus
+from engine.models import AuditEvent, CampaignStatus, OutboxStatus
 from engine.render.lint import LintReport, lint_template
+from engine.render.template import TemplateSpec
 from engine.runtime import Runtime
 from engine.segments.store import known_segment_names
 
 S = CampaignStatus
+audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
+#: Who the audit trail names for a change made through a use-case (a face's operator).
+ACTOR = "operator"
+#: The latest zone offset on Earth (UTC-12): a local hour has passed everywhere after it.
+LATEST_OFFSET = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,88 @@ class CampaignSummary:
     consecutive_failures: int
     pause_reason: str | None
     open_rows: int
+    #: Outbox rows written at launch (0 before it) and how many of them were sent.
+    recipients: int = 0
+    sent: int = 0
+
+    @property
+    def segments(self) -> list[str] | None:
+        """The segments it is limited to, or None for every subscriber of its topic."""
+        chosen = (self.audience or {}).get("segments")
+        return list(chosen) if chosen else None
+
+    @property
+    def sends_at(self) -> datetime | None:
+        """When it launches (the send time, or the local hour's earliest instant)."""
+        return lifecycle.launch_time(self)
+
+    def when(self) -> str:
+        """When it sends, in words: the send time in UTC, or the local hour on its date."""
+        if self.send_at is not None:
+            return f"at {utc(self.send_at)}"
+        if self.local_hour is not None and self.send_date is not None:
+            return f"at {self.local_hour} in each recipient's zone on {self.send_date}"
+        return "as soon as it is scheduled"
+
+
+def utc(value: datetime) -> str:
+    """A time as operators read it: ``2026-12-01 09:00 UTC``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A lifecycle move (pause, resume, cancel): the campaign afterwards, and whether the
+    move changed anything (``pause`` on a paused campaign does not, and says so)."""
+
+    campaign: CampaignSummary
+    changed: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """A deleted draft (``renamed_to`` None), or a cancelled campaign whose name was freed:
+    its row stays, renamed ``renamed_to``, with its outbox rows and audit trail."""
+
+    name: str
+    id: int
+    renamed_to: str | None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One line of ``campaigns list``: when it sends, to how many, how many were sent.
+
+    ``audience`` is the outbox rows once launched; before, the size of the audience now
+    (``estimated``), as a launch now would take it; None for a cancelled one."""
+
+    name: str
+    status: str
+    template: str
+    topic: str
+    priority: int
+    sends_at: datetime | None
+    when: str
+    audience: int | None
+    estimated: bool
+    sent: int
+    pause_reason: str | None
+
+
+@dataclass(frozen=True)
+class CampaignEdit:
+    """What ``edit`` changes; None leaves a field as it is. ``send_at`` and ``local_hour``
+    replace each other; ``segments`` = [] means every subscriber of the topic;
+    ``clear_deadline`` removes the deadline."""
+
+    send_at: datetime | None = None
+    local_hour: str | None = None
+    send_date: date | None = None
+    segments: Sequence[str] | None = None
+    priority: int | None = None
+    deadline: datetime | None = None
+    clear_deadline: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,12 +223,81 @@ def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
 
+_COUNTED = ("open_rows", "recipients", "sent")
+
+
 def _summary(conn: Any, ref: int | str) -> CampaignSummary:
     row = lifecycle.get(conn, ref)
     values = row._mapping
-    names = [f.name for f in fields(CampaignSummary) if f.name != "open_rows"]
+    names = [f.name for f in fields(CampaignSummary) if f.name not in _COUNTED]
+    by_status: dict[str, int] = dict(
+        conn.execute(
+            select(lifecycle.outbox_t.c.status, func.count())
+            .where(lifecycle.outbox_t.c.campaign_id == row.id)
+            .group_by(lifecycle.outbox_t.c.status)
+        ).all()
+    )
     return CampaignSummary(
-        **{name: values[name] for name in names}, open_rows=pending_count(conn, row.id)
+        **{name: values[name] for name in names},
+        open_rows=pending_count(conn, row.id),
+        recipients=sum(by_status.values()),
+        sent=by_status.get(OutboxStatus.SENT.value, 0),
+    )
+
+
+def _audit(conn: Connection, action: str, now: datetime, **detail: Any) -> None:
+    """One ``campaign.<action>`` event: campaign ids, names and fields, never a person."""
+    conn.execute(
+        insert(audit_t).values(
+            occurred_at=now,
+            action=f"campaign.{action}",
+            actor=ACTOR,
+            detail={k: _plain(v) for k, v in detail.items()},
+        )
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def check_time(
+    send_at: datetime | None, local_hour: str | None, send_date: date | None
+) -> datetime | None:
+    """The instant a send time is checked against "now" with: the send time, or for a
+    local hour the last moment it happens anywhere (UTC-12)."""
+    if send_at is not None:
+        return send_at
+    if local_hour is not None and send_date is not None:
+        hour = lifecycle.parse_local_hour(local_hour)
+        return datetime.combine(send_date, hour, tzinfo=UTC) + LATEST_OFFSET
+    return None
+
+
+def _check(
+    rt: Runtime,
+    template: str,
+    *,
+    segments: Sequence[str] | None,
+    topic: str | None,
+    at: datetime | None,
+    now: datetime,
+    allow_past: bool,
+) -> TemplateLint:
+    return check_campaign(
+        rt,
+        template,
+        segments=list(segments) if segments else None,
+        topic=topic,
+        send_at=at,
+        now=now,
+        allow_past=allow_past,
     )
 
 
@@ -142,15 +308,34 @@ def launched_by(rt: Runtime) -> str:
     return "tact run (the embedded scheduler)"
 
 
-def create(rt: Runtime, new: NewCampaign, *, now: datetime | None = None) -> CampaignSummary:
-    """A new draft (nothing is sent until it is scheduled or sent)."""
+def create(
+    rt: Runtime, new: NewCampaign, *, now: datetime | None = None, allow_past: bool = False
+) -> CampaignSummary:
+    """A new draft (nothing is sent until it is scheduled or sent), after the whole check
+    of the campaign (:func:`engine.app.templates.check_campaign`): a finding that is an
+    error refuses it (LintFailed) and nothing is written. ``allow_past`` lets a send time
+    in the past through (``--now``: it launches as soon as it is scheduled)."""
+    now = _now(now)
+    lifecycle.check_times(new.send_at, new.local_hour, new.send_date, new.deadline)
+    topic = (
+        new.topic or TemplateSpec.load(rt.settings.templates_dir / "campaigns" / new.template).topic
+    )
+    _check(
+        rt,
+        new.template,
+        segments=new.segments,
+        topic=topic,
+        at=check_time(new.send_at, new.local_hour, new.send_date),
+        now=now,
+        allow_past=allow_past,
+    )
     with writing(rt.engine) as conn:
         cid = lifecycle.create(
             conn,
             rt.settings,
             name=new.name,
             template=new.template,
-            topic=new.topic,
+            topic=topic,
             segments=list(new.segments) if new.segments else None,
             send_at=new.send_at,
             local_hour=new.local_hour,
@@ -159,9 +344,144 @@ def create(rt: Runtime, new: NewCampaign, *, now: datetime | None = None) -> Cam
             allow_defer=new.allow_defer,
             priority=new.priority,
             transactional=new.transactional,
-            now=_now(now),
+            now=now,
+        )
+        _audit(
+            conn,
+            "created",
+            now,
+            campaign=new.name,
+            campaign_id=cid,
+            template=new.template,
+            topic=topic,
+            segments=list(new.segments or []),
+            send_at=new.send_at,
+            local_hour=new.local_hour,
+            send_date=new.send_date,
+            priority=new.priority,
+            transactional=new.transactional,
         )
     return status(rt, cid)
+
+
+def edit(
+    rt: Runtime,
+    name: str,
+    change: CampaignEdit,
+    *,
+    now: datetime | None = None,
+    allow_past: bool = False,
+) -> CampaignSummary:
+    """Change a campaign's time, segments, priority or deadline until its launch (refused
+    after, saying why). The whole check runs on the campaign as it would become."""
+    now = _now(now)
+    values: dict[str, Any] = {}
+    if change.send_at is not None:
+        values.update(send_at=change.send_at, local_hour=None, send_date=None)
+    if change.local_hour is not None or change.send_date is not None:
+        values.update(send_at=None, local_hour=change.local_hour, send_date=change.send_date)
+    if change.segments is not None:
+        chosen = [s for s in change.segments if s]
+        values["audience"] = {"segments": chosen} if chosen else {"all": True}
+    if change.priority is not None:
+        values["priority"] = change.priority
+    if change.deadline is not None:
+        values["deadline"] = change.deadline
+    elif change.clear_deadline:
+        values["deadline"] = None
+    with rt.engine.connect() as conn:
+        row = lifecycle.get(conn, name)
+    why = lifecycle.editable(row)
+    if why is not None:  # said before the lint runs: no finding can make it editable
+        raise IllegalTransition(
+            f"campaign {name!r} cannot be edited: {why}",
+            hint=f"`tact campaigns clone {name} NEW` makes an editable copy",
+        )
+    merged = {k: values.get(k, getattr(row, k)) for k in ("send_at", "local_hour", "send_date")}
+    lifecycle.check_times(
+        merged["send_at"], merged["local_hour"], merged["send_date"], values.get("deadline")
+    )
+    audience = values.get("audience", row.audience) or {}
+    timed = "send_at" in values or "local_hour" in values
+    _check(
+        rt,
+        row.template,
+        segments=audience.get("segments"),
+        topic=row.topic,
+        at=check_time(**merged) if timed else None,
+        now=now,
+        allow_past=allow_past,
+    )
+    with writing(rt.engine) as conn:
+        before = lifecycle.edit(conn, row.id, values)
+        _audit(
+            conn,
+            "edited",
+            now,
+            campaign=name,
+            campaign_id=row.id,
+            changed={k: {"from": getattr(before, k), "to": v} for k, v in values.items()},
+        )
+    return status(rt, row.id)
+
+
+def clone(
+    rt: Runtime,
+    name: str,
+    new_name: str,
+    *,
+    send_at: datetime | None = None,
+    local_hour: str | None = None,
+    send_date: date | None = None,
+    now: datetime | None = None,
+    allow_past: bool = False,
+) -> CampaignSummary:
+    """A new draft with the same template, topic, segments, priority and options as
+    ``name`` (any status); its time is cleared unless given. Checked as ``create``."""
+    with rt.engine.connect() as conn:
+        row = lifecycle.get(conn, name)
+    segments = (row.audience or {}).get("segments") or None
+    created = create(
+        rt,
+        NewCampaign(
+            name=new_name,
+            template=row.template,
+            topic=row.topic,
+            segments=segments,
+            send_at=send_at,
+            local_hour=local_hour,
+            send_date=send_date,
+            allow_defer=row.allow_defer,
+            priority=row.priority,
+            transactional=row.transactional,
+        ),
+        now=now,
+        allow_past=allow_past,
+    )
+    with writing(rt.engine) as conn:
+        _audit(
+            conn, "cloned", _now(now), campaign=new_name, campaign_id=created.id, source=row.name
+        )
+    return created
+
+
+def delete(
+    rt: Runtime, name: str, *, cancelled: bool = False, now: datetime | None = None
+) -> Deleted:
+    """Delete a draft; or, with ``cancelled``, free a cancelled campaign's name (its row is
+    renamed ``<name>~deleted-<id>`` and kept with its outbox rows and audit trail; refused
+    when it reached the gate or a transport, since its Message-IDs derive from its name)."""
+    now = _now(now)
+    with writing(rt.engine) as conn:
+        row = lifecycle.get(conn, name, lock=True)
+        if cancelled:
+            renamed: str | None = lifecycle.retire_name(conn, row.id)
+            _audit(conn, "name-freed", now, campaign=name, campaign_id=row.id, renamed_to=renamed)
+        else:
+            lifecycle.delete_draft(conn, row.id)
+            renamed = None
+            _audit(conn, "deleted", now, campaign=name, campaign_id=row.id, template=row.template)
+    return Deleted(name, int(row.id), renamed)
 
 
 def status(rt: Runtime, ref: int | str) -> CampaignSummary:
@@ -169,10 +489,35 @@ def status(rt: Runtime, ref: int | str) -> CampaignSummary:
         return _summary(conn, ref)
 
 
-def list_campaigns(rt: Runtime) -> list[CampaignSummary]:
-    """Every campaign, newest first."""
+def list_campaigns(rt: Runtime, *, now: datetime | None = None) -> list[Listed]:
+    """Every campaign, newest first: status, when it sends, its audience, how many sent."""
+    now = _now(now)
+    found: list[Listed] = []
     with rt.engine.connect() as conn:
-        return [_summary(conn, cid) for cid in lifecycle.ids(conn)]
+        for cid in lifecycle.ids(conn):
+            c = _summary(conn, cid)
+            audience: int | None = c.recipients
+            estimated = False
+            if c.launched_at is None:
+                estimated = c.status != S.CANCELLED
+                row = lifecycle.get(conn, cid)
+                audience = len(lifecycle.candidates(conn, row, now)[0]) if estimated else None
+            found.append(
+                Listed(
+                    name=c.name,
+                    status=c.status,
+                    template=c.template,
+                    topic=c.topic,
+                    priority=c.priority,
+                    sends_at=c.sends_at,
+                    when=c.when(),
+                    audience=audience,
+                    estimated=estimated,
+                    sent=c.sent,
+                    pause_reason=c.pause_reason,
+                )
+            )
+    return found
 
 
 def validate(rt: Runtime, name: str) -> LintReport:
@@ -195,36 +540,75 @@ def estimate(rt: Runtime, name: str, *, now: datetime | None = None) -> Estimate
     return Estimate(row.name, len(zones), dict(sorted(by_segment.items())))
 
 
-def schedule(rt: Runtime, name: str, *, now: datetime | None = None) -> Scheduled:
-    """Schedule a draft; the scheduler launches it at its time."""
-    with writing(rt.engine) as conn:
+def schedule(
+    rt: Runtime, name: str, *, now: datetime | None = None, allow_past: bool = False
+) -> Scheduled:
+    """Schedule a draft, after the whole check; the scheduler launches it at its time.
+    ``allow_past``: a send time in the past is meant (it launches at the next tick)."""
+    now = _now(now)
+    with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
-        lifecycle.schedule(conn, row.id, _now(now))
+    if row.status != S.DRAFT:  # said before the lint runs
+        raise IllegalTransition(
+            f"campaign {name!r} is {row.status}; only a draft can be scheduled",
+            hint=f"`tact campaigns resume {name}` carries on after a pause"
+            if row.status == S.PAUSED
+            else None,
+        )
+    _check(
+        rt,
+        row.template,
+        segments=(row.audience or {}).get("segments"),
+        topic=row.topic,
+        at=check_time(row.send_at, row.local_hour, row.send_date),
+        now=now,
+        allow_past=allow_past,
+    )
+    with writing(rt.engine) as conn:
+        lifecycle.schedule(conn, row.id, now)
         summary = _summary(conn, row.id)
+        _audit(conn, "scheduled", now, campaign=name, campaign_id=row.id)
     return Scheduled(summary, lifecycle.launch_time(row), launched_by(rt))
 
 
 def _move(
-    rt: Runtime, name: str, move: Callable[[Any, int, datetime], object], now: datetime | None
+    rt: Runtime,
+    name: str,
+    move: Callable[[Any, int, datetime], object],
+    action: str,
+    now: datetime | None,
 ) -> CampaignSummary:
+    now = _now(now)
     with writing(rt.engine) as conn:
         cid = lifecycle.get(conn, name).id
-        move(conn, cid, _now(now))
+        move(conn, cid, now)
+        _audit(conn, action, now, campaign=name, campaign_id=cid)
     return status(rt, name)
 
 
-def pause(rt: Runtime, name: str, *, now: datetime | None = None) -> CampaignSummary:
-    """Stop claiming rows; what is in flight finishes."""
-    return _move(rt, name, lifecycle.pause, now)
+def pause(rt: Runtime, name: str, *, now: datetime | None = None) -> Changed:
+    """Stop claiming rows; what is in flight finishes. A paused campaign stays as it is."""
+    current = status(rt, name)
+    if current.status == S.PAUSED:
+        reason = current.pause_reason or "operator"
+        return Changed(current, False, f"campaign {name!r} is already paused ({reason})")
+    return Changed(_move(rt, name, lifecycle.pause, "paused", now), True, "paused")
 
 
-def resume(rt: Runtime, name: str, *, now: datetime | None = None) -> CampaignSummary:
-    return _move(rt, name, lifecycle.resume, now)
+def resume(rt: Runtime, name: str, *, now: datetime | None = None) -> Changed:
+    """Carry on after a pause. A campaign already sending (or scheduled) stays as it is."""
+    current = status(rt, name)
+    if current.status in (S.SENDING, S.SCHEDULED):
+        return Changed(current, False, f"campaign {name!r} is {current.status}, not paused")
+    return Changed(_move(rt, name, lifecycle.resume, "resumed", now), True, "resumed")
 
 
-def cancel(rt: Runtime, name: str, *, now: datetime | None = None) -> CampaignSummary:
+def cancel(rt: Runtime, name: str, *, now: datetime | None = None) -> Changed:
     """Cancel for good; recipients not yet sent to are skipped."""
-    return _move(rt, name, lifecycle.cancel, now)
+    current = status(rt, name)
+    if current.status == S.CANCELLED:
+        return Changed(current, False, f"campaign {name!r} is already cancelled")
+    return Changed(_move(rt, name, lifecycle.cancel, "cancelled", now), True, "cancelled")
 
 
 def report(rt: Runtime, name: str) -> CampaignReport:

@@ -30,8 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.campaigns.audience import audience_query
 from engine.config import Settings
 from engine.consent.topics import cached_topics
-from engine.errors import CampaignNotFound, IllegalTransition, TemplateError
-from engine.models import Campaign, CampaignStatus, OutboxRow, OutboxStatus
+from engine.errors import CampaignExists, CampaignNotFound, IllegalTransition, TemplateError
+from engine.models import Campaign, CampaignStatus, GateDecision, OutboxRow, OutboxStatus
 from engine.policy.quiet_hours import zone as zone_named
 from engine.render.brand import Brand
 from engine.render.mime import message_id_for
@@ -67,7 +67,9 @@ def get(conn: Connection, ref: int | str, *, lock: bool = False) -> Row[Any]:
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
-        raise CampaignNotFound(f"no campaign {ref!r}")
+        raise CampaignNotFound(
+            f"no campaign {ref!r}", hint="`tact campaigns list` shows the campaigns there are"
+        )
     return row
 
 
@@ -120,18 +122,13 @@ def create(
     spec = TemplateSpec.load(settings.templates_dir / "campaigns" / template)
     topic = topic or spec.topic
     cached_topics(settings.resolved_topics_file).get(topic)  # refuses an unknown topic
-    if send_at is not None and local_hour is not None:
-        raise TemplateError("give either a send time or a local hour, not both")
-    if local_hour is not None:
-        parse_local_hour(local_hour)
-        if send_date is None:
-            raise TemplateError("a local hour needs a date")
-    for label, value in (("send time", send_at), ("deadline", deadline)):
-        if value is not None and value.tzinfo is None:
-            raise TemplateError(f"the {label} needs a time zone (e.g. 2026-12-01T09:00+00:00)")
+    check_times(send_at, local_hour, send_date, deadline)
     exists = conn.execute(select(campaigns_t.c.id).where(campaigns_t.c.name == name)).first()
     if exists is not None:
-        raise TemplateError(f"a campaign named {name!r} already exists")
+        raise CampaignExists(
+            f"a campaign named {name!r} already exists",
+            hint=f"pick another name, or `tact campaigns edit {name}` to change that one",
+        )
     chosen = [s for s in (segments or ()) if s]
     result = conn.execute(
         campaigns_t.insert().values(
@@ -155,6 +152,144 @@ def create(
     if key is None:  # pragma: no cover - every backend returns the key
         raise TemplateError("the campaign was not stored")
     return int(key[0])
+
+
+def check_times(
+    send_at: datetime | None,
+    local_hour: str | None,
+    send_date: date | None,
+    deadline: datetime | None,
+) -> None:
+    """Refuse a send time that cannot be used (both kinds, a local hour with no date, no zone)."""
+    if send_at is not None and local_hour is not None:
+        raise TemplateError("give either a send time or a local hour, not both")
+    if local_hour is not None:
+        parse_local_hour(local_hour)
+        if send_date is None:
+            raise TemplateError("a local hour needs a date")
+    for label, value in (("send time", send_at), ("deadline", deadline)):
+        if value is not None and value.tzinfo is None:
+            raise TemplateError(f"the {label} needs a time zone (e.g. 2026-12-01T09:00+00:00)")
+
+
+#: What ``edit`` may change, until the launch.
+EDITABLE = frozenset(
+    {"send_at", "local_hour", "send_date", "deadline", "audience", "priority", "allow_defer"}
+)
+
+
+def editable(row: Any) -> str | None:
+    """Why the campaign can no longer be edited, or None while it can (not launched yet)."""
+    if row.launched_at is not None:
+        at = row.launched_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return f"it was launched at {at}: its audience and send times are fixed in the outbox"
+    if row.status not in (S.DRAFT, S.SCHEDULED, S.PAUSED):
+        return f"it is {row.status}"
+    return None
+
+
+def edit(conn: Connection, campaign_id: int, values: dict[str, Any]) -> Row[Any]:
+    """Change a campaign not launched yet (a compare-and-set on its status and launch);
+    returns the row as it was. ``values`` holds only :data:`EDITABLE` columns."""
+    unknown = set(values) - EDITABLE
+    if unknown:
+        raise TemplateError(f"cannot edit {sorted(unknown)}")
+    row = get(conn, campaign_id, lock=True)
+    why = editable(row)
+    if why is not None:
+        raise IllegalTransition(
+            f"campaign {row.name!r} cannot be edited: {why}",
+            hint=f"`tact campaigns clone {row.name} NEW` makes an editable copy",
+        )
+    merged = {name: values.get(name, getattr(row, name)) for name in EDITABLE}
+    check_times(merged["send_at"], merged["local_hour"], merged["send_date"], merged["deadline"])
+    if not values:
+        return row
+    result = conn.execute(
+        update(campaigns_t)
+        .where(
+            campaigns_t.c.id == campaign_id,
+            campaigns_t.c.status == row.status,
+            campaigns_t.c.launched_at.is_(None),
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise IllegalTransition(f"campaign {row.name!r} changed meanwhile; try again")
+    return row
+
+
+def went_out(conn: Connection, campaign_id: int, name: str) -> int:
+    """How many of the campaign's rows or gate decisions show that it reached the gate or a
+    transport: rows other than those skipped by the cancel, plus its gate decisions."""
+    rows = conn.execute(
+        select(func.count())
+        .select_from(outbox_t)
+        .where(
+            outbox_t.c.campaign_id == campaign_id,
+            ~(
+                (outbox_t.c.status == OutboxStatus.SKIPPED.value)
+                & (outbox_t.c.reason == CANCELLED_REASON)
+            ),
+        )
+    ).scalar_one()
+    decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
+    decided = conn.execute(
+        select(func.count()).select_from(decisions_t).where(decisions_t.c.campaign == name)
+    ).scalar_one()
+    return int(rows) + int(decided)
+
+
+def delete_draft(conn: Connection, campaign_id: int) -> Row[Any]:
+    """Delete a draft (it has no outbox row and no decision); returns the row deleted."""
+    row = get(conn, campaign_id, lock=True)
+    if row.status != S.DRAFT:
+        raise IllegalTransition(
+            f"campaign {row.name!r} is {row.status}; only a draft can be deleted",
+            hint=(
+                f"`tact campaigns delete --cancelled {row.name}` frees a cancelled one's name"
+                if row.status == S.CANCELLED
+                else f"`tact campaigns cancel {row.name}` stops it for good"
+            ),
+        )
+    result = conn.execute(
+        campaigns_t.delete().where(
+            campaigns_t.c.id == campaign_id, campaigns_t.c.status == S.DRAFT.value
+        )
+    )
+    if result.rowcount != 1:
+        raise IllegalTransition(f"campaign {row.name!r} changed meanwhile; try again")
+    return row
+
+
+def retire_name(conn: Connection, campaign_id: int) -> str:
+    """Free a cancelled campaign's name by renaming its row ``<name>~deleted-<id>``: the row,
+    its outbox rows and the audit trail stay. Refused when it reached the gate or a
+    transport: its Message-IDs derive from its name, and its decisions are filed under it,
+    so a new campaign of that name would repeat both. Returns the new name."""
+    row = get(conn, campaign_id, lock=True)
+    if row.status != S.CANCELLED:
+        raise IllegalTransition(
+            f"campaign {row.name!r} is {row.status}, not cancelled",
+            hint=(
+                f"`tact campaigns delete {row.name}` deletes a draft"
+                if row.status == S.DRAFT
+                else f"`tact campaigns cancel {row.name}` first"
+            ),
+        )
+    used = went_out(conn, campaign_id, row.name)
+    if used:
+        raise IllegalTransition(
+            f"the name {row.name!r} stays taken: the campaign reached the gate or sent "
+            f"({used:,} outbox rows and gate decisions), and its Message-IDs and audit trail "
+            "derive from its name, so a new campaign of that name would repeat them",
+            hint=f"give the new campaign another name, e.g. `tact campaigns clone {row.name} "
+            f"{row.name}-2`",
+        )
+    suffix = f"~deleted-{row.id}"
+    new_name = f"{row.name[: 64 - len(suffix)]}{suffix}"
+    conn.execute(update(campaigns_t).where(campaigns_t.c.id == campaign_id).values(name=new_name))
+    return new_name
 
 
 def _move(conn: Connection, campaign_id: int, to: CampaignStatus, **values: Any) -> Row[Any]:

@@ -10,23 +10,37 @@ without a recorded answer (a crash between the handover and the 250 being
 written) was sent again, under its same Message-ID: at least the number of
 duplicates any recipient can have got. ``in_doubt`` is how many rows are in
 that state now (they are claimed again after their lease).
+
+``by_status_reason`` is each status's rows by final reason; ``deferred`` each deferral
+reason with how many wait and when the first and the last of them are due;
+``by_locale`` the rows by the recipient's language (the contact's locale folded to its
+language subtag: ``zh-Hans-CN`` and ``zh_CN`` count as ``zh``; ``-`` when unknown).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from engine.campaigns.lifecycle import get, outbox_t
 from engine.models import GateDecision, OutboxStatus
+from engine.vault.vault import contacts
 
 decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _utc(value: Any) -> Any:
+    """A time read back from SQLite has no zone: it is UTC."""
+    if value is not None and getattr(value, "tzinfo", 1) is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,26 @@ class CampaignReport:
     in_doubt: int
     in_doubt_resends: int
     decisions: dict[str, int]
+    by_status_reason: dict[str, dict[str, int]] = field(default_factory=dict)
+    deferred: list[DeferredWindow] = field(default_factory=list)
+    by_locale: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeferredWindow:
+    """Recipients deferred for one reason, and when the first and the last are due (ISO)."""
+
+    reason: str
+    recipients: int
+    first_due: str | None
+    last_due: str | None
+
+
+def language(locale: str | None) -> str:
+    """A contact's locale folded to its language subtag (``zh-Hans-CN`` -> ``zh``)."""
+    if not locale:
+        return "-"
+    return locale.replace("_", "-").split("-", 1)[0].lower() or "-"
 
 
 def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
@@ -90,6 +124,39 @@ def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
             .group_by(decisions_t.c.action, decisions_t.c.reason)
         ).all()
     }
+    by_status_reason: dict[str, dict[str, int]] = {}
+    for status, reason, n in conn.execute(
+        select(outbox_t.c.status, outbox_t.c.reason, func.count())
+        .where(outbox_t.c.campaign_id == campaign_id)
+        .group_by(outbox_t.c.status, outbox_t.c.reason)
+    ).all():
+        by_status_reason.setdefault(status, {})[reason or "none"] = int(n)
+    deferred = [
+        DeferredWindow(reason or "none", int(n), _iso(_utc(first)), _iso(_utc(last)))
+        for reason, n, first, last in conn.execute(
+            select(
+                outbox_t.c.reason,
+                func.count(),
+                func.min(outbox_t.c.due_at),
+                func.max(outbox_t.c.due_at),
+            )
+            .where(
+                outbox_t.c.campaign_id == campaign_id,
+                outbox_t.c.status == OutboxStatus.DEFERRED.value,
+            )
+            .group_by(outbox_t.c.reason)
+            .order_by(func.count().desc())
+        ).all()
+    ]
+    by_locale: dict[str, dict[str, int]] = {}
+    for locale, status, n in conn.execute(
+        select(contacts.c.locale, outbox_t.c.status, func.count())
+        .select_from(outbox_t.outerjoin(contacts, contacts.c.id == outbox_t.c.contact_id))
+        .where(outbox_t.c.campaign_id == campaign_id)
+        .group_by(contacts.c.locale, outbox_t.c.status)
+    ).all():
+        counts = by_locale.setdefault(language(locale), {})
+        counts[status] = counts.get(status, 0) + int(n)
     resends = conn.execute(
         select(func.coalesce(func.sum(outbox_t.c.resends), 0)).where(
             outbox_t.c.campaign_id == campaign_id
@@ -114,4 +181,7 @@ def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
         in_doubt=by_status.get(OutboxStatus.IN_DOUBT.value, 0),
         in_doubt_resends=int(resends),
         decisions=decisions,
+        by_status_reason=by_status_reason,
+        deferred=deferred,
+        by_locale=dict(sorted(by_locale.items())),
     )
