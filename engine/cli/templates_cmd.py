@@ -110,14 +110,16 @@ def _print_result(result: TemplateLint, verbose: bool) -> None:
 
 @app.command()
 def lint(
-    campaign: str | None = typer.Argument(None, help="Template name (default: all)."),
+    template: str | None = typer.Argument(
+        None, help="Template folder under templates/campaigns (default: all)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List every note too."),
 ) -> None:
     """Check a template before it is used: syntax, fields, html/txt pairs, subjects,
     segments, campaign.toml keys, scripts and forms, the brand footer."""
     rt = Runtime()
-    results = templates.lint(rt, [campaign] if campaign else None, known=_known_segments(rt))
+    results = templates.lint(rt, [template] if template else None, known=_known_segments(rt))
     failed = [result.name for result in results if not result.ok]
     if as_json:
         doc = {"campaigns": [result.as_dict() for result in results]}
