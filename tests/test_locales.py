@@ -98,6 +98,7 @@ def parts(composed: Composed) -> tuple[str, str, str, str]:
     assert isinstance(html, EmailMessage) and isinstance(text, EmailMessage)
     html_s, text_s = str(html.get_content()), str(text.get_content())
     (lang,) = re.findall(r'<html lang="([^"]+)">', html_s)
+    assert msg["Content-Language"] == lang  # RFC 3282: the same tag as <html lang>
     return str(msg["Subject"]), lang, html_s, text_s
 
 

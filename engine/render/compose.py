@@ -123,6 +123,7 @@ class Composer:
             html=rendered.html,
             unsubscribe_https=links.unsubscribe_url,
             unsubscribe_mailto=links.unsubscribe_mailto,
+            content_language=rendered.lang,
         )
         if self.dkim is not None:
             data = self.dkim.sign(data)

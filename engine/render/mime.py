@@ -271,11 +271,14 @@ class MessageTemplate:
         html: str,
         unsubscribe_https: str | None = None,
         unsubscribe_mailto: str | None = None,
+        content_language: str | None = None,
     ) -> bytes:
         """The complete message, CRLF line endings, ready for a transport or a DKIM signer.
 
         With a List-Id on the template, ``unsubscribe_https`` is required (RFC 8058:
         every marketing message carries one-click unsubscribe); without one, it is refused.
+        ``content_language``: the language tag the message is written in, as a
+        ``Content-Language`` header (RFC 3282).
         """
         to = _address_header("To", to_name, to_addr)
         subject_line = self._subjects.get(subject)
@@ -297,6 +300,11 @@ class MessageTemplate:
             raise HeaderError("List-Unsubscribe: the template has no List-Id")
         else:
             unsubscribe = ""
+        language = ""
+        if content_language is not None:
+            if not _LANGUAGE_TAG.fullmatch(content_language):
+                raise HeaderError("Content-Language: not a language tag")
+            language = f"Content-Language: {content_language}\r\n"
 
         text_head, text_body = _encode_body(text, _TEXT_QP, _TEXT_B64)
         html_head, html_body = _encode_body(html, _HTML_QP, _HTML_B64)
@@ -315,6 +323,7 @@ class MessageTemplate:
                 self._after_id,
                 unsubscribe,
                 self._tail,
+                language,
                 'Content-Type: multipart/alternative;\r\n boundary="',
                 boundary,
                 '"\r\n\r\n--',
@@ -336,6 +345,10 @@ class MessageTemplate:
                 b"--\r\n",
             )
         )
+
+
+#: A BCP 47 language tag as Content-Language carries it (RFC 3282, RFC 5646 subtags).
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,7}")
 
 
 def build_message(headers: MessageHeaders, text: str, html: str) -> bytes:
