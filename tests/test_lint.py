@@ -403,3 +403,12 @@ def test_an_available_but_undeclared_field_says_to_declare_it(site: Path) -> Non
     assert error.where == f"{HERO}/standard.txt.j2:2"
     assert error.message.startswith("'last_name' is not declared in campaign.toml fields")
     assert error.message.endswith("; add 'last_name' to fields in campaign.toml to use it")
+
+
+def test_an_unknown_template_says_which_ones_there_are(tmp_path: Path, site: Path) -> None:
+    run = lint_cli(tmp_path, site, "trail")
+    assert run.code == 1, str(run)
+    assert (
+        "error campaigns/trail: no template folder named 'trail' (did you mean 'trial'?; "
+        "templates: autumn-2026, trial)" in run.out
+    )

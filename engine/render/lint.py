@@ -169,6 +169,15 @@ def lint_template(
     directory = root / name
     rel = f"campaigns/{name}"
     toml_where = f"{rel}/campaign.toml"
+    if not directory.is_dir() and not directory.is_symlink():
+        existing = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        report.add(
+            "error",
+            rel,
+            f"no template folder named '{name}'{did_you_mean(name, existing, known='templates')}:"
+            f" a template is a folder templates/campaigns/NAME with a campaign.toml",
+        )
+        return report
     raw = _raw_toml(root, directory, report, toml_where)
     try:
         spec = TemplateSpec.load(directory, root)
