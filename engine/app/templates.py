@@ -7,6 +7,12 @@ CLI today, the REST API of issue 13 next) must get it, and none should have to
 remember it. The sandbox's own caps keep a render far below the limits; the
 limits are the backstop should any path have escaped the caps. Screenshots are
 taken by the parent (Chromium needs more address space than a render may use).
+
+:func:`check_campaign` is the whole check of a campaign before launch (``campaigns
+create``, ``edit`` and ``schedule`` call it): the template's lint, plus what the
+campaign adds to it (its segments exist in the last build, its topic exists, its
+send time has not passed). Findings come errors first, then warnings, then notes;
+those of the campaign's own settings name the option they came from.
 """
 
 from __future__ import annotations
@@ -209,7 +215,7 @@ def lint_one(templates_dir: Path, name: str, known: frozenset[str] | None) -> Te
 def lint(
     rt: Runtime, names: list[str] | None = None, *, known: SegmentNames | None = None
 ) -> list[TemplateLint]:
-    """Check syntax, declared fields, blocks per segment and the brand footer.
+    """Lint template folders (see :mod:`engine.render.lint` for every check).
 
     ``names`` default to every folder under templates/campaigns/, in name order;
     ``known`` to :func:`segment_names` (pass it to say first that names are unchecked).
