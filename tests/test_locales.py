@@ -285,7 +285,8 @@ def test_the_shipped_campaign_writes_chinese_readers_a_chinese_email(tmp_path: P
         ("Anna", "Müller", "de", "Anna Müller"),
         ("  Mary  Ann ", " Lee ", "en", "Mary Ann Lee"),
         ("Mei", None, "zh-Hans", "Mei"),
-        (None, "王", "zh-Hans", "王"),
+        (None, "王", "zh-Hans", None),  # a family name alone greets nobody
+        (" ", "Smith", "en", None),
         (None, None, "en", None),
         ("", " ", "en", None),
     ],

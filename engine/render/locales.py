@@ -33,7 +33,8 @@ block:
 email's language: family name first for Chinese, Japanese and Korean, given name
 first otherwise. A name written in CJK script (Han, kana, Hangul) is always
 family name first with no space between (王慧, 田中博, 김민준), whatever the
-language of the email, since that is how such a name is written.
+language of the email, since that is how such a name is written. Without a given
+name there is no full name (the template's greeting without a name is used).
 """
 
 from __future__ import annotations
@@ -149,11 +150,13 @@ def is_cjk(text: str) -> bool:
 
 
 def full_name(first: str | None, last: str | None, language: str) -> str | None:
-    """Given and family name in ``language``'s order; None when both are empty."""
+    """Given and family name in ``language``'s order. The given name alone when there is
+    no family name; None without a given name (a family name alone, 王 or Smith, is no
+    way to greet anyone: templates fall back to their greeting without a name)."""
     given = " ".join((first or "").split())
     family = " ".join((last or "").split())
     if not given or not family:
-        return given or family or None
+        return given or None
     if is_cjk(given) and is_cjk(family):
         return family + given
     if primary(language) in FAMILY_FIRST:
