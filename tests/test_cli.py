@@ -546,7 +546,12 @@ def command_paths() -> Iterator[tuple[str, ...]]:
 
     def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
         yield path
-        for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
+        # The root and `campaigns` load their commands on demand: ask for all of them.
+        if hasattr(command, "load_all"):
+            subs = command.load_all()
+        else:
+            subs = getattr(command, "commands", None) or {}
+        for name, sub in sorted(subs.items()):
             if not getattr(sub, "hidden", False):
                 yield from walk(sub, (*path, name))
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from engine.app import contacts
-from engine.cli.console import byte_progress, err, out
+from engine.cli.console import JSON, byte_progress, emit, err, out
 from engine.cli.runtime import Runtime
+from engine.cli.tables import cell, key_values
 from engine.people.importer import ImportReport
 
 app = typer.Typer(help="Contacts: import, look up, export, erase.", no_args_is_help=True)
@@ -46,6 +45,7 @@ def import_(
         "(default var/imports/import-N.rejects.csv).",
     ),
     batch_size: int = typer.Option(0, help="Rows per transaction (0: settings)."),
+    as_json: bool = JSON,
 ) -> None:
     """Import contacts, upserting by address. Re-running an interrupted import resumes it.
 
@@ -65,41 +65,82 @@ def import_(
             progress=lambda consumed: bar.update(task, completed=consumed),
             batch_size=batch_size or None,
         )
+    if as_json:
+        emit(report)
+        return
     out.print(import_summary(report))
     if report.rejects_path:
         err.print(f"bad rows are listed in {report.rejects_path}")
+    out.print(
+        "[dim]next:[/] tact segments build, then tact campaigns create NAME --template T",
+        highlight=False,
+    )
 
 
 @app.command()
 def show(
     address: str = typer.Argument(..., help="The contact's email address."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: bool = JSON,
 ) -> None:
     """The contact's status: identity, profile counts, consent and suppression."""
-    status = contacts.show(Runtime(), address).as_dict()
+    status = contacts.show(Runtime(), address)
     if as_json:
-        out.print_json(json.dumps(status, ensure_ascii=False))
+        emit(status)
         return
-    table = Table(show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in status.items():
-        table.add_row(key, _display(value))
-    out.print(table)
-
-
-def _display(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    out.print(
+        key_values(
+            [
+                ("id", status.id),
+                ("public id", status.public_id),
+                ("status", status.status),
+                ("name", status.name),
+                ("locale", status.locale),
+                ("time zone", status.timezone),
+                ("signed up", status.signed_up),
+                ("created", status.created),
+                ("updated", status.updated),
+                ("orders", status.orders),
+                ("last order", status.last_order),
+                ("engagement events", status.engagement_events),
+                ("personalization", "opted out" if status.personalization_opt_out else "on"),
+                ("suppression", status.suppression),
+            ],
+            title="contact",
+        )
+    )
+    if status.topics:
+        topics = Table("topic", "state", "since", "source", "cadence", "expires", title="consent")
+        for name, t in status.topics.items():
+            cadence = t.cadence or "-"
+            if t.paused_until:
+                cadence += f" (paused until {t.paused_until})"
+            topics.add_row(
+                name, t.state, cell(t.since), cell(t.source), cadence, cell(t.expires_at)
+            )
+        out.print(topics)
+    else:
+        out.print("consent: no topic")
+    if status.last_decisions:
+        decided = Table("campaign", "action", "reason", "rule", "decided", "until", title="gate")
+        for d in status.last_decisions:
+            decided.add_row(
+                cell(d.campaign),
+                cell(d.action),
+                cell(d.reason),
+                cell(d.rule),
+                cell(d.decided_at),
+                cell(d.defer_until),
+            )
+        out.print(decided)
 
 
 @app.command()
 def export(
     address: str = typer.Argument(..., help="The contact's email address."),
     out_file: Path | None = typer.Option(None, "--out", help="Write to this file (mode 0600)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="The export is JSON already; with --out, say where as JSON."
+    ),
 ) -> None:
     """Everything held about this person, decrypted, as JSON (GDPR Art. 20)."""
     text = contacts.export(Runtime(), address, actor="cli").to_json()
@@ -110,13 +151,17 @@ def export(
         os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
-        err.print(f"wrote {out_file}")
+        if as_json:
+            emit({"written": str(out_file)})
+        else:
+            err.print(f"wrote {out_file}")
 
 
 @app.command()
 def erase(
     address: str = typer.Argument(..., help="The contact's email address."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = JSON,
 ) -> None:
     """Erase a contact for good: its data key is destroyed, so every copy becomes unreadable.
 
@@ -125,6 +170,9 @@ def erase(
     if not yes:
         typer.confirm("Erase this contact permanently? This cannot be undone", abort=True)
     result = contacts.erase(Runtime(), address, actor="cli")
+    if as_json:
+        emit(result)
+        return
     if result.contact_id is None:
         out.print(
             "no contact held that address; it is now suppressed"
@@ -145,6 +193,7 @@ def subscribe(
     locale: str | None = typer.Option(
         None, help="Language of the confirmation email, e.g. zh_CN (default: the contact's)."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Subscribe an address to a topic, recorded as an operator action (source "admin").
 
@@ -154,6 +203,11 @@ def subscribe(
     address cannot be subscribed.
     """
     result = contacts.subscribe(Runtime(), address, topic, locale=locale)
+    if as_json:
+        emit(result)
+        if result.state != contacts.SUBSCRIBED and not result.email_sent:
+            raise typer.Exit(1)
+        return
     if result.state == contacts.SUBSCRIBED:
         out.print(f"subscribed: contact {result.contact_id} to {topic}")
     elif result.email_sent:

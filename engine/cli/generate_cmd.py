@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.console import err
+from engine.cli.console import JSON, emit, err
 from engine.synthetic import generate_customers, write_csv, write_jsonl
 
 
@@ -17,6 +17,7 @@ def generate(
     seed: int = typer.Option(42, help="Same seed, same customers."),
     as_of: str = typer.Option("2026-11-01", help="The 'today' of the generated histories."),
     bad_rows: int = typer.Option(0, min=0, help="Invalid rows to mix in (to exercise import)."),
+    as_json: bool = JSON,
 ) -> None:
     """Write realistic synthetic customers: names in many scripts, orders, engagement.
 
@@ -30,4 +31,8 @@ def generate(
     records = generate_customers(count, seed=seed, as_of=day, bad_rows=bad_rows)
     writer = write_csv if out.suffix.lower() == ".csv" else write_jsonl
     written = writer(out, records)
+    if as_json:
+        emit({"written": written, "out": str(out)})
+        return
     err.print(f"wrote {written:,} rows to {out}")
+    err.print(f"[dim]next:[/] tact contacts import {out}", highlight=False)

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from engine.app import keys
-from engine.cli.console import count_progress, out
+from engine.cli.console import JSON, count_progress, emit, out
 from engine.cli.runtime import Runtime
 
 app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
@@ -15,6 +15,7 @@ app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 @app.command("rotate")
 def rotate_cmd(
     batch_size: int = typer.Option(0, help="Data keys re-wrapped per transaction (0: settings)."),
+    as_json: bool = JSON,
 ) -> None:
     """Make a new key-encryption key primary and re-wrap every data key under it.
 
@@ -29,6 +30,9 @@ def rotate_cmd(
             batch_size=batch_size or None,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    if as_json:
+        emit(report)
+        return
     verb = "started and finished" if report.started_new else "resumed and finished"
     out.print(f"rotation {verb}: primary key {report.new_kek_id}")
     out.print(
@@ -37,9 +41,12 @@ def rotate_cmd(
 
 
 @app.command()
-def status() -> None:
+def status(as_json: bool = JSON) -> None:
     """Show the keys in the keyring and how many data keys each wraps."""
     state = keys.status(Runtime())
+    if as_json:
+        emit(state)
+        return
     table = Table("key", "state", "created", "data keys")
     for key in state.keys:
         table.add_row(key.id, key.state, key.created, str(key.data_keys))
@@ -50,7 +57,7 @@ def status() -> None:
 
 
 @app.command("rotate-tokens")
-def rotate_tokens() -> None:
+def rotate_tokens(as_json: bool = JSON) -> None:
     """Add a new token-signing key; links in emails are signed with it from now on.
 
     Links already sent keep working: older token keys still verify for
@@ -59,6 +66,9 @@ def rotate_tokens() -> None:
     the web app and workers afterwards so they load the new key.
     """
     added = keys.rotate_tokens(Runtime())
+    if as_json:
+        emit(added)
+        return
     out.print(f"new token key {added.key_id} signs all new links")
     out.print(
         f"links signed with the previous key keep working for {added.grace_days} "

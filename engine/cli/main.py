@@ -2,9 +2,10 @@
 
 Errors end the program with one plain line on stderr (``error: ...``, then ``hint: ...``
 when the error has one) and an exit code, never a traceback full of bytes. With
-``--json`` anywhere on the command line an error prints instead, on **stdout**, one JSON
+``--json`` anywhere on the command line an error also prints, on **stdout**, one JSON
 object ``{"error": {"code": ..., "message": ..., "hint": ...}}`` (a refused lint adds
-``"findings"``), with the same exit code:
+``"findings"``; the plain line stays on stderr for the person watching), with the same
+exit code:
 
 - 0: done (also a no-op such as ``pause`` on a paused campaign, which says so);
 - 1: Tact refused to do it (any other TactError: no such campaign or contact, a move the
@@ -298,10 +299,9 @@ def error_object(exc: BaseException) -> dict[str, Any]:
 def _report(exc: BaseException, as_json: bool) -> int:
     code = exit_code(exc)
     data = error_object(exc)["error"]
-    if as_json:
+    if as_json:  # the data on stdout for the script; the sentence on stderr still
         sys.stdout.write(json.dumps(error_object(exc), ensure_ascii=False, indent=2) + "\n")
         sys.stdout.flush()
-        return code
     from engine.cli.console import err
 
     err.print("[bold red]error:[/]", end=" ")

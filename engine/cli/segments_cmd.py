@@ -53,6 +53,7 @@ def build_(
     as_of: str | None = typer.Option(
         None, "--as-of", help="Compute profiles as of this date (default: now)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors too)."),
 ) -> None:
     """Profile every contact, cluster them, apply the rule segments, store the result.
 
@@ -76,6 +77,26 @@ def build_(
             progress=lambda message: status.update(f"building segments: {message}"),
             export=export,
         )
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "version": report.version,
+                    "k": report.model.k,
+                    "silhouette": report.model.chosen_silhouette,
+                    "profiled": report.profiled,
+                    "opted_out": report.opted_out,
+                    "rules": [{"name": n, "matched": m, "assigned": a} for n, m, a in report.rules],
+                    "learned": report.learned,
+                    "standard": report.standard,
+                    "seconds": report.seconds,
+                    "exported_to": str(export) if export is not None else None,
+                },
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return
     out.print(_silhouettes(report))
     out.print(_segments_table(report))
     if export is not None:

@@ -104,6 +104,21 @@ def reference() -> str:
 
 
 @app.command("reference")
-def reference_cmd() -> None:
+def reference_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors too)."),
+) -> None:
     """Print the Markdown table of every setting, its default and meaning (as in the README)."""
+    if as_json:
+        fields = [
+            {
+                "name": name,
+                "variable": variable(name),
+                "secret": name in SECRET_FIELDS,
+                "default": _reference_default(name).strip("`"),
+                "meaning": field.description or "",
+            }
+            for name, field in Settings.model_fields.items()
+        ]
+        out.print_json(json.dumps(fields, ensure_ascii=False, default=str))
+        return
     out.print(reference(), markup=False, highlight=False, soft_wrap=True, end="")
