@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.render.locales import chain
+
 DEFAULT = "en"
 #: Languages with pages, in the order the switch shows them.
 LANGUAGES: tuple[str, ...] = ("en", "zh_CN")
@@ -26,25 +28,19 @@ LANGUAGES: tuple[str, ...] = ("en", "zh_CN")
 NATIVE_NAMES = {"en": "English", "zh_CN": "简体中文"}
 #: The BCP 47 tag for ``<html lang>`` (screen readers pick the voice from it).
 HTML_LANG = {"en": "en", "zh_CN": "zh-Hans"}
-_TRADITIONAL_REGIONS = {"tw", "hk", "mo"}
+#: The language tags (as ``engine.render.locales`` writes them) of LANGUAGES.
+_BY_TAG = {tag: lang for lang, tag in HTML_LANG.items()}
 
 
 def normalize(tag: str | None) -> str | None:
-    """The supported language a locale or language tag means, or None."""
-    if not tag:
-        return None
-    parts = [p for p in tag.strip().replace("_", "-").lower().split("-") if p]
-    if not parts:
-        return None
-    language, rest = parts[0], parts[1:]
-    if language == "en":
-        return "en"
-    if language == "zh":
-        script = next((p for p in rest if len(p) == 4), None)
-        region = next((p for p in rest if len(p) == 2), None)
-        if script == "hant" or (script is None and region in _TRADITIONAL_REGIONS):
-            return None
-        return "zh_CN"
+    """The supported language a locale or language tag means, or None.
+
+    The same chain as a campaign email's (``engine.render.locales.chain``), so a page
+    and an email agree on which Chinese a locale means.
+    """
+    for candidate in chain(tag, None):
+        if candidate in _BY_TAG:
+            return _BY_TAG[candidate]
     return None
 
 

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import RenderError
-from engine.render.sandbox import read_bytes
 
 #: Primary language → its script when a locale names none (only where it is unambiguous).
 _TAG = re.compile(
@@ -110,9 +109,9 @@ def _implied_script(tag: Tag) -> str | None:
     return "Hans"  # zh, zh-CN, zh-SG, zh-MY and other regions: Simplified
 
 
-def chain(locale: str | None, default: str = "en") -> tuple[str, ...]:
+def chain(locale: str | None, default: str | None = "en") -> tuple[str, ...]:
     """The tags to try for a contact's ``locale``, most specific first, ending with
-    ``default`` (see the module docstring)."""
+    ``default`` (see the module docstring; None: no fallback at the end)."""
     out: list[str] = []
     tag = parse(locale)
     if tag is not None:
@@ -130,9 +129,10 @@ def chain(locale: str | None, default: str = "en") -> tuple[str, ...]:
         for candidate in candidates:
             if candidate not in out:
                 out.append(candidate)
-    fallback = canonical(default) or "en"
-    if fallback not in out:
-        out.append(fallback)
+    if default is not None:
+        fallback = canonical(default) or "en"
+        if fallback not in out:
+            out.append(fallback)
     return tuple(out)
 
 
@@ -197,6 +197,8 @@ class BrandWords:
 
     @classmethod
     def load(cls, brand_dir: Path) -> BrandWords:
+        from engine.render.sandbox import read_bytes  # Jinja and friends: only when read
+
         path = brand_dir / "strings.toml"
         label = "brand/strings.toml"
         if not path.exists() and not path.is_symlink():
@@ -235,7 +237,7 @@ class BrandWords:
 
     def get(self, language: str) -> Words | None:
         """The words for ``language`` (``zh-Hans-CN`` may use ``[zh-Hans]`` or ``[zh]``)."""
-        for candidate in chain(language, language):
+        for candidate in chain(language, None):
             if candidate in self.by_tag:
                 return self.by_tag[candidate]
         return None
