@@ -41,12 +41,13 @@ class CampaignsGroup(LazyGroup):
         "test": Entry(
             "engine.cli.rehearse_cmd",
             "test_send",
-            "Send one test copy to an address: sample fields, no outbox row, no cap, audited.",
+            "Send test copies ([TEST] subject, X-Tact-Test header): no outbox row, no cap, "
+            "audited.",
         ),
         "estimate": Entry(
             "engine.cli.rehearse_cmd",
             "estimate",
-            "How many the audience holds now, by segment (the gate still decides at send time).",
+            "Whom a launch now would reach, by segment and locale, and what the gate would do.",
         ),
     }
 

@@ -64,7 +64,7 @@ COMMANDS: dict[str, Entry] = {
     "init": Entry(
         "engine.cli.init_cmd",
         "init",
-        "Create tact.toml, a keyring (mode 0600) and the database.",
+        "Create tact.toml, a keyring (mode 0600) and the database. Never overwrites keys.",
         START,
     ),
     "demo": Entry(
@@ -89,7 +89,7 @@ COMMANDS: dict[str, Entry] = {
     "preview": Entry(
         "engine.cli.preview_cmd",
         "preview",
-        "Write the HTML, text, .eml (and a PNG) of the standard version and every segment.",
+        "Write the HTML, text, .eml and a PNG (cropped to the content) of each distinct version.",
         MARKETING,
     ),
     "segments": Entry(
