@@ -412,3 +412,12 @@ def test_an_unknown_template_says_which_ones_there_are(tmp_path: Path, site: Pat
         "error campaigns/trail: no template folder named 'trail' (did you mean 'trial'?; "
         "templates: autumn-2026, trial)" in run.out
     )
+
+
+def test_a_render_error_in_another_language_is_found_by_the_sample_render(site: Path) -> None:
+    toml = campaign_toml(site)
+    toml.write_text(toml.read_text("utf-8") + '[subject.zh-Hans]\nstandard = "你好"\n', "utf-8")
+    write(site, "hero/standard.zh-Hans.html.j2", "<p>你好</p>\n<p>{{ 1 // 0 }}</p>\n")
+    write(site, "hero/standard.zh-Hans.txt.j2", "你好\n")
+    (error,) = lint_template(site, NAME).errors
+    assert error.where == f"{HERO}/standard.zh-Hans.html.j2:2", error

@@ -586,27 +586,23 @@ def _lint_footer(templates_dir: Path, report: LintReport) -> None:
 
 
 def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> None:
+    """Every version a contact can get (each language the campaign is complete in, each
+    segment with a variant there, and the standard one), rendered with sample fields."""
     try:
         renderer = TemplateRenderer(templates_dir, name)
-        sample = Recipient(
-            segment=None,
-            lang="en",
-            fields={f: _SAMPLE for f in renderer.spec.fields},
-            unsubscribe_url="https://example.invalid/u/lint",
-            preferences_url="https://example.invalid/p/lint",
-            why="lint",
-        )
-        for segment in [None, *sorted(renderer.segments)]:
-            renderer.render(
-                Recipient(
-                    segment,
-                    sample.lang,
-                    sample.fields,
-                    sample.unsubscribe_url,
-                    sample.preferences_url,
-                    sample.why,
+        fields: dict[str, str | None] = {f: _SAMPLE for f in renderer.spec.fields}
+        for language in renderer.languages:
+            for segment in [None, *sorted(renderer.segments_in(language))]:
+                renderer.render(
+                    Recipient(
+                        segment=segment,
+                        lang=language,
+                        fields=fields,
+                        unsubscribe_url="https://example.invalid/u/lint",
+                        preferences_url="https://example.invalid/p/lint",
+                        why="lint",
+                    )
                 )
-            )
     except RenderError as exc:
         report.add_error(exc, f"campaigns/{name}")
     except TemplateError as exc:
