@@ -177,6 +177,7 @@ def test_traditional_chinese_and_other_contacts_get_the_default_language_through
     composed = compose(composer(templates, tmp_path), locale)
     assert_all_in(composed, "en")
     assert "PREHEADER-EN" in composed.rendered.html
+    assert "\nUnsubscribe: https://" in composed.rendered.text
 
 
 @pytest.mark.parametrize(
@@ -263,7 +264,7 @@ def test_the_shipped_campaign_writes_chinese_readers_a_chinese_email(tmp_path: P
         subject, lang, html, text = parts(composed)
         assert lang == "zh-Hans"
         assert not re.search(r"[A-Za-z]{4,}", subject), subject
-        assert "退订" in html and "退订" in text and "Unsubscribe" not in html + text
+        assert "退订" in html and "退订：https://" in text and "Unsubscribe" not in html + text
         assert "慧," not in subject + html + text  # no "慧, your …"
         if "慧" in subject:
             assert "王慧，" in subject

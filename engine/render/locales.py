@@ -175,6 +175,8 @@ class Words:
     preferences: str
     #: "Why you got this", with ``{topic}`` and ``{brand}`` to fill.
     why: str
+    #: Between a label and its link in the text part (``: ``; Chinese: ``：``).
+    colon: str = ": "
 
     def why_line(self, *, topic: str, brand: str) -> str:
         return self.why.replace("{topic}", topic).replace("{brand}", brand)
@@ -187,11 +189,13 @@ ENGLISH = Words(
     why="You are receiving this because you subscribed to {topic} from {brand}.",
 )
 _WORD_KEYS = ("unsubscribe", "preferences", "why")
+_OPTIONAL_KEYS = ("colon",)
 
 
 @dataclass(frozen=True)
 class BrandWords:
-    """``templates/brand/strings.toml``: ``[<tag>]`` tables of unsubscribe, preferences, why."""
+    """``templates/brand/strings.toml``: ``[<tag>]`` tables of unsubscribe, preferences,
+    why, and optionally colon."""
 
     by_tag: dict[str, Words]
 
@@ -224,15 +228,20 @@ class BrandWords:
             if tag in by_tag:
                 raise RenderError(f"[{key}] is given twice (tags are compared as {tag})", label)
             missing = [k for k in _WORD_KEYS if not isinstance(table.get(k), str)]
-            extra = sorted(set(table) - set(_WORD_KEYS))
+            extra = sorted(set(table) - set(_WORD_KEYS) - set(_OPTIONAL_KEYS))
+            if any(not isinstance(table[k], str) for k in _OPTIONAL_KEYS if k in table):
+                extra.append("colon (not a string)")
             if missing or extra:
                 raise RenderError(
-                    f"[{key}] needs exactly {', '.join(_WORD_KEYS)} as strings"
+                    f"[{key}] needs exactly {', '.join(_WORD_KEYS)} as strings (and may "
+                    "have colon)"
                     + (f" (missing: {', '.join(missing)})" if missing else "")
                     + (f" (unknown: {', '.join(extra)})" if extra else ""),
                     label,
                 )
-            by_tag[tag] = Words(**{k: table[k] for k in _WORD_KEYS})
+            by_tag[tag] = Words(
+                **{k: table[k] for k in (*_WORD_KEYS, *_OPTIONAL_KEYS) if k in table}
+            )
         return cls(by_tag)
 
     def get(self, language: str) -> Words | None:

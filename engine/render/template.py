@@ -798,7 +798,11 @@ class _Frame:
         context: dict[str, Any] = {
             "brand": brand,
             "preheader": preheader,
-            "words": {"unsubscribe": words.unsubscribe, "preferences": words.preferences},
+            "words": {
+                "unsubscribe": words.unsubscribe,
+                "preferences": words.preferences,
+                "colon": words.colon,
+            },
             "blocks": [Markup(m) for m in block_markers],  # noqa: S704 - our own markers
             "text_blocks": block_markers,
             **markers,
