@@ -213,16 +213,16 @@ def where_to_look(report: DemoReport) -> list[str]:
         "[bold]where to look[/]",
         f"  outbox: {report.outbox}/new  ({report.outbox_files:,} messages; Maildir, "
         "open with any mail client)",
-        f"  preview: tact preview {template} --out var/preview  (HTML, text, .eml, PNG of the "
-        "standard version and each segment, for a fictional recipient)",
+        f"  preview: tact preview {template} --out var/preview  (writes the HTML, text, .eml "
+        "and PNG of each distinct version for a fictional recipient, and lists them)",
         f"  the report again: tact campaigns report {name}",
     ]
     sample = report.sample
     if sample is not None:
         lines += [
             f"  one recipient: contact {sample.contact_id} (public id {sample.public_id}), "
-            f"segment {sample.segment}, {sample.status}; its version: "
-            f"var/preview/{template}/{sample.segment}.html",
+            f"segment {sample.segment}, {sample.status}; to see its email: "
+            f"tact preview {template} --as {sample.contact_id}",
             f"  its preference center, as its email links it: {sample.preferences_url}",
             f"  to open it here: tact serve, then {sample.local_url}",
         ]
