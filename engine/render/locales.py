@@ -3,8 +3,8 @@
 **The email's language.** A campaign folder is written in its default language
 (``language`` in campaign.toml, ``en`` when absent: the unsuffixed files and
 ``[subject]``) and may carry other languages: ``blocks/<block>/<variant>.<tag>.html.j2``
-and ``.txt.j2``, ``[subject.<tag>]`` tables with the keys of ``[subject]``, and a
-``[locale.<tag>] preheader``. The language is chosen for the whole email, never per
+and ``.txt.j2``, ``[subject.<tag>]`` tables with the keys of ``[subject]``, and a line
+per tag in a ``[preheader]`` table. The language is chosen for the whole email, never per
 block:
 
 1. The contact's locale gives a chain of tags (:func:`chain`), most specific first,
@@ -24,10 +24,11 @@ block:
 3. In the chosen language, each block is the segment's version in that language,
    else that language's ``standard``; the subject likewise. A segment's version in
    another language is never used.
-4. Everything around the blocks follows that language: ``<html lang>`` (the tag,
-   BCP 47: ``zh-Hans``, ``en``), the brand footer's words, the links' words, the
-   "why you got this" line, the preheader (a language without its own preheader
-   has none rather than the default's).
+4. Everything around the blocks follows that language: ``<html lang>`` and the
+   ``Content-Language`` header (the tag, BCP 47: ``zh-Hans``, ``en``), the brand
+   footer's words, the links' words, the "why you got this" line (with the topic's
+   title in that language, topics.toml ``title_<language>``), the preheader (a
+   language without its own preheader has none rather than the default's).
 
 **Names** (:func:`full_name`): the given and family name in the order of the
 email's language: family name first for Chinese, Japanese and Korean, given name
