@@ -11,20 +11,32 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from engine.campaigns import lifecycle, send_campaign
 from engine.config import PROJECT_ROOT, Settings
+from engine.db import writing
+from engine.delivery.maildir import MaildirTransport
 from engine.errors import RenderError, TemplateError
 from engine.links.tokens import TokenSigner
+from engine.people.importer import import_file
 from engine.render.compose import Composed, Composer
 from engine.render.locales import BrandWords, canonical, chain, full_name, pick
 from engine.render.template import TemplateSpec
-from engine.vault import Keyring
+from engine.segments import BuildOptions, build, load_rules
+from engine.synthetic import generate_customers, write_jsonl
+from engine.vault import Keyring, Vault, normalize_address
 
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+#: A sample with several Simplified Chinese customers among the offers subscribers.
+LOCALE_SEED = 34
 #: What a message in each language says, in every part, and never in the other.
 MARKS = {
     "en": ("HELLO-EN", "Unsubscribe", "Email preferences", "You are receiving"),
@@ -377,3 +389,66 @@ def test_brand_words_must_be_complete_tables(tmp_path: Path) -> None:
     write(brand / "strings.toml", '[fr]\nunsubscribe = "a"\npreferences = "b"\nwhy = "c"\n')
     words = BrandWords.load(brand)
     assert words.get("fr-CA") == words.get("fr") and words.get("en") is None
+
+
+# -- through the sending pipeline ----------------------------------------------------------
+
+
+def test_the_pipeline_writes_each_contact_in_the_language_of_their_locale(
+    engine: Engine, vault: Vault, settings: Settings, tmp_path: Path
+) -> None:
+    """autumn-2026 sent by send_campaign: the sender reads first and last name from the
+    vault for full_name, and each message's language, subject and name follow the
+    contact's locale (zh-TW reads English, like every locale without Chinese content)."""
+    settings = settings.model_copy(update={"quiet_hours_start": 0, "quiet_hours_end": 0})
+    records = list(generate_customers(120, seed=LOCALE_SEED, as_of=AS_OF.date()))
+    readers = [r for r in records if "offers" in r.get("topics", [])]
+    # A few more ways to write a locale, and a Traditional Chinese reader.
+    readers[0]["locale"], readers[1]["locale"], readers[2]["locale"] = (
+        "zh-TW",
+        "zh-Hans-SG",
+        "zh",
+    )
+    source = tmp_path / "customers.jsonl"
+    write_jsonl(source, records)
+    import_file(engine, vault, settings, source)
+    build(engine, load_rules(settings.templates_dir / "segments.toml"), BuildOptions(seed=1))
+    with writing(engine) as conn:
+        campaign_id = lifecycle.create(
+            conn, settings, name="autumn-2026", template="autumn-2026", now=NOW
+        )
+        lifecycle.schedule(conn, campaign_id, NOW)
+        lifecycle.launch(conn, campaign_id, NOW, settings=settings)
+    outbox = tmp_path / "outbox"
+    transport = MaildirTransport(outbox)
+    transport.open()
+    try:
+        send_campaign(engine, vault, settings, campaign_id, transport, now=NOW)
+    finally:
+        transport.close()
+    by_address = {normalize_address(r["email"]): r for r in readers}
+    languages: dict[str, int] = {}
+    for path in (outbox / "new").iterdir():
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        (to,) = msg["To"].addresses
+        person = by_address[normalize_address(to.addr_spec)]
+        html = msg.get_body(("html",))
+        text = msg.get_body(("plain",))
+        assert isinstance(html, EmailMessage) and isinstance(text, EmailMessage)
+        body = str(html.get_content()) + str(text.get_content())
+        subject = str(msg["Subject"])
+        lang = str(msg["Content-Language"])
+        simplified = person["locale"] in ("zh_CN", "zh-Hans-SG", "zh")
+        assert lang == ("zh-Hans" if simplified else "en"), person["locale"]
+        assert f'<html lang="{lang}">' in body
+        if simplified:
+            assert "退订" in body and "Unsubscribe" not in body
+            assert not re.search(r"[A-Za-z]{4,}", subject), subject
+            name = full_name(person["first_name"], person["last_name"], "zh-Hans")
+            assert name and name in body  # every Chinese hero greets by the full name
+        else:
+            assert "Unsubscribe" in body and "退订" not in body
+        languages[lang] = languages.get(lang, 0) + 1
+    assert languages.get("zh-Hans", 0) >= 5 and languages.get("en", 0) >= 50, languages
+    assert sum(languages.values()) == len(readers)
