@@ -220,10 +220,10 @@ class Settings(BaseSettings):
     quiet_hours_end: int = Field(
         default=8, ge=0, le=23, description="Quiet hours end at this hour (local time)."
     )
-    test_recipients: str = Field(
-        default="",
+    test_recipients: str | None = Field(
+        default=None,
         description="Comma-separated addresses `tact campaigns test` may send to; set, --to "
-        "may name only these and may be left out (the whole list); empty, --to is required.",
+        "may name only these and may be left out (the whole list); unset, --to is required.",
     )
     # -- SMTP transport (transport = "smtp") ------------------------------------------------
     smtp_host: str = Field(default="localhost", description="SMTP relay host.")

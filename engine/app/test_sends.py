@@ -158,7 +158,7 @@ def test_send(
             "--as renders the contact's own segment: leave --segment out",
             hint="use --segment alone for a segment's version with sample fields",
         )
-    addresses = recipients(rt.settings.test_recipients, to)
+    addresses = recipients(rt.settings.test_recipients or "", to)
     when = now or datetime.now(UTC)
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
