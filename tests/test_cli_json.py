@@ -1,0 +1,114 @@
+"""``--json`` on every command, errors as data, and output in words (issue 12, new-user
+item 6): every command of the CLI takes ``--json``; under it an error prints
+``{"error": {"code", "message", "hint"}}`` on stdout with the documented exit code (and
+its sentence on stderr); without it, a sentence or a table and the next step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer.main
+from typer.testing import CliRunner
+
+from engine.cli.main import app
+from tests.helpers import people, write_jsonl
+from tests.test_cli import assert_plain_failure, table_rows, tact
+
+#: Long-running processes: what they print is a log, not a result.
+PROCESSES = {("run",), ("serve",), ("worker",), ("beat",)}
+#: Owned by helper "rehearse", who adds --json to them (see /work/briefs/needs-cli.md).
+NOT_YET = {("demo",), ("preview",)}
+
+
+def leaves() -> list[tuple[tuple[str, ...], Any]]:
+    found: list[tuple[tuple[str, ...], Any]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        subs = command.load_all() if hasattr(command, "load_all") else None
+        if subs is None:
+            subs = getattr(command, "commands", None)
+        if subs is None:
+            found.append((path, command))
+            return
+        for name, sub in sorted(subs.items()):
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_every_command_takes_json() -> None:
+    commands = leaves()
+    assert len(commands) > 30
+    missing = [
+        " ".join(path)
+        for path, command in commands
+        if path not in PROCESSES | NOT_YET
+        and not any("--json" in getattr(p, "opts", ()) for p in command.params)
+    ]
+    assert missing == []
+    runner = CliRunner()
+    for path in PROCESSES | NOT_YET:  # the exemptions are real commands
+        assert runner.invoke(app, [*path, "--help"]).exit_code == 0, path
+
+
+def test_errors_under_json_are_data_with_the_same_exit_code(tmp_path: Path) -> None:
+    no_keys = tact(tmp_path, "contacts", "show", "someone@example.com", "--json")
+    assert_plain_failure(no_keys, 2)  # the sentence is on stderr still
+    error = json.loads(no_keys.out)["error"]
+    assert error["code"] == "missing-keys" and "tact init" in error["message"]
+    plain = tact(tmp_path, "contacts", "show", "someone@example.com")
+    assert_plain_failure(plain, 2)
+    assert plain.out == "" and plain.err.startswith("error:")
+
+    assert (run := tact(tmp_path, "init")).code == 0, str(run)
+    missing = tact(tmp_path, "campaigns", "status", "nope", "--json")
+    assert_plain_failure(missing, 1)
+    error = json.loads(missing.out)["error"]
+    assert error == {
+        "code": "campaign-not-found",
+        "message": "no campaign 'nope'",
+        "hint": "`tact campaigns list` shows the campaigns there are",
+    }
+    assert "hint: `tact campaigns list`" in missing.err
+    bad_time = tact(
+        tmp_path, "campaigns", "create", "x", "-t", "autumn-2026", "--at", "soon", "--json"
+    )
+    assert_plain_failure(bad_time, 1)
+    assert json.loads(bad_time.out)["error"]["code"] == "bad-option"
+
+
+def test_report_is_tables_by_reason_segment_and_language(tmp_path: Path) -> None:
+    env = {"TACT_QUIET_HOURS_START": "0", "TACT_QUIET_HOURS_END": "0"}
+    assert (run := tact(tmp_path, "init", env=env)).code == 0, str(run)
+    rows = [{**p, "topics": ["offers"]} for p in people(3)]
+    rows[2] = {**rows[2], "locale": "zh_CN", "timezone": "Asia/Shanghai"}
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    assert (run := tact(tmp_path, "contacts", "import", "in.jsonl", env=env)).code == 0, str(run)
+    assert tact(tmp_path, "campaigns", "create", "r", "-t", "autumn-2026", env=env).code == 0
+    sent = tact(tmp_path, "campaigns", "send", "r", env=env)
+    assert sent.code == 0, str(sent)
+    assert "sent 3" in sent.flat and "next:" in sent.flat
+    assert "{" not in sent.out  # words, not a dump
+
+    data = json.loads(tact(tmp_path, "campaigns", "report", "r", "--json", env=env).out)
+    assert data["by_locale"] == {"en": {"sent": 2}, "zh": {"sent": 1}}
+    assert data["by_status_reason"] == {"sent": {"ok": 3}}
+    human = tact(tmp_path, "campaigns", "report", "r", env=env)
+    assert human.code == 0, str(human)
+    assert "{" not in human.out, human.out
+    cells = table_rows(human.out)
+    assert ["sent", "3"] in cells
+    assert ["en", "2", "0", "0", "0", "2"] in cells and ["zh", "1", "0", "0", "0", "1"] in cells
+    assert ["standard", "3", "0", "0", "0", "3"] in cells
+    assert ["send", "ok", "3"] in cells  # the gate's decisions
+
+    status = tact(tmp_path, "campaigns", "status", "r", env=env)
+    assert "{" not in status.out and "next:" in status.flat
+    shown = tact(tmp_path, "contacts", "show", "person0@example.com", env=env)
+    assert shown.code == 0, str(shown)
+    assert "{" not in shown.out, shown.out  # no JSON in table cells
+    assert any(row[:2] == ["offers", "subscribed"] for row in table_rows(shown.out)), shown.out
