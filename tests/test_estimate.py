@@ -4,8 +4,8 @@ writing nothing (new-user item 7: no way to see how many a campaign will reach).
 Real subprocesses on SQLite and PostgreSQL. The contacts are set up so that every
 outcome the estimate names occurs: one would be sent now, four are over the frequency
 cap (an earlier campaign took their one slot this week), one never subscribed to the
-topic, one is suppressed (a hard bounce); with quiet hours around the present hour, all
-five of the audience are deferred for quiet hours instead (the chain's order: quiet
+topic, one is suppressed (a hard bounce); with its time at 23:30 UTC (``--at``), all five
+of the audience are deferred for quiet hours instead (the chain's order: quiet
 hours come before caps). The row count of every table is the same before and after.
 """
 
@@ -97,15 +97,25 @@ def test_the_estimate_says_what_the_gate_would_do_now_and_writes_nothing(
             assert words in plain.flat, str(plain)
         assert "person" not in plain.text and "example.com" not in plain.text
 
-        hour = datetime.now(UTC).hour
-        quiet = {
-            **env,
-            "TACT_QUIET_HOURS_START": str(hour),
-            "TACT_QUIET_HOURS_END": str((hour + 2) % 24),
-        }
-        late = json.loads(tact(tmp_path, "campaigns", "estimate", "promo", "--json", env=quiet).out)
+        # At 23:30 UTC tonight (quiet hours are 21-08 local by default): all five deferred.
+        tonight = datetime.now(UTC).replace(hour=23, minute=30, second=0, microsecond=0)
+        at = {k: v for k, v in env.items() if not k.startswith("TACT_QUIET")}
+        run = tact(
+            tmp_path,
+            "campaigns",
+            "estimate",
+            "promo",
+            "--at",
+            tonight.isoformat(),
+            "--json",
+            env=at,
+        )
+        late = json.loads(run.out)
+        assert late["at"] == tonight.isoformat()
         assert late["by_group"]["quiet-hours"] == {"defer": 5}
         assert late["by_group"]["suppressed"] == {"skip": 1} and "send" not in late["by_group"]
+        bad = tact(tmp_path, "campaigns", "estimate", "promo", "--at", "tonight", env=env)
+        assert bad.code == 1 and "not an ISO 8601 date and time" in bad.flat, str(bad)
         assert _rows(rt.engine) == before
     finally:
         rt.close()

@@ -8,6 +8,7 @@ position in the list the command was given."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import typer
 from rich.markup import escape
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from engine.cli.console import out
 from engine.cli.runtime import Runtime
+from engine.errors import BadOption
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
@@ -30,6 +32,18 @@ GROUP_WORDS = {
     "inactive": "not an active contact",
 }
 ACTION_WORDS = {"send": "sent now", "defer": "deferred to their slot", "skip": "skipped"}
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadOption(
+            f"--at {text!r} is not an ISO 8601 date and time", hint="e.g. 2026-11-24T09:00:00Z"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def test_send(
@@ -91,6 +105,11 @@ def test_send(
 
 def estimate(
     name: str = typer.Argument(..., help="The campaign."),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        help="As if it went out at this ISO 8601 time (e.g. its launch time; default: now).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Whom a launch now would reach, by segment and locale, and what the gate would do.
@@ -99,7 +118,7 @@ def estimate(
     """
     from engine.app.estimates import estimate as run_estimate
 
-    result = run_estimate(Runtime(), name)
+    result = run_estimate(Runtime(), name, now=_instant(at))
     if as_json:
         out.print_json(json.dumps(result.as_dict(), default=str, ensure_ascii=False))
         return
