@@ -127,6 +127,13 @@ def estimate(
         f"{result.recipients:,} in the audience a launch now would reach",
         highlight=False,
     )
+    if result.status not in ("draft", "scheduled"):
+        out.print(
+            f"{escape(result.campaign)} is {result.status} already: these figures are for a "
+            f"launch now, not what it did (`tact campaigns report {escape(result.campaign)}`)",
+            highlight=False,
+            soft_wrap=True,
+        )
     for title, counts in (("segment", result.by_segment), ("locale", result.by_locale)):
         table = Table(title, "recipients", title_justify="left")
         for key, n in counts.items():
