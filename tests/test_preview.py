@@ -104,7 +104,8 @@ def test_preview_of_the_example_campaign_by_language_as_a_contact_and_without_a_
     assert len(set(htmls)) == len(htmls)  # each file is a distinct email
     plain = tact(tmp_path, "preview", "autumn-2026", "--no-screenshots")
     assert plain.code == 0, str(plain)
-    assert "standard (zh-Hans)" in plain.out and "distinct versions written to" in plain.flat
+    assert "standard (zh-Hans): standard.zh-Hans.html" in plain.flat, str(plain)
+    assert "(also: " in plain.flat and "distinct versions written to" in plain.flat
 
     zh = _preview(tmp_path, "--locale", "zh-CN")
     zh_files = zh["files"]

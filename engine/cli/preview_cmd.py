@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from engine.app import previews
 from engine.cli.console import err, out
@@ -85,16 +84,12 @@ def preview(
         }
         out.print_json(json.dumps(doc, ensure_ascii=False))
         return
-    table = Table("version", "files", "png", "same email for")
     for f in result.files:
-        also = ", ".join(_label(v) for v in f.also) or "-"
-        table.add_row(
-            escape(_label(f.version)),
-            escape(f"{f.version}.html .txt .eml"),
-            f.png.name if f.png else "-",
-            escape(also),
-        )
-    out.print(table)
+        written = f"{f.version}.html, .txt, .eml" + (", .png" if f.png else "")
+        line = f"{_label(f.version)}: {written}"
+        if f.also:
+            line += f"  (also: {', '.join(_label(v) for v in f.also)})"
+        out.print(escape(line), highlight=False, soft_wrap=True)
     shared = sum(len(f.also) for f in result.files)
     out.print(
         f"{len(result.files)} distinct versions written to {escape(str(result.target))}"
