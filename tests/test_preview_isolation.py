@@ -153,3 +153,24 @@ def test_the_screenshotted_copy_carries_a_csp_before_anything_else() -> None:
     assert page[head:].startswith('<meta http-equiv="Content-Security-Policy"')
     assert "default-src 'none'" in page
     assert "--no-sandbox" not in CHROMIUM_FLAGS  # added only when running as root
+
+
+def test_the_screenshot_browser_is_gone_with_its_profile_when_the_preview_returns(
+    tmp_path: Path,
+) -> None:
+    """Several pages, one call: each gets its PNG, and the Chromium that took them (driven
+    over a pipe, no port) has exited, its profile folder removed, when the call returns."""
+    import tempfile
+
+    import psutil
+
+    from engine.render.preview import screenshots
+
+    profiles = set(Path(tempfile.gettempdir()).glob("tact-chromium-*"))
+    pages = [
+        (f"<html><body><p>page {i}</p></body></html>", tmp_path / f"{i}.png") for i in range(3)
+    ]
+    assert screenshots(pages) == [None, None, None]
+    assert all(png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for _, png in pages)
+    assert psutil.Process().children(recursive=True) == []
+    assert set(Path(tempfile.gettempdir()).glob("tact-chromium-*")) == profiles
