@@ -442,7 +442,7 @@ class FloorDelivery:
         vault = Vault.from_settings(settings)
         self.composer = Composer(settings, CAMPAIGN, TokenSigner(vault.keyring, settings))
         self.floor = Floor(self.composer)
-        fields = ["email", *self.composer.spec.fields]
+        fields = ["email", *self.composer.spec.vault_fields]
         engine = engine_from_settings(settings)
         try:
             with engine.connect() as conn:

@@ -298,7 +298,6 @@ class Floor:
     """The floor: one compiled template per part, a plain dict, MessageTemplate.build."""
 
     def __init__(self, composer: Any) -> None:
-        from engine.render.compose import WHY
         from engine.render.mime import MessageTemplate
         from engine.render.sandbox import compile_template
         from engine.render.template import STANDARD, plain_text
@@ -315,7 +314,13 @@ class Floor:
         self.brand_ctx = brand.as_context()
         self.subject = spec.subjects[STANDARD]
         self.preheader = spec.preheader
-        self.why = WHY["en"].format(topic=composer.topic.title_in("en"), brand=brand.name)
+        words = renderer.words_in(spec.language)
+        self.words = {
+            "unsubscribe": words.unsubscribe,
+            "preferences": words.preferences,
+            "colon": words.colon,
+        }
+        self.why = words.why_line(topic=composer.topic.title_in("en"), brand=brand.name)
         self.feedback_id = f"{spec.name}:{composer.topic.name}:{_slug(brand.name)}"
         self.list_id = composer.list_id
         self.template = MessageTemplate(
@@ -334,6 +339,7 @@ class Floor:
             "preheader": self.preheader,
             "first_name": p.first_name,
             "why": self.why,
+            "words": self.words,
             "unsubscribe_url": p.unsubscribe_url,
             "preferences_url": p.preferences_url,
         }
@@ -394,7 +400,7 @@ class Job:
         self.composer = Composer(
             self.settings, CAMPAIGN, TokenSigner(self.vault.keyring, self.settings)
         )
-        self.fields = ["email", *self.composer.spec.fields]
+        self.fields = ["email", *self.composer.spec.vault_fields]
         self.batch = self.settings.campaign_batch_size
         self.ids = audience(self.engine, self.composer.topic.name)
         self.header_error = HeaderError
@@ -441,7 +447,7 @@ class Job:
         from engine.campaigns.recipients import load_recipients
 
         composer = self.composer
-        spec_fields = composer.spec.fields
+        spec_fields = composer.spec.vault_fields
         ids = self.ids
         done = 0
         for start in range(0, len(ids), self.batch):

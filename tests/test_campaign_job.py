@@ -75,7 +75,11 @@ def test_segments_get_their_variants_and_the_opted_out_get_the_standard(
     with engine.connect() as conn:
         ids = list(conn.execute(select(contacts.c.id)).scalars())
         before = segment_for_contacts(conn, ids)
-    in_variant = [c for c in ids if before[c] in hero_variants and c in subscribed]
+        locale = dict(conn.execute(select(contacts.c.id, contacts.c.locale)).tuples().all())
+    # The English standard is checked on contacts whose email is in English; the others
+    # get the whole email in their language (tests/test_locales.py).
+    english = {c for c in ids if composer.language_for(locale[c]) == "en"}
+    in_variant = [c for c in ids if before[c] in hero_variants and c in subscribed and c in english]
     assert len({before[c] for c in in_variant}) >= 2, "expected several segments with variants"
     objector = in_variant[0]
     with writing(engine) as conn:
@@ -117,6 +121,9 @@ def test_segments_get_their_variants_and_the_opted_out_get_the_standard(
     variants_seen = 0
     for cid in subscribed:
         msg = sent[composer.message_id(cid)]
+        if cid not in english:
+            assert '<html lang="zh-Hans">' in html_of(msg)
+            continue
         if now[cid] in hero_variants:
             assert STANDARD_HERO not in html_of(msg), now[cid]
             variants_seen += 1
