@@ -112,3 +112,17 @@ def test_report_is_tables_by_reason_segment_and_language(tmp_path: Path) -> None
     assert shown.code == 0, str(shown)
     assert "{" not in shown.out, shown.out  # no JSON in table cells
     assert any(row[:2] == ["offers", "subscribed"] for row in table_rows(shown.out)), shown.out
+
+
+def test_usage_errors_under_json_are_data_too(tmp_path: Path) -> None:
+    missing = tact(tmp_path, "campaigns", "create", "x", "--json")
+    assert_plain_failure(missing, 2)
+    error = json.loads(missing.out)["error"]
+    assert error["code"] == "usage" and "--template" in error["message"]
+    assert error["hint"] == "`tact campaigns create --help` shows how to use it"
+    unknown = tact(tmp_path, "campaigns", "launch-all", "--json")
+    assert_plain_failure(unknown, 2)
+    assert json.loads(unknown.out)["error"]["code"] == "usage"
+    helped = tact(tmp_path, "campaigns", "list", "--help", "--json")
+    assert helped.code == 0 and "Usage: tact campaigns list" in helped.flat
+    assert list(tmp_path.iterdir()) == []  # nothing ran

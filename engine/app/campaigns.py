@@ -22,29 +22,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from engine.app.templates import TemplateLint, check_campaign
+from engine.app.templates import TemplateLint, check_campaign, lint_one, segment_names
 from engine.campaigns import RENDER_ERROR, BatchReport, lifecycle, pending_count, send_campaign
 from engine.campaigns.report import CampaignReport, campaign_report
 from engine.db import writing
 from engine.errors import CampaignNotDue, IllegalTransition
 from engine.models import AuditEvent, CampaignStatus, OutboxStatus
-from engine.render.lint import LintReport, lint_template
 from engine.render.template import TemplateSpec
 from engine.runtime import Runtime
-from engine.segments.store import known_segment_names
 
 S = CampaignStatus
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 #: Who the audit trail names for a change made through a use-case (a face's operator).
 ACTOR = "operator"
-#: The latest zone offset on Earth (UTC-12): a local hour has passed everywhere after it.
-LATEST_OFFSET = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,8 @@ class CampaignSummary:
             return f"at {utc(self.send_at)}"
         if self.local_hour is not None and self.send_date is not None:
             return f"at {self.local_hour} in each recipient's zone on {self.send_date}"
+        if self.launched_at is not None:
+            return f"from {utc(self.launched_at)}"
         return "as soon as it is scheduled"
 
 
@@ -267,35 +265,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def check_time(
-    send_at: datetime | None, local_hour: str | None, send_date: date | None
-) -> datetime | None:
-    """The instant a send time is checked against "now" with: the send time, or for a
-    local hour the last moment it happens anywhere (UTC-12)."""
-    if send_at is not None:
-        return send_at
-    if local_hour is not None and send_date is not None:
-        hour = lifecycle.parse_local_hour(local_hour)
-        return datetime.combine(send_date, hour, tzinfo=UTC) + LATEST_OFFSET
-    return None
-
-
 def _check(
     rt: Runtime,
     template: str,
     *,
     segments: Sequence[str] | None,
     topic: str | None,
-    at: datetime | None,
+    send_at: datetime | None,
+    send_date: date | None,
+    local_hour: str | None,
     now: datetime,
     allow_past: bool,
 ) -> TemplateLint:
+    """:func:`engine.app.templates.check_campaign`; ``topic`` None checks the template's own."""
     return check_campaign(
         rt,
         template,
         segments=list(segments) if segments else None,
         topic=topic,
-        send_at=at,
+        send_at=send_at,
+        send_date=send_date,
+        local_hour=local_hour,
         now=now,
         allow_past=allow_past,
     )
@@ -317,17 +307,19 @@ def create(
     in the past through (``--now``: it launches as soon as it is scheduled)."""
     now = _now(now)
     lifecycle.check_times(new.send_at, new.local_hour, new.send_date, new.deadline)
-    topic = (
-        new.topic or TemplateSpec.load(rt.settings.templates_dir / "campaigns" / new.template).topic
-    )
     _check(
         rt,
         new.template,
         segments=new.segments,
-        topic=topic,
-        at=check_time(new.send_at, new.local_hour, new.send_date),
+        topic=new.topic,  # None: the template's own, named where to fix it
+        send_at=new.send_at,
+        send_date=new.send_date,
+        local_hour=new.local_hour,
         now=now,
         allow_past=allow_past,
+    )
+    topic = (
+        new.topic or TemplateSpec.load(rt.settings.templates_dir / "campaigns" / new.template).topic
     )
     with writing(rt.engine) as conn:
         cid = lifecycle.create(
@@ -408,7 +400,9 @@ def edit(
         row.template,
         segments=audience.get("segments"),
         topic=row.topic,
-        at=check_time(**merged) if timed else None,
+        send_at=merged["send_at"] if timed else None,
+        send_date=merged["send_date"] if timed else None,
+        local_hour=merged["local_hour"] if timed else None,
         now=now,
         allow_past=allow_past,
     )
@@ -520,12 +514,12 @@ def list_campaigns(rt: Runtime, *, now: datetime | None = None) -> list[Listed]:
     return found
 
 
-def validate(rt: Runtime, name: str) -> LintReport:
-    """The lint of the campaign's template (segment names checked against the last build)."""
+def validate(rt: Runtime, name: str) -> TemplateLint:
+    """The lint of the campaign's template, in the bounded child (segment names checked
+    against the last build)."""
     with rt.engine.connect() as conn:
         template = lifecycle.get(conn, name).template
-        known = known_segment_names(conn)
-    return lint_template(rt.settings.templates_dir, template, known)
+    return lint_one(rt.settings.templates_dir, template, segment_names(rt).names)
 
 
 def estimate(rt: Runtime, name: str, *, now: datetime | None = None) -> Estimate:
@@ -560,7 +554,9 @@ def schedule(
         row.template,
         segments=(row.audience or {}).get("segments"),
         topic=row.topic,
-        at=check_time(row.send_at, row.local_hour, row.send_date),
+        send_at=row.send_at,
+        send_date=row.send_date,
+        local_hour=row.local_hour,
         now=now,
         allow_past=allow_past,
     )

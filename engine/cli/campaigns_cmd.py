@@ -482,7 +482,9 @@ def list_(as_json: bool = JSON) -> None:
         Column("audience", justify="right"),
         Column("sent", justify="right"),
         "template",
-        caption="~ an estimate: the audience now (a launch takes it then)",
+        caption="~ an estimate: the audience now (a launch takes it then)"
+        if any(c.estimated for c in found)
+        else None,
     )
     for c in found:
         audience = "-" if c.audience is None else ("~" if c.estimated else "") + f"{c.audience:,}"
@@ -496,15 +498,17 @@ def list_(as_json: bool = JSON) -> None:
 @app.command()
 def validate(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Lint the campaign's template; exits 1 when it has an error."""
-    report = _use().validate(_runtime(), name)
-    findings = [{"level": f.level, "where": f.where, "message": f.message} for f in report.findings]
+    from engine.cli.templates_cmd import print_findings
+
+    result = _use().validate(_runtime(), name)
     if as_json:
-        out.print_json(json.dumps({"template": report.campaign, "findings": findings}))
+        _emit(result.as_dict())
     else:
-        for f in findings:
-            out.print(f"{f['level']}: {f['where']}: {f['message']}", markup=False, soft_wrap=True)
-        out.print(f"{report.campaign}: {len(report.errors)} error(s)", highlight=False)
-    if report.errors:
+        print_findings(result.findings)
+        _say(f"{result.name}: {result.errors} error(s)")
+        if not result.errors:
+            _next(f"tact campaigns schedule {name}")
+    if result.errors:
         raise typer.Exit(1)
 
 
@@ -554,8 +558,7 @@ def send(
             "resumed": "already sending: its due batches ran",
         }.get(str(result.start), str(result.start))
         _say(f"campaign [bold]{name}[/] {started}: {_ran(result.this_run)}.")
-        deferred = result.this_run.get("deferred", 0)
-        reasons = _deferral_reasons(use, rt, name) if deferred else ""
+        reasons = _deferral_reasons(use, rt, name) if c.open_rows else ""
         if c.status == "sent":
             _say(f"it is sent: {c.sent:,} recipients in all.")
             _next(f"tact campaigns report {name}")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 from typing import Any, ClassVar
 
 import typer
@@ -240,9 +239,18 @@ def main(argv: list[str] | None = None) -> int:
         os.umask(previous)
 
 
+def _is_toml_error(exc: BaseException) -> bool:
+    """A TOML file that does not parse (tomllib is not imported for this: a command that
+    read TOML has imported it already)."""
+    tomllib = sys.modules.get("tomllib")
+    return tomllib is not None and isinstance(exc, tomllib.TOMLDecodeError)
+
+
 def exit_code(exc: BaseException) -> int:
     """The documented exit code of an error (see the module docstring)."""
-    if isinstance(exc, ConfigurationError | tomllib.TOMLDecodeError):
+    if isinstance(exc, Usage):
+        return exc.exit_code
+    if isinstance(exc, ConfigurationError) or _is_toml_error(exc):
         return 2
     unusable = (
         DatabaseError,
@@ -260,14 +268,16 @@ def _run(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:
+        if as_json:
+            return _run_json(args)
         app(args=args, prog_name="tact")  # standalone: usage errors print and exit 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (ConfigurationError, TactError) as exc:
         return _report(exc, as_json)
-    except tomllib.TOMLDecodeError as exc:
-        return _report(exc, as_json)
     except Exception as exc:
+        if _is_toml_error(exc):
+            return _report(exc, as_json)
         from engine.runtime import database_error  # imported only when something failed
 
         explained = database_error(exc)  # the database driver's errors, explained
@@ -277,9 +287,35 @@ def _run(argv: list[str] | None) -> int:
     return 0
 
 
+def _run_json(args: list[str]) -> int:
+    """Under ``--json`` a usage error (a missing or wrong option) is data too."""
+    try:
+        result = app(args=args, prog_name="tact", standalone_mode=False)
+    except click.ClickException as exc:  # a usage error, a bad parameter
+        return _report(Usage(exc), True)
+    except typer.Abort:
+        from engine.cli.console import err
+
+        err.print("aborted")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+class Usage(Exception):
+    """A usage error of the command line, as :func:`_report` prints errors."""
+
+    code = "usage"
+
+    def __init__(self, exc: Any) -> None:
+        super().__init__(exc.format_message())
+        ctx = getattr(exc, "ctx", None)
+        self.hint = f"`{ctx.command_path} --help` shows how to use it" if ctx is not None else None
+        self.exit_code = int(getattr(exc, "exit_code", 2))
+
+
 def error_object(exc: BaseException) -> dict[str, Any]:
     """``{"error": {"code", "message", "hint"}}`` (plus ``findings`` for a refused lint)."""
-    if isinstance(exc, tomllib.TOMLDecodeError):
+    if _is_toml_error(exc):
         code, message = "toml-invalid", f"a TOML file does not parse: {exc}"
     else:
         code, message = getattr(exc, "code", "error"), str(exc)
@@ -310,6 +346,10 @@ def _report(exc: BaseException, as_json: bool) -> int:
     if data["hint"]:
         err.print("[bold]hint:[/]", end=" ")
         err.print(data["hint"], markup=False, highlight=False, soft_wrap=True)
+    if isinstance(exc, LintFailed) and exc.findings and not as_json:
+        from engine.cli.templates_cmd import print_findings  # every finding, errors first
+
+        print_findings(exc.findings, console=err)
     return code
 
 

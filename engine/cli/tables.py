@@ -128,13 +128,10 @@ def breakdown_table(
     label: str, counts: Mapping[str, Mapping[str, int]], title: str, caption: str | None = None
 ) -> Table:
     """Recipients per ``label`` (a segment, a language): sent, deferred, other, total."""
+    numbers = ("sent", "deferred", "waiting", "not sent", "total")
     table = Table(
-        Column(label, no_wrap=True),
-        Column("sent", justify="right"),
-        Column("deferred", justify="right"),
-        Column("waiting", justify="right"),
-        Column("not sent", justify="right"),
-        Column("total", justify="right"),
+        Column(label, overflow="fold"),  # a long segment name wraps; the numbers never do
+        *(Column(n, justify="right", no_wrap=True, min_width=len(n)) for n in numbers),
         title=title,
         caption=caption,
     )
