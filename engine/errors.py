@@ -7,8 +7,9 @@ layer can use it. ``tests/test_errors.py`` checks that the drawing below and the
 classes defined here agree, name for name and parent for parent.
 
 The ``tact`` command maps them to exit codes in engine.cli.main: 2 for
-ConfigurationError, DatabaseError, RenderError, TemplateError, LintFailed, RuleError
-and BoundExceeded (the input or setup is unusable), 1 for every other TactError.
+ConfigurationError, DatabaseError, RenderError, TemplateError, LintFailed, RuleError,
+BoundExceeded (the input or setup is unusable) and CampaignNotDue, 1 for every other
+TactError.
 
 Every class has a stable ``code`` (kebab-case, e.g. ``campaign-not-found``, ``lint-failed``)
 and may carry a ``hint`` (the next step); under ``--json`` the command prints

@@ -248,7 +248,7 @@ def _is_toml_error(exc: BaseException) -> bool:
 
 def exit_code(exc: BaseException) -> int:
     """The documented exit code of an error (see the module docstring)."""
-    if isinstance(exc, Usage):
+    if isinstance(exc, _Usage):
         return exc.exit_code
     if isinstance(exc, ConfigurationError) or _is_toml_error(exc):
         return 2
@@ -292,7 +292,7 @@ def _run_json(args: list[str]) -> int:
     try:
         result = app(args=args, prog_name="tact", standalone_mode=False)
     except click.ClickException as exc:  # a usage error, a bad parameter
-        return _report(Usage(exc), True)
+        return _report(_Usage(exc), True)
     except typer.Abort:
         from engine.cli.console import err
 
@@ -301,7 +301,7 @@ def _run_json(args: list[str]) -> int:
     return result if isinstance(result, int) else 0
 
 
-class Usage(Exception):
+class _Usage(Exception):
     """A usage error of the command line, as :func:`_report` prints errors."""
 
     code = "usage"
