@@ -323,7 +323,8 @@ def test_unknown_segment_variants_have_did_you_mean_and_the_known_list(site: Pat
     write(site, "hero/outdoor-regular.html.j2", "<p>x</p>\n")
     write(site, "hero/outdoor-regular.txt.j2", "x\n")
     report = lint_template(site, NAME, known_segments={"outdoor-regulars", "win-back"})
-    assert errors_of(report.findings) == {
+    assert report.errors == []  # learned segments change from build to build
+    assert {(f.where, f.message) for f in report.warnings} == {
         (
             f"{HERO}/outdoor-regular.html.j2",
             "no segment named 'outdoor-regular' (did you mean 'outdoor-regulars'?; known: "

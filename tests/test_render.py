@@ -167,7 +167,8 @@ def test_lint_points_at_syntax_errors_and_missing_standard_versions(templates: P
 
 def test_lint_flags_variants_of_segments_that_do_not_exist(templates: Path) -> None:
     report = lint_template(templates, "trial", known_segments={"outdoor"})
-    assert any("no segment named 'lapsed'" in f.message for f in report.errors)
+    assert any("no segment named 'lapsed'" in f.message for f in report.warnings)
+    assert not report.errors  # a warning: the next build may learn it
 
 
 def test_the_shipped_example_campaign_lints_clean() -> None:

@@ -24,9 +24,12 @@ Checks, each reported with the file (and line where there is one):
 - the older spelling: ``default.html.j2`` and ``[subject] default`` still work and
   are noted ("rename default.html.j2 to standard.html.j2"); both spellings of the
   same file or subject are an error naming both;
-- variants and subjects for segments that do not exist (a typo never reaches
-  anyone), with a did-you-mean and the known names; the segment of a per-locale
-  file is the part of its name before the first dot;
+- variants and subjects for segments the last build does not know are warnings,
+  with a did-you-mean and the known names: nobody receives them, and a typo shows,
+  but learned segments come and go with the data, so a campaign written for one
+  build's segments still goes out after the next (its other recipients get the
+  standard version); the segment of a per-locale file is the part of its name
+  before the first dot;
 - a locale whose content is incomplete (its contacts get the whole email in the
   campaign's language) is a warning;
 - the footer: the brand base must carry the unsubscribe and preference links and
@@ -518,7 +521,7 @@ def _lint_segments(
                 continue
             reported.add(variant)
             report.add(
-                "error",
+                "warning",
                 f"{rel}/blocks/{block}/{variant}.{kind}.j2",
                 f"no segment named '{segment}'{did_you_mean(segment, segments)}: "
                 "this variant would never be used",
@@ -528,7 +531,7 @@ def _lint_segments(
     for where, segment, _source in subjects:
         if segment != STANDARD and segment not in segments:
             report.add(
-                "error",
+                "warning",
                 where,
                 f"no segment named '{segment}'{did_you_mean(segment, segments)}: "
                 "this subject would never be used",
