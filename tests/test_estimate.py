@@ -4,15 +4,17 @@ writing nothing (new-user item 7: no way to see how many a campaign will reach).
 Real subprocesses on SQLite and PostgreSQL. The contacts are set up so that every
 outcome the estimate names occurs: one would be sent now, four are over the frequency
 cap (an earlier campaign took their one slot this week), one never subscribed to the
-topic, one is suppressed (a hard bounce); with its time at 23:30 UTC (``--at``), all five
-of the audience are deferred for quiet hours instead (the chain's order: quiet
-hours come before caps). The row count of every table is the same before and after.
+topic, one is suppressed (a hard bounce). With its time at 23:30 UTC (``--at``) all five
+of the audience are deferred for quiet hours instead (the chain's order: quiet hours
+come before caps); past a campaign's deadline the five are skipped for it; a campaign
+that may not defer skips the capped. The row count of every table is the same before
+and after each estimate.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, inspect, select, table
@@ -114,6 +116,22 @@ def test_the_estimate_says_what_the_gate_would_do_now_and_writes_nothing(
         assert late["at"] == tonight.isoformat()
         assert late["by_group"]["quiet-hours"] == {"defer": 5}
         assert late["by_group"]["suppressed"] == {"skip": 1} and "send" not in late["by_group"]
+        assert _rows(rt.engine) == before
+        # Past its deadline everyone the consent rules let through is skipped for it; a
+        # campaign that may not wait skips the capped instead of deferring them.
+        soon = datetime.now(UTC) + timedelta(days=1)
+        closing = ("campaigns", "create", "closing", "-t", "autumn-2026", "--no-defer")
+        created = tact(tmp_path, *closing, "--deadline", soon.isoformat(), env=env)
+        assert created.code == 0, str(created)
+        before = _rows(rt.engine)
+        now_doc = json.loads(
+            tact(tmp_path, "campaigns", "estimate", "closing", "--json", env=env).out
+        )
+        assert now_doc["by_group"]["cap"] == {"skip": 4} and now_doc["deferred"] == 0
+        later = (soon + timedelta(days=1)).isoformat()
+        past = tact(tmp_path, "campaigns", "estimate", "closing", "--at", later, "--json", env=env)
+        assert json.loads(past.out)["by_group"]["deadline"] == {"skip": 5}, past.out
+
         bad = tact(tmp_path, "campaigns", "estimate", "promo", "--at", "tonight", env=env)
         assert bad.code == 1 and "not an ISO 8601 date and time" in bad.flat, str(bad)
         assert _rows(rt.engine) == before
