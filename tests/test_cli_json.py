@@ -7,6 +7,9 @@ its sentence on stderr); without it, a sentence or a table and the next step.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +18,10 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from tests.helpers import people, write_jsonl
-from tests.test_cli import assert_plain_failure, table_rows, tact
+from tests.test_cli import _command, assert_plain_failure, cli_env, table_rows, tact
 
 #: Long-running processes: what they print is a log, not a result.
-PROCESSES = {("run",), ("serve",), ("worker",), ("beat",)}
+PROCESSES = {("serve",), ("worker",), ("beat",)}
 #: Owned by helper "rehearse", who adds --json to them (see /work/briefs/needs-cli.md).
 NOT_YET = {("demo",), ("preview",)}
 
@@ -126,3 +129,44 @@ def test_usage_errors_under_json_are_data_too(tmp_path: Path) -> None:
     helped = tact(tmp_path, "campaigns", "list", "--help", "--json")
     assert helped.code == 0 and "Usage: tact campaigns list" in helped.flat
     assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
+def test_run_json_prints_one_event_a_line(tmp_path: Path) -> None:
+    env = {"TACT_QUIET_HOURS_START": "0", "TACT_QUIET_HOURS_END": "0"}
+    assert (run := tact(tmp_path, "init", env=env)).code == 0, str(run)
+    write_jsonl(tmp_path / "in.jsonl", [{**p, "topics": ["offers"]} for p in people(2)])
+    assert (run := tact(tmp_path, "contacts", "import", "in.jsonl", env=env)).code == 0, str(run)
+    assert tact(tmp_path, "campaigns", "create", "now", "-t", "autumn-2026", env=env).code == 0
+    assert tact(tmp_path, "campaigns", "schedule", "now", env=env).code == 0
+    proc = subprocess.Popen(
+        _command(("run", "--json", "--interval", "1")),
+        cwd=tmp_path,
+        env=cli_env(tmp_path, env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    guard = threading.Timer(120, proc.kill)  # a run that never finishes fails, not hangs
+    guard.start()
+    try:
+        assert proc.stdout is not None
+        events = []
+        for line in proc.stdout:  # each line one whole JSON object, as it happens
+            events.append(json.loads(line))
+            if events[-1]["event"] == "finished":
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        guard.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0
+    events += [json.loads(line) for line in rest.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "launched" and "sent" in kinds and kinds[-1] == "stopped", events
+    assert sum(e["by_status"].get("sent", 0) for e in events if e["event"] == "sent") == 2
+    assert events[-1]["launched"] == 1 and events[-1]["finished"] == 1
