@@ -88,6 +88,10 @@ def test_list_create_edit_clone_delete(tmp_path: Path, db_url: str) -> None:
     assert any("past" in f["message"] for f in error["findings"]), error
     assert site.data("campaigns", "list") == []
     site.ok("campaigns", "create", "old", "-t", "autumn-2026", "--at", past, "--now")
+    late = site("campaigns", "schedule", "old", "--json")  # checked again: still in the past
+    assert _error(late, 2)["code"] == "lint-failed"
+    assert site.data("campaigns", "status", "old")["status"] == "draft"
+    site.ok("campaigns", "schedule", "old", "--now")
 
     # Unknown segments are refused with the lint's findings, as data.
     nope = site("campaigns", "create", "seg", "-t", "autumn-2026", "--segments", "vip", "--json")
@@ -159,6 +163,7 @@ def test_list_create_edit_clone_delete(tmp_path: Path, db_url: str) -> None:
     ]
     assert actions == [
         ("campaign.created", "old"),
+        ("campaign.scheduled", "old"),
         ("campaign.created", "spring"),
         ("campaign.edited", "spring"),
         ("campaign.edited", "spring"),
@@ -186,6 +191,9 @@ def test_pause_resume_no_ops_edit_after_launch_and_names_freed(tmp_path: Path, d
     # Launched: edit refuses, saying why and what to do instead.
     sent = site.data("campaigns", "send", "promo", "--now")
     assert (sent["status"], sent["this_run"]) == ("sent", {"sent": N})
+    report = site.data("campaigns", "report", "promo")
+    assert report["by_locale"] == {"en": {"sent": N}}  # en_GB, folded to its language
+    assert report["by_status_reason"] == {"sent": {"ok": N}}
     refused = site("campaigns", "edit", "promo", "--priority", "1", "--json")
     error = _error(refused, 1)
     assert "launched" in error["message"] and "clone" in (error["hint"] or "")
