@@ -170,3 +170,27 @@ def test_run_json_prints_one_event_a_line(tmp_path: Path) -> None:
     assert kinds[0] == "launched" and "sent" in kinds and kinds[-1] == "stopped", events
     assert sum(e["by_status"].get("sent", 0) for e in events if e["event"] == "sent") == 2
     assert events[-1]["launched"] == 1 and events[-1]["finished"] == 1
+
+
+def test_operator_commands_print_their_result_as_json(tmp_path: Path) -> None:
+    init = tact(tmp_path, "init", "--json")
+    assert init.code == 0, str(init)
+    assert any("keys" in line for line in json.loads(init.out)["done"])
+    generated = json.loads(tact(tmp_path, "generate", "-n", "4", "--out", "c.jsonl", "--json").out)
+    assert generated == {"written": 4, "out": "c.jsonl"}
+    imported = json.loads(tact(tmp_path, "contacts", "import", "c.jsonl", "--json").out)
+    assert (imported["rows_read"], imported["inserted"]) == (4, 4)
+    revision = json.loads(tact(tmp_path, "db", "current", "--json").out)["revision"]
+    assert (
+        revision
+        and revision == json.loads(tact(tmp_path, "db", "upgrade", "--json").out)["revision"]
+    )
+    keys = json.loads(tact(tmp_path, "keys", "status", "--json").out)
+    assert keys["awaiting_rewrap"] == 0 and sum(k["data_keys"] for k in keys["keys"]) == 4
+    reference = json.loads(tact(tmp_path, "settings", "reference", "--json").out)
+    assert {"name": "database_url", "variable": "TACT_DATABASE_URL"}.items() <= next(
+        r for r in reference if r["name"] == "database_url"
+    ).items()
+    erased = tact(tmp_path, "contacts", "erase", "nobody@example.com", "--yes", "--json")
+    assert erased.code == 0, str(erased)
+    assert json.loads(erased.out)["contact_id"] is None
