@@ -99,6 +99,7 @@ def test_report_is_tables_by_reason_segment_and_language(tmp_path: Path) -> None
 
     data = json.loads(tact(tmp_path, "campaigns", "report", "r", "--json", env=env).out)
     assert data["by_locale"] == {"en": {"sent": 2}, "zh": {"sent": 1}}
+    assert data["by_email_language"] == {"en": {"sent": 2}, "zh-Hans": {"sent": 1}}
     assert data["by_status_reason"] == {"sent": {"ok": 3}}
     human = tact(tmp_path, "campaigns", "report", "r", env=env)
     assert human.code == 0, str(human)
@@ -107,6 +108,7 @@ def test_report_is_tables_by_reason_segment_and_language(tmp_path: Path) -> None
     assert ["sent", "3"] in cells
     assert ["en", "2", "0", "0", "0", "2"] in cells and ["zh", "1", "0", "0", "0", "1"] in cells
     assert ["standard", "3", "0", "0", "0", "3"] in cells
+    assert ["zh-Hans", "1", "0", "0", "0", "1"] in cells  # the email's own language
     assert ["send", "ok", "3"] in cells  # the gate's decisions
 
     status = tact(tmp_path, "campaigns", "status", "r", env=env)

@@ -609,7 +609,9 @@ def cancel(rt: Runtime, name: str, *, now: datetime | None = None) -> Changed:
 
 def report(rt: Runtime, name: str) -> CampaignReport:
     with rt.engine.connect() as conn:
-        return campaign_report(conn, lifecycle.get(conn, name).id)
+        return campaign_report(
+            conn, lifecycle.get(conn, name).id, templates_dir=rt.settings.templates_dir
+        )
 
 
 def to_sending(

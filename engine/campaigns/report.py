@@ -14,19 +14,26 @@ that state now (they are claimed again after their lease).
 ``by_status_reason`` is each status's rows by final reason; ``deferred`` each deferral
 reason with how many wait and when the first and the last of them are due;
 ``by_locale`` the rows by the recipient's language (the contact's locale folded to its
-language subtag: ``zh-Hans-CN`` and ``zh_CN`` count as ``zh``; ``-`` when unknown).
+language subtag: ``zh-Hans-CN`` and ``zh_CN`` count as ``zh``; ``-`` when unknown), and
+``by_email_language`` by the language each email is written in, as the template folder
+chooses it now (``engine.render.locales.pick`` over the languages it has whole content
+in; empty when the folder cannot be read: it may have changed since the send).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from engine.campaigns.lifecycle import get, outbox_t
+from engine.errors import TactError
 from engine.models import GateDecision, OutboxStatus
+from engine.render.locales import BrandWords, pick
+from engine.render.template import TemplateSpec, email_languages
 from engine.vault.vault import contacts
 
 decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
@@ -68,6 +75,7 @@ class CampaignReport:
     by_status_reason: dict[str, dict[str, int]] = field(default_factory=dict)
     deferred: list[DeferredWindow] = field(default_factory=list)
     by_locale: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_email_language: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,22 @@ def report(conn: Connection, campaign_id: int) -> dict[str, Any]:
     return asdict(campaign_report(conn, campaign_id))
 
 
-def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
+def _email_languages(templates_dir: Path | None, template: str) -> tuple[tuple[str, ...], str]:
+    """The languages the template's emails can be in (default first), or () when unknown."""
+    if templates_dir is None:
+        return (), ""
+    try:
+        spec = TemplateSpec.load(templates_dir / "campaigns" / template)
+        languages, _ = email_languages(spec, BrandWords.load(templates_dir / "brand"))
+    except (TactError, OSError, ValueError):
+        return (), ""
+    return languages, spec.language
+
+
+def campaign_report(
+    conn: Connection, campaign_id: int, templates_dir: Path | None = None
+) -> CampaignReport:
+    """The report; with ``templates_dir``, also the rows by the language of the email."""
     camp = get(conn, campaign_id)
     by_status: dict[str, int] = dict(
         conn.execute(
@@ -149,6 +172,8 @@ def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
         ).all()
     ]
     by_locale: dict[str, dict[str, int]] = {}
+    by_email_language: dict[str, dict[str, int]] = {}
+    languages, default = _email_languages(templates_dir, camp.template)
     for locale, status, n in conn.execute(
         select(contacts.c.locale, outbox_t.c.status, func.count())
         .select_from(outbox_t.outerjoin(contacts, contacts.c.id == outbox_t.c.contact_id))
@@ -157,6 +182,9 @@ def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
     ).all():
         counts = by_locale.setdefault(language(locale), {})
         counts[status] = counts.get(status, 0) + int(n)
+        if languages:
+            written = by_email_language.setdefault(pick(locale, languages, default), {})
+            written[status] = written.get(status, 0) + int(n)
     resends = conn.execute(
         select(func.coalesce(func.sum(outbox_t.c.resends), 0)).where(
             outbox_t.c.campaign_id == campaign_id
@@ -184,4 +212,5 @@ def campaign_report(conn: Connection, campaign_id: int) -> CampaignReport:
         by_status_reason=by_status_reason,
         deferred=deferred,
         by_locale=dict(sorted(by_locale.items())),
+        by_email_language=dict(sorted(by_email_language.items())),
     )

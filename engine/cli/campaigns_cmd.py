@@ -450,6 +450,14 @@ def report(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
                 caption="-: no locale known",
             )
         )
+        if r.by_email_language:
+            out.print(
+                breakdown_table(
+                    "written in",
+                    r.by_email_language,
+                    "per language of the email (the template's content for that locale)",
+                )
+            )
     out.print(decisions_table(r.decisions))
     if r.in_doubt or r.in_doubt_resends:
         _say(
