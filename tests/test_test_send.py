@@ -58,7 +58,8 @@ def _audit(tmp_path: Path) -> list[tuple[str | None, str]]:
     db = sqlite3.connect(tmp_path / "var" / "tact.db")
     try:
         return db.execute(
-            "select contact_id, detail from audit_events where action = 'campaign.test_sent'"
+            "select contact_id, detail from audit_events where action = 'campaign.test_sent' "
+            "order by id"
         ).fetchall()
     finally:
         db.close()
@@ -217,7 +218,13 @@ def test_as_a_contact_renders_its_fields_and_locale_but_signs_links_for_nobody(
         assert shown["public_id"] not in raw and shown["id"] not in raw
         assert str(mei["email"]) not in raw and message["To"] == TO
 
-    audit = _audit(tmp_path)
+    _clear_outbox(tmp_path)
+    sample_zh = tact(tmp_path, "campaigns", "test", "promo", "--to", TO, "--locale", "zh-CN")
+    assert sample_zh.code == 0 and "language zh-Hans, sample fields" in sample_zh.flat
+    [copy] = _messages(tmp_path)
+    assert str(copy["Subject"]) == "[TEST] 秋季系列上新了"
+
+    audit = _audit(tmp_path)[:3]
     assert [cid.replace("-", "") if cid else None for cid, _ in audit] == [
         shown["id"].replace("-", "")
     ] * 3
