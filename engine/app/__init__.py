@@ -10,8 +10,10 @@ build nothing themselves (no settings, engine, vault or transport): what a use-c
 needs comes from the runtime, and the logic under it lives once, in the engine
 packages below (``engine.campaigns``, ``engine.people``, ``engine.consent``, ...).
 
-Modules: ``campaigns`` (create, validate, estimate, schedule, launch, send, pause,
-resume, cancel, report, status, list), ``scheduling`` (``due_work``: what the beat and
-``tact run`` both do), ``test_sends`` (one copy to a typed address), ``demo``;
-the operator and person-facing ones sit beside them.
+Modules: ``campaigns`` (create, validate, schedule, launch, send, pause, resume,
+cancel, report, status, list, edit, clone, delete), ``scheduling`` (``due_work``:
+what the beat and ``tact run`` both do), ``test_sends`` (marked copies to the
+marketer's own addresses or the configured test list), ``estimates`` (what the gate
+would do now, read-only), ``previews`` (each distinct version, as a contact or
+locale), ``demo``; the operator and person-facing ones sit beside them.
 """

@@ -1,5 +1,5 @@
-"""Campaign use-cases: create, edit, clone, delete, validate, estimate, schedule, launch,
-send, pause, resume, cancel, report, status, list.
+"""Campaign use-cases: create, edit, clone, delete, validate, schedule, launch,
+send, pause, resume, cancel, report, status, list (the estimate is engine.app.estimates).
 
 ``create``, ``edit`` (and so ``clone``) and ``schedule`` run the whole check of
 :func:`engine.app.templates.check_campaign` before writing anything: a campaign whose
@@ -168,16 +168,6 @@ class NewCampaign:
     allow_defer: bool = True
     priority: int = 0
     transactional: bool = False
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """How many the audience holds now (and by segment): whom a launch now would write a
-    row for. The gate still decides per recipient at send time."""
-
-    name: str
-    recipients: int
-    by_segment: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -520,18 +510,6 @@ def validate(rt: Runtime, name: str) -> TemplateLint:
     with rt.engine.connect() as conn:
         template = lifecycle.get(conn, name).template
     return lint_one(rt.settings.templates_dir, template, segment_names(rt).names)
-
-
-def estimate(rt: Runtime, name: str, *, now: datetime | None = None) -> Estimate:
-    """The audience's size now, by segment (the launch's own query, nothing written)."""
-    with rt.engine.connect() as conn:
-        row = lifecycle.get(conn, name)
-        zones, segments = lifecycle.candidates(conn, row, _now(now))
-    by_segment: dict[str, int] = {}
-    for cid in zones:
-        key = segments.get(cid) or lifecycle.STANDARD
-        by_segment[key] = by_segment.get(key, 0) + 1
-    return Estimate(row.name, len(zones), dict(sorted(by_segment.items())))
 
 
 def schedule(
