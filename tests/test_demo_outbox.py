@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from engine.app.demo import CAMPAIGN, DemoReport, Start, run_demo
 from engine.campaigns.lifecycle import message_domain, message_id
-from engine.cli.demo_cmd import deferred_table, where_to_look
+from engine.cli.demo_cmd import where_to_look
+from engine.cli.tables import deferred_table
 from engine.config import Settings
 from engine.db import engine_from_settings
 from engine.links.tokens import TokenKind, TokenSigner
@@ -237,7 +238,7 @@ def test_quiet_hours_defer_and_a_later_run_delivers_them(settings: Settings) -> 
 
     # What the CLI prints of it: the reason, when, and who delivers them.
     console = Console(record=True, width=200)
-    console.print(deferred_table(first))
+    console.print(deferred_table(first.campaign.deferred))
     for line in where_to_look(first):
         console.print(line)
     shown = console.export_text()
@@ -304,7 +305,7 @@ def test_tact_demo_prints_the_report_and_nothing_personal(tmp_path: Path) -> Non
         f"campaign {CAMPAIGN}: created, scheduled and launched",
         f"campaign {CAMPAIGN}, topic offers: sent",
         "deferred: none",
-        "skipped: none",
+        "not sent: none",
         "per segment",
         "gate decisions",
         f"send:ok {n:,}",

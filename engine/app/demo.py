@@ -67,8 +67,8 @@ class Deferred:
 
     reason: str
     count: int
-    first: datetime
-    last: datetime
+    first: datetime | None
+    last: datetime | None
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,6 @@ class DemoReport:
     campaign: CampaignReport
     contacts: int  # contacts in the database (the audience is a subset)
     this_run: Counter[str] = field(default_factory=Counter)
-    #: (status, reason) -> recipients: the final reason on each outbox row, by status.
-    by_status_reason: dict[tuple[str, str], int] = field(default_factory=dict)
-    deferred: list[Deferred] = field(default_factory=list)
     outbox_files: int = 0
     sample: Sample | None = None
     seconds: float = 0.0  # the sending step (this run's batches)
@@ -111,6 +108,27 @@ class DemoReport:
 
     def count(self, status: OutboxStatus) -> int:
         return int(self.by_status.get(status.value, 0))
+
+    @property
+    def by_status_reason(self) -> dict[tuple[str, str], int]:
+        """(status, reason) -> recipients: the final reason on each outbox row, by status."""
+        return {
+            (status, reason): n
+            for status, reasons in self.campaign.by_status_reason.items()
+            for reason, n in reasons.items()
+        }
+
+    @property
+    def deferred(self) -> list[Deferred]:
+        """The campaign report's deferrals by reason, with their times as datetimes."""
+        return [
+            Deferred(d.reason, d.recipients, _instant(d.first_due), _instant(d.last_due))
+            for d in self.campaign.deferred
+        ]
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def run_demo(
@@ -217,8 +235,6 @@ def _run(
             campaign=campaign_report(conn, campaign_id),
             contacts=int(conn.execute(select(func.count()).select_from(contacts)).scalar_one()),
             this_run=this_run,
-            by_status_reason=status_reasons(conn, campaign_id),
-            deferred=deferred_by_reason(conn, campaign_id),
             outbox_files=count_files(outbox / "new"),
             seconds=seconds,
         )
@@ -243,34 +259,6 @@ def _prepare_campaign(rt: Runtime, name: str, now: datetime) -> tuple[int, Start
         )
     campaign_id, start = use.to_sending(rt, name, now, early=True, strict=False)
     return campaign_id, Start.CREATED if created else start
-
-
-def status_reasons(conn: Connection, campaign_id: int) -> dict[tuple[str, str], int]:
-    rows = conn.execute(
-        select(outbox_t.c.status, outbox_t.c.reason, func.count())
-        .where(outbox_t.c.campaign_id == campaign_id)
-        .group_by(outbox_t.c.status, outbox_t.c.reason)
-    ).all()
-    return {(status, reason or "none"): int(n) for status, reason, n in rows}
-
-
-def deferred_by_reason(conn: Connection, campaign_id: int) -> list[Deferred]:
-    """Deferred rows per reason, with the earliest and latest time they are due."""
-    rows = conn.execute(
-        select(
-            outbox_t.c.reason,
-            func.count(),
-            func.min(outbox_t.c.due_at),
-            func.max(outbox_t.c.due_at),
-        )
-        .where(
-            outbox_t.c.campaign_id == campaign_id,
-            outbox_t.c.status == OutboxStatus.DEFERRED.value,
-        )
-        .group_by(outbox_t.c.reason)
-        .order_by(func.count().desc())
-    ).all()
-    return [Deferred(reason or "none", int(n), first, last) for reason, n, first, last in rows]
 
 
 def sample_recipient(conn: Connection, rt: Runtime, campaign_id: int) -> Sample | None:

@@ -7,13 +7,15 @@ segment), and where to look next. Never an address or a name: ids only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from typing import Any
 
 import typer
 from rich.table import Column, Table
 
 from engine.app.demo import CAMPAIGN, DemoReport, Start, run_demo
-from engine.cli.console import count_progress, err, out
+from engine.cli import tables
+from engine.cli.console import JSON, count_progress, emit, err, out
 from engine.cli.contacts_cmd import import_summary
 from engine.cli.runtime import Runtime
 from engine.models import OutboxStatus
@@ -38,6 +40,7 @@ def demo(
     campaign: str = typer.Option(
         CAMPAIGN, help="Template under templates/campaigns/ (the campaign gets its name)."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Generate customers, import them, build segments, send a campaign through the gate."""
     rt = Runtime()
@@ -59,6 +62,9 @@ def demo(
         )
     for line in report.setup:
         err.print(f"[dim]  {line}[/]")
+    if as_json:
+        emit(as_data(report))
+        return
     out.print(import_summary(report.imported))
     if report.imported.rejects_path:
         out.print(
@@ -68,8 +74,8 @@ def demo(
     out.print()
     out.print(what_happened(report))
     out.print(campaign_table(report))
-    out.print(deferred_table(report))
-    out.print(not_sent_table(report))
+    out.print(tables.deferred_table(report.campaign.deferred))
+    out.print(tables.not_sent_table(report.campaign.by_status_reason))
     out.print(segments_table(report))
     decisions = report.campaign.decisions
     if decisions:
@@ -83,8 +89,28 @@ def demo(
         out.print(line, soft_wrap=True, highlight=False)
 
 
-def _when(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def as_data(report: DemoReport) -> dict[str, Any]:
+    """What ``tact demo --json`` prints: the import, the segments, the campaign's report,
+    this run's rows and where to look; ids only, never an address or a name."""
+    seg = report.segments
+    return {
+        "imported": dataclasses.asdict(report.imported),
+        "segments": {
+            "version": seg.version,
+            "profiled": seg.profiled,
+            "opted_out": seg.opted_out,
+            "rules": {name: assigned for name, _matched, assigned in seg.rules},
+            "learned": dict(seg.learned),
+            "standard": seg.standard,
+        },
+        "start": str(report.start),
+        "campaign": dataclasses.asdict(report.campaign),
+        "this_run": dict(report.this_run),
+        "outbox": str(report.outbox),
+        "outbox_files": report.outbox_files,
+        "sample": dataclasses.asdict(report.sample) if report.sample else None,
+        "seconds": round(report.seconds, 3),
+    }
 
 
 def what_happened(report: DemoReport) -> str:
@@ -139,35 +165,6 @@ def campaign_table(report: DemoReport) -> Table:
             table.add_row(f"  {status}", f"{n:,}")
     rate = report.this_run.get(OS.SENT, 0) / report.seconds if report.seconds else 0
     table.add_row("time (this run's batches)", f"{report.seconds:.1f} s ({rate:,.0f} sent/s)")
-    return table
-
-
-def deferred_table(report: DemoReport) -> Table | str:
-    if not report.deferred:
-        return "deferred: none"
-    table = Table(
-        "reason",
-        Column("recipients", justify="right"),
-        "due from",
-        "due until",
-        title="deferred, by reason (each one is due at the end of its wait)",
-    )
-    for d in report.deferred:
-        table.add_row(d.reason, f"{d.count:,}", _when(d.first), _when(d.last))
-    return table
-
-
-def not_sent_table(report: DemoReport) -> Table | str:
-    rows = sorted(
-        (status, reason, n)
-        for (status, reason), n in report.by_status_reason.items()
-        if status in (OS.SKIPPED, OS.FAILED, OS.BOUNCED)
-    )
-    if not rows:
-        return "skipped: none (the gate found no reason to skip anyone)"
-    table = Table("status", "reason", "recipients", title="skipped, failed and bounced, by reason")
-    for status, reason, n in rows:
-        table.add_row(status, reason, f"{n:,}")
     return table
 
 

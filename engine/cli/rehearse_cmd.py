@@ -3,7 +3,8 @@
 ``test`` sends marked copies to the marketer's own addresses (or the configured
 test-recipient list); ``estimate`` says whom a launch now would reach and what the gate
 would do, writing nothing. Neither prints an address: copies are named by their
-position in the list the command was given."""
+position in the list the command was given. The use-cases are imported when a command
+runs, so that ``--help`` stays fast."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.console import out
-from engine.cli.runtime import Runtime
 from engine.errors import BadOption
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
@@ -74,6 +74,7 @@ def test_send(
     preferences, even with --as.
     """
     from engine.app.test_sends import test_send as send_test
+    from engine.cli.runtime import Runtime
 
     result = send_test(Runtime(), name, to, segment=segment, locale=locale, as_contact=as_contact)
     if as_json:
@@ -117,6 +118,7 @@ def estimate(
     Writes nothing. The gate still decides again for each recipient at send time.
     """
     from engine.app.estimates import estimate as run_estimate
+    from engine.cli.runtime import Runtime
 
     result = run_estimate(Runtime(), name, now=_instant(at))
     if as_json:
