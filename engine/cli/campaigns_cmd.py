@@ -28,7 +28,8 @@ from engine.cli.tables import (
     status_table,
     when,
 )
-from engine.errors import BadOption, RenderPaused
+from engine.cli.values import day, instant
+from engine.errors import RenderPaused
 
 if TYPE_CHECKING:
     from engine.app.campaigns import CampaignSummary, Changed
@@ -74,28 +75,6 @@ def _runtime() -> Any:
     from engine.cli.runtime import Runtime
 
     return Runtime()
-
-
-def _instant(text: str | None, label: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadOption(
-            f"{label} {text!r} is not an ISO 8601 date and time",
-            hint="e.g. 2026-12-01T09:00+00:00 (UTC when no zone is given)",
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _day(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise BadOption(f"date {text!r} is not YYYY-MM-DD") from None
 
 
 def _segments(text: str | None) -> list[str] | None:
@@ -188,10 +167,10 @@ def create(
         template=template,
         topic=topic,
         segments=_segments(segments) or None,
-        send_at=_instant(at, "--at"),
+        send_at=instant(at, "--at"),
         local_hour=local_hour,
-        send_date=_day(on_date),
-        deadline=_instant(deadline, "--deadline"),
+        send_date=day(on_date),
+        deadline=instant(deadline, "--deadline"),
         allow_defer=not no_defer,
         priority=priority,
         transactional=transactional,
@@ -234,12 +213,12 @@ def edit(
     use = _use()
     clear = deadline is not None and deadline.strip().lower() == "none"
     change = use.CampaignEdit(
-        send_at=_instant(at, "--at"),
+        send_at=instant(at, "--at"),
         local_hour=local_hour,
-        send_date=_day(on_date),
+        send_date=day(on_date),
         segments=_segments(segments),
         priority=priority,
-        deadline=None if clear else _instant(deadline, "--deadline"),
+        deadline=None if clear else instant(deadline, "--deadline"),
         clear_deadline=clear,
     )
     edited = use.edit(_runtime(), name, change, allow_past=allow_past)
@@ -272,9 +251,9 @@ def clone(
         _runtime(),
         name,
         new_name,
-        send_at=_instant(at, "--at"),
+        send_at=instant(at, "--at"),
         local_hour=local_hour,
-        send_date=_day(on_date),
+        send_date=day(on_date),
         allow_past=allow_past,
     )
     if as_json:

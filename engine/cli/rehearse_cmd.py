@@ -9,14 +9,13 @@ runs, so that ``--help`` stays fast."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.console import out
-from engine.errors import BadOption
+from engine.cli.values import instant
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
@@ -32,18 +31,6 @@ GROUP_WORDS = {
     "inactive": "not an active contact",
 }
 ACTION_WORDS = {"send": "sent now", "defer": "deferred to their slot", "skip": "skipped"}
-
-
-def _instant(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadOption(
-            f"--at {text!r} is not an ISO 8601 date and time", hint="e.g. 2026-11-24T09:00:00Z"
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def test_send(
@@ -120,7 +107,7 @@ def estimate(
     from engine.app.estimates import estimate as run_estimate
     from engine.cli.runtime import Runtime
 
-    result = run_estimate(Runtime(), name, now=_instant(at))
+    result = run_estimate(Runtime(), name, now=instant(at, "--at"))
     if as_json:
         out.print_json(json.dumps(result.as_dict(), default=str, ensure_ascii=False))
         return
