@@ -259,3 +259,32 @@ def test_a_test_send_never_counts_against_a_cap(tmp_path: Path, db_url: str) -> 
     assert json.loads(sent.out)["this_run"] == {"sent": 1}
     to = [m["To"] for m in _messages(tmp_path)]
     assert sorted(to) == sorted([own, own, TO])
+
+
+def test_a_test_copy_is_dkim_signed_like_a_real_send(tmp_path: Path) -> None:
+    """With DKIM configured, the copy carries a signature that verifies, covering the
+    subject with its [TEST] prefix and the test header."""
+    import dkim
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tests.test_dkim import DOMAIN, SELECTOR, dns_for, pem, txt_record
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(pem(key))
+    key_file.chmod(0o600)
+    env = {
+        "TACT_DKIM_SELECTOR": SELECTOR,
+        "TACT_DKIM_DOMAIN": DOMAIN,
+        "TACT_DKIM_PRIVATE_KEY_FILE": str(key_file),
+        "TACT_DKIM_ALGORITHM": "ed25519-sha256",
+    }
+    _install(tmp_path, people(1), env)
+    run = tact(tmp_path, "campaigns", "test", "promo", "--to", TO, env=env)
+    assert run.code == 0, str(run)
+    (path,) = (tmp_path / "var" / "outbox" / "new").iterdir()
+    raw = path.read_bytes()
+    assert raw.startswith(b"DKIM-Signature:")
+    assert dkim.verify(raw, dnsfunc=dns_for(txt_record(key)))
+    (message,) = _messages(tmp_path)
+    assert str(message["Subject"]).startswith("[TEST] ") and message["X-Tact-Test"] == "1"

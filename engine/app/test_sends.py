@@ -8,8 +8,8 @@ campaign's own: its template rendered through the same sandbox and composer as a
 send, for the standard version, one segment's, or as one contact would get it
 (``as_contact``: that contact's fields, segment and locale), in the ``locale`` asked
 for. Every copy is marked twice: a ``[TEST] `` subject prefix and an ``X-Tact-Test: 1``
-header. Its links are signed for a sample contact that does not exist (even as a
-contact: clicking them opens nobody's preferences).
+header, and it is DKIM-signed as a real send would be. Its links are signed for a
+sample contact that does not exist (clicking them opens nobody's preferences).
 
 Who may receive one: with ``TACT_TEST_RECIPIENTS`` set, only the addresses on that
 list (and all of them when none is named); without it, the addresses given, taken as
@@ -40,6 +40,7 @@ from engine.errors import BadOption, TactError, TestRecipientRefused
 from engine.links.urls import links_for
 from engine.models import STANDARD_VERSION, AuditEvent
 from engine.render.compose import Composer
+from engine.render.dkim import signer_from_settings
 from engine.render.mime import MessageTemplate
 from engine.render.preview import SAMPLE_CONTACT, SAMPLE_FIELDS, SAMPLE_PUBLIC
 from engine.runtime import Runtime
@@ -162,7 +163,9 @@ def test_send(
     when = now or datetime.now(UTC)
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
-    composer = Composer(rt.settings, row.template, rt.signer)
+    composer = Composer(
+        rt.settings, row.template, rt.signer, dkim=signer_from_settings(rt.settings)
+    )
     if segment is not None and segment not in composer.renderer.segments:
         known = ", ".join(sorted(composer.renderer.segments)) or "none"
         raise TactError(
@@ -240,6 +243,8 @@ def test_send(
                 unsubscribe_https=links.unsubscribe_url,
                 unsubscribe_mailto=links.unsubscribe_mailto,
             )
+            if composer.dkim is not None:  # signed as a real send is, so a test shows DKIM too
+                data = composer.dkim.sign(data)
             message = OutgoingMessage(message_id, brand.sender_address, address, data)
             result = transport.send(message)
             copies.append(
