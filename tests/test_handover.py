@@ -574,6 +574,19 @@ def test_a_render_error_gives_the_batch_back_and_pauses_until_resumed(
     assert (camp.status, camp.pause_reason) == ("paused", first.pause_reason)
     assert data["pause_reason"] == first.pause_reason
     assert "claimed" not in data["by_status"]
+    # Nothing unsent counts as sent: no cap slot stays taken for the rows given back, and
+    # the report's sent figure is what went out.
+    with engine.connect() as conn:
+        held = {
+            r.contact_id
+            for r in conn.execute(
+                select(SendReservation.__table__.c.contact_id).where(  # type: ignore[attr-defined]
+                    SendReservation.__table__.c.state != "released"
+                )  # type: ignore[attr-defined]
+            )
+        }
+    assert held == set(sent)
+    assert data["by_status"].get("sent", 0) == len(sent)
 
     _failing_templates(tmp_path, "")  # the fix
     with writing(engine) as conn:
