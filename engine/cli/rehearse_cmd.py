@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.console import out
+from engine.cli.tables import when
 from engine.cli.values import instant
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
@@ -138,7 +139,7 @@ def estimate(
     out.print(gate)
     out.print(
         f"of {result.considered:,} contacts: {result.would_send:,} would be sent now, "
-        f"{result.deferred:,} deferred, {result.skipped:,} skipped (as of {result.at}; the "
+        f"{result.deferred:,} deferred, {result.skipped:,} skipped (as of {when(result.at)}; the "
         f"gate decides again at send time). Next: `tact campaigns test {result.campaign} "
         "--to YOU`, then `tact campaigns schedule`.",
         highlight=False,
