@@ -75,7 +75,7 @@ def test_segments_get_their_variants_and_the_opted_out_get_the_standard(
     with engine.connect() as conn:
         ids = list(conn.execute(select(contacts.c.id)).scalars())
         before = segment_for_contacts(conn, ids)
-        locale = dict(conn.execute(select(contacts.c.id, contacts.c.locale)).tuples().all())
+        locale = {cid: loc for cid, loc in conn.execute(select(contacts.c.id, contacts.c.locale))}
     # The English standard is checked on contacts whose email is in English; the others
     # get the whole email in their language (tests/test_locales.py).
     english = {c for c in ids if composer.language_for(locale[c]) == "en"}
