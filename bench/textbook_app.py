@@ -64,7 +64,6 @@ TEMPLATES_ENV = "TEXTBOOK_TEMPLATES"
 QUEUE = "textbook"
 TASK = "textbook.send_one"
 CAMPAIGN = "autumn-2026"
-FIELDS = ("email", "first_name")
 #: ``send_reservations.message_key`` of a textbook send: ``textbook:<tag>:<contact id>``.
 KEY_PREFIX = "textbook"
 HTML = "email.html"
@@ -129,6 +128,8 @@ class State:
     subject: str
     preheader: str
     why: str
+    words: dict[str, str]
+    fields: tuple[str, ...]
     list_id: str
     feedback_id: str
     domain: str
@@ -178,6 +179,8 @@ def state() -> State:
             subject=floor.subject,
             preheader=floor.preheader,
             why=floor.why,
+            words=floor.words,
+            fields=("email", *composer.spec.vault_fields),
             list_id=floor.list_id,
             feedback_id=floor.feedback_id,
             domain=composer.domain,
@@ -221,7 +224,7 @@ def _send_one(contact_id: str, tag: str) -> bool:
         if contact is None:
             return False
         person = s.vault.read(
-            session.connection(), [cid], FIELDS, purpose=f"campaign:{s.campaign}"
+            session.connection(), [cid], s.fields, purpose=f"campaign:{s.campaign}"
         ).get(cid)
         if person is None or not person.email:
             return False
@@ -235,6 +238,7 @@ def _send_one(contact_id: str, tag: str) -> bool:
             "preheader": s.preheader,
             "first_name": person.first_name,
             "why": s.why,
+            "words": s.words,
             "unsubscribe_url": links.unsubscribe_url,
             "preferences_url": links.preferences_url,
         }
