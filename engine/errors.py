@@ -73,7 +73,18 @@ and line, and say what to do next.
     ├── SegmentError            -- engine.segments: a build or model that cannot be used
     │   ├── RuleError           -- a rule segment that does not parse (file:line:column)
     │   └── ModelFormatError    -- a stored model that is not a valid Tact model
-    └── DkimError               -- engine.render.dkim: a key or selector that cannot sign
+    ├── DkimError               -- engine.render.dkim: a key or selector that cannot sign
+    ├── StaffError              -- engine.staff: staff accounts, sessions and API tokens
+    │   ├── AuthenticationFailed -- wrong address, password or code, a disabled account, or
+    │   │   │                      an unknown, expired or revoked session or token (one
+    │   │   │                      message for all: it never says which part was wrong)
+    │   │   └── AccountLocked   -- too many failed logins: locked for a while (retry_after)
+    │   ├── PermissionDenied    -- the role or the token's scope does not allow this
+    │   ├── StaffNotFound       -- no member of staff with that address or id
+    │   ├── StaffExists         -- a member of staff with that address exists already
+    │   └── InvalidStaffInput   -- a role, scope or password that cannot be used
+    └── IdempotencyConflict     -- engine.app.idempotency: an Idempotency-Key reused for
+                                   another request, or its first request still running
 
 Internal signals: raised and caught inside one package, never reaching a caller of
 Tact's API. They sit outside TactError so that a broad ``except TactError`` in a
@@ -452,3 +463,60 @@ class CsrfRejected(Exception):
 
 class PageTooLarge(RuntimeError):
     """A page rendered larger than the cap."""
+
+
+class StaffError(TactError):
+    """Staff accounts, sessions and API tokens (engine.staff)."""
+
+    code = "staff-error"
+
+
+class AuthenticationFailed(StaffError):
+    """Not signed in: the same words whatever was wrong, so that a guess learns nothing."""
+
+    code = "authentication-failed"
+
+
+class AccountLocked(AuthenticationFailed):
+    """Too many failed logins for this account; it opens again after ``retry_after``."""
+
+    code = "account-locked"
+
+    def __init__(self, retry_after: timedelta) -> None:
+        minutes = max(1, round(retry_after.total_seconds() / 60))
+        super().__init__(
+            f"too many failed logins: this account is locked for about {minutes} min",
+            hint="wait, or ask an admin (`tact staff unlock EMAIL`)",
+        )
+        self.retry_after = retry_after
+
+
+class PermissionDenied(StaffError):
+    """The role (or the API token's scope) does not allow the action; names the permission."""
+
+    code = "permission-denied"
+
+
+class StaffNotFound(StaffError):
+    """No member of staff with that address or id."""
+
+    code = "staff-not-found"
+
+
+class StaffExists(StaffError):
+    """A member of staff with that address exists already."""
+
+    code = "staff-exists"
+
+
+class InvalidStaffInput(StaffError):
+    """A role, scope, password or name that cannot be used (the message says why)."""
+
+    code = "invalid-staff-input"
+
+
+class IdempotencyConflict(TactError):
+    """An Idempotency-Key seen before with another request, or whose first request is still
+    being answered."""
+
+    code = "idempotency-conflict"

@@ -504,3 +504,84 @@ class OutboxRow(SQLModel, table=True):
     handed_over_at: datetime | None = _ts(nullable=True)
     #: In-doubt re-sends of this message: an upper bound on the duplicates it can have.
     resends: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+# --- staff: the marketers who use the console and the API ------------------------------------
+
+
+class StaffRole(StrEnum):
+    """What a member of staff may do (engine.staff.roles draws the permission table)."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    SENDER = "sender"
+    ADMIN = "admin"
+
+
+class StaffAccount(SQLModel, table=True):
+    """A member of staff. The address is personal data: sealed under the staff member's own
+    data key (``data_keys`` row keyed by ``key_id``) and found by its blind index."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: The keystore row of this staff member's data key (no contact has this id).
+    key_id: uuid.UUID = Field(unique=True)
+    email_hash: bytes = Field(sa_column=Column(LargeBinary, unique=True, nullable=False))
+    email_ct: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    role: str = Field(max_length=16)
+    #: An Argon2id PHC string (``$argon2id$v=19$m=...``); never the password.
+    password_hash: str = Field(max_length=200)
+    #: The TOTP secret, sealed like the address; none until the staff member enrols.
+    totp_ct: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = _ts()
+    disabled_at: datetime | None = _ts(nullable=True)
+    failed_logins: int = 0
+    locked_until: datetime | None = _ts(nullable=True)
+    last_login_at: datetime | None = _ts(nullable=True)
+
+
+class StaffSession(SQLModel, table=True):
+    """A console session, server-side: the cookie carries a random token, the row its hash."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (Index("ix_staff_sessions_staff", "staff_id"),)
+
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    staff_id: int = Field(foreign_key="staff.id", ondelete="CASCADE")
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token: shown once, stored as a keyed hash, scoped, revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    #: The first characters of the token (``tact_ab12cd``), to recognise it in a list.
+    prefix: str = Field(max_length=16)
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, unique=True, nullable=False))
+    #: Some of "read", "write", "send".
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = _ts()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The answer given to a request with an ``Idempotency-Key``, replayed on a retry."""
+
+    __tablename__ = "idempotency_keys"
+
+    #: Who asked (``token:ID`` or ``staff:ID``), so that two callers' keys never meet.
+    principal: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=200)
+    #: The method and path asked with this key; the same key on another request is refused.
+    request: str = Field(max_length=300)
+    status_code: int = 0
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = _ts()

@@ -32,12 +32,12 @@ LAYERS = [
     "engine.runtime | engine.setup",
     "engine.campaigns | engine.notices | engine.events",
     "engine.people",
-    "engine.segments | engine.policy",
+    "engine.segments | engine.policy | engine.staff",
     "engine.render | engine.delivery | engine.broker",
     "engine.consent",
     "engine.links",
     "engine.vault",
-    "engine.config : engine.errors : engine.models : engine.db : engine.migrate"
+    "engine.config : engine.errors : engine.models : engine.audit : engine.db : engine.migrate"
     " : engine.migrations : engine.fsmodes : engine.logs : engine.synthetic",
 ]
 #: What a face must not import itself: SQL, and the transport set-up.

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from engine.app.templates import TemplateLint, check_campaign, lint_one, segment_names
+from engine.audit import current_actor
 from engine.campaigns import RENDER_ERROR, BatchReport, lifecycle, pending_count, send_campaign
 from engine.campaigns.report import CampaignReport, campaign_report
 from engine.db import writing
@@ -39,8 +40,6 @@ from engine.runtime import Runtime
 
 S = CampaignStatus
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
-#: Who the audit trail names for a change made through a use-case (a face's operator).
-ACTOR = "operator"
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,7 @@ def _audit(conn: Connection, action: str, now: datetime, **detail: Any) -> None:
         insert(audit_t).values(
             occurred_at=now,
             action=f"campaign.{action}",
-            actor=ACTOR,
+            actor=current_actor(),
             detail={k: _plain(v) for k, v in detail.items()},
         )
     )

@@ -31,6 +31,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import insert
 
+from engine.audit import current_actor
 from engine.campaigns import lifecycle
 from engine.campaigns.forecast import stand_in
 from engine.consent.suppression import suppressed_among
@@ -272,7 +273,7 @@ def test_send(
             insert(audit_t).values(
                 occurred_at=when,
                 action=TEST_SENT,
-                actor="operator",
+                actor=current_actor(),
                 contact_id=contact_id,
                 detail={
                     "campaign": row.name,

@@ -142,6 +142,24 @@ COMMANDS: dict[str, Entry] = {
         "Launch due campaigns and enqueue their due batches, every few seconds.",
         RUNNING,
     ),
+    "staff": Entry(
+        "engine.cli.staff_cmd",
+        "app",
+        "Staff accounts for the console and the API: add, list, disable, roles.",
+        OPERATING,
+    ),
+    "tokens": Entry(
+        "engine.cli.staff_cmd",
+        "tokens_app",
+        "API tokens: create (shown once), list, revoke.",
+        OPERATING,
+    ),
+    "audit": Entry(
+        "engine.cli.staff_cmd",
+        "audit_app",
+        "The audit log: who did what, and when; export as JSON lines.",
+        OPERATING,
+    ),
     "keys": Entry("engine.cli.keys_cmd", "app", "Encryption keys.", OPERATING),
     "db": Entry("engine.cli.db_cmd", "app", "Database schema (Alembic migrations).", OPERATING),
     "settings": Entry(
