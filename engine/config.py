@@ -143,6 +143,32 @@ class Settings(BaseSettings):
         description="`tact serve` listens here, behind the TLS proxy of public_base_url.",
     )
     web_port: int = Field(default=8000, description="`tact serve` listens on this port.")
+    web_only: Literal["all", "public", "admin"] = Field(
+        default="all",
+        description="What `tact serve` serves: all, public (unsubscribe, preference center, "
+        "sign-up: may face the internet) or admin (the console under /admin and the API under "
+        "/api/v1: keep it internal).",
+    )
+    console_session_idle_minutes: int = Field(
+        default=30, ge=1, description="A console session ends after this long without a request."
+    )
+    console_session_hours: int = Field(
+        default=12, ge=1, description="A console session ends this long after login, in any case."
+    )
+    console_secure_cookie: bool = Field(
+        default=True,
+        description="Mark the console's session cookie Secure (https only; browsers also keep "
+        "it on http://localhost). Turn off only for a plain-http test set-up.",
+    )
+    api_rate_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute one API token may make (then 429)."
+    )
+    login_attempts_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Console logins one client address may try per minute (then 429), besides "
+        "the lock of an account after 5 failures in a row.",
+    )
     unsubscribe_mailbox: str = Field(
         default="unsubscribe@northwind.example",
         description="Address of mailto: unsubscribes (List-Unsubscribe); local part + token.",

@@ -22,6 +22,15 @@ Routes::
     GET  /confirm/{token}    confirmation page; POST: confirm
     GET  /healthz            liveness (plain "ok")
 
+    /admin/...               the marketer console (engine.web.console), staff only
+    /api/v1/...              the REST API (engine.web.api), OpenAPI at /api/v1/openapi.json
+
+``create_app(only="public")`` serves the customer-facing routes alone (they may face
+the internet); ``only="admin"`` the console and the API alone (keep them internal);
+the default serves all three. The console and the API are mounted applications
+with their own error handling, CSP and authentication; the headers below are
+defaults they may set otherwise.
+
 The access log names the route template (``/u/{token}``), never the token
 (a capability) or the client address.
 """
@@ -32,6 +41,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -72,8 +82,15 @@ def build_state(runtime: Runtime) -> WebState:
     )
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    only: Literal["all", "public", "admin"] | None = None,
+) -> FastAPI:
     """The web app on ``runtime`` (by default one built from ``settings`` or the environment).
+
+    ``only`` picks the parts served (default: the ``web_only`` setting, "all").
 
     The app closes the runtime (its transport, its pooled connections) when it
     shuts down; a runtime passed in can still be used after that, it reopens
@@ -83,6 +100,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         # Logging is the serving process's business (``tact serve`` configures it).
         runtime = Runtime(settings, configure_logging=False)
     state = build_state(runtime)
+    parts = only or runtime.settings.web_only
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,8 +119,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         redirect_slashes=False,
     )
     app.state.tact = state
-    for module in (unsubscribe, preferences, personal_data, signup):
-        app.include_router(module.router)
+    if parts in ("all", "public"):
+        for module in (unsubscribe, preferences, personal_data, signup):
+            app.include_router(module.router)
+    if parts in ("all", "admin"):
+        from engine.web.api import create_api
+        from engine.web.console import create_console
+
+        app.mount("/api/v1", create_api(state))
+        app.mount("/admin", create_console(state))
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
@@ -120,12 +145,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        response.headers["Content-Security-Policy"] = csp
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+        # Defaults: the console and the API set their own CSP (and may set the others).
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Robots-Tag", "noindex, nofollow")
         route = request.scope.get("route")
         access_log.info(
             "%s %s %d %.1fms",
