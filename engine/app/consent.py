@@ -66,6 +66,20 @@ class LedgerEvent:
     expires_at: datetime | None
     text_hash: str | None
 
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: times as ISO 8601 text."""
+        return {
+            "seq": self.seq,
+            "topic": self.topic,
+            "event": self.event,
+            "at": self.at.isoformat(),
+            "source": self.source,
+            "lawful_basis": self.lawful_basis,
+            "regime": self.regime,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "text_hash": self.text_hash,
+        }
+
 
 def history(rt: Runtime, address: str) -> tuple[LedgerEvent, ...]:
     """The ledger of the contact with this address, oldest first."""

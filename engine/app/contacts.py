@@ -12,18 +12,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
+from engine.app.consent import LedgerEvent
+from engine.audit import current_actor, record
+from engine.consent import ledger
 from engine.consent.ledger import Source
 from engine.consent.service import Origin
 from engine.db import writing
+from engine.errors import ContactErased
 from engine.models import ConsentState
+from engine.models import ContactStatus as ModelContactStatus
 from engine.notices.optin import OptInResult, request_subscription
-from engine.people.erasure import ErasureResult, erase_contact
+from engine.people.erasure import ErasureResult, erase_contact, erase_contact_id
 from engine.people.export import contact_status, export_contact
+from engine.people.export import export_by_id as export_row
 from engine.people.importer import ImportReport, import_file
+from engine.people.status import row_by_id, status_of
 from engine.runtime import Runtime
 
 #: A value of a JSON document: what ``json.loads`` returns.
@@ -33,15 +42,24 @@ __all__ = [
     "ContactExport",
     "ContactStatus",
     "Decision",
+    "Erased",
     "ErasureResult",
     "ImportResult",
     "Json",
+    "LedgerEvent",
     "OptInResult",
+    "Revealed",
     "TopicConsent",
+    "consent_history_by_id",
     "erase",
+    "erase_by_id",
     "export",
+    "export_by_id",
     "import_contacts",
+    "lookup",
+    "reveal",
     "show",
+    "status_by_id",
     "subscribe",
 ]
 
@@ -156,11 +174,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def show(rt: Runtime, address: str) -> ContactStatus:
-    """The contact with this address (a NotFound error if none is held)."""
-    vault = rt.vault  # refuse missing or wrong keys before touching the database
-    with rt.engine.begin() as conn:
-        doc = contact_status(conn, vault, rt.settings, address)
+def _status(doc: dict[str, Any]) -> ContactStatus:
     return ContactStatus(
         id=doc["id"],
         public_id=doc["public_id"],
@@ -192,6 +206,74 @@ def show(rt: Runtime, address: str) -> ContactStatus:
     )
 
 
+def show(rt: Runtime, address: str) -> ContactStatus:
+    """The contact with this address (a NotFound error if none is held)."""
+    vault = rt.vault  # refuse missing or wrong keys before touching the database
+    with rt.engine.begin() as conn:
+        doc = contact_status(conn, vault, rt.settings, address)
+    return _status(doc)
+
+
+def lookup(rt: Runtime, address: str) -> ContactStatus:
+    """The contact with this address, found through the blind index, without its name
+    (``name`` is None): what the console and the API show to every role. ContactNotFound,
+    or ContactErased for an erased address. Nothing is decrypted."""
+    vault = rt.vault
+    with rt.engine.connect() as conn:
+        row = vault.find(conn, address)
+        return _status(status_of(conn, rt.settings, row))
+
+
+def status_by_id(rt: Runtime, contact_id: str) -> ContactStatus:
+    """The contact with this id or public id, without its name (an erased contact is shown
+    as its tombstone: status ``erased``, nothing personal). ContactNotFound otherwise."""
+    with rt.engine.connect() as conn:
+        return _status(status_of(conn, rt.settings, row_by_id(conn, contact_id)))
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """A contact's address and name, shown to a member of staff who asked (audited)."""
+
+    contact_id: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+
+    def as_dict(self) -> dict[str, Json]:
+        doc: dict[str, Json] = asdict(self)
+        return doc
+
+
+def _active(conn: Connection, contact_id: str) -> Any:
+    row = row_by_id(conn, contact_id)
+    if row.status != ModelContactStatus.ACTIVE:
+        raise ContactErased("that contact was erased; nothing about it is held")
+    return row
+
+
+def reveal(rt: Runtime, contact_id: str) -> Revealed:
+    """The address and name of the contact with this id or public id, decrypted; the reveal
+    is written to the audit log (``contact.revealed``, the contact's id and the actor, never
+    what was shown). ContactNotFound, or ContactErased for an erased contact."""
+    vault = rt.vault
+    with writing(rt.engine) as conn:
+        row = _active(conn, contact_id)
+        personal = vault.read(
+            conn, [row.id], ["email", "first_name", "last_name"], purpose="reveal"
+        ).get(row.id)
+        if personal is None:  # the data key went between the two reads: erased meanwhile
+            raise ContactErased("that contact was erased; nothing about it is held")
+        record(
+            conn,
+            "contact.revealed",
+            datetime.now(UTC),
+            contact_id=row.id,
+            fields=["email", "first_name", "last_name"],
+        )
+    return Revealed(str(row.id), personal.email, personal.first_name, personal.last_name)
+
+
 @dataclass(frozen=True)
 class ContactExport:
     """Everything held about one person, decrypted (GDPR Art. 20).
@@ -206,6 +288,9 @@ class ContactExport:
 
     def to_json(self) -> str:
         return json.dumps(self.document, ensure_ascii=False, indent=2)
+
+    def as_dict(self) -> dict[str, Json]:
+        return {"contact_id": self.contact_id, "document": self.document}
 
 
 def export(rt: Runtime, address: str, *, actor: str) -> ContactExport:
@@ -228,6 +313,53 @@ def erase(rt: Runtime, address: str, *, actor: str) -> ErasureResult:
         return erase_contact(
             conn, vault, address, actor=actor, outbox_dir=rt.settings.resolved_outbox_dir
         )
+
+
+def export_by_id(rt: Runtime, contact_id: str) -> ContactExport:
+    """The export of the contact with this id or public id, audited as :func:`export` is
+    (``contact.exported``) under the current actor. ContactNotFound or ContactErased."""
+    vault = rt.vault
+    with writing(rt.engine) as conn:
+        row = _active(conn, contact_id)
+        document = export_row(conn, vault, rt.settings, row, actor=current_actor())
+    return ContactExport(contact_id=str(row.id), document=document)
+
+
+@dataclass(frozen=True)
+class Erased(ErasureResult):
+    """An erasure's result with its JSON form (the id as text)."""
+
+    def as_dict(self) -> dict[str, Json]:
+        return {
+            "contact_id": str(self.contact_id) if self.contact_id else None,
+            "already_erased": self.already_erased,
+            "outbox_files_removed": self.outbox_files_removed,
+        }
+
+
+def erase_by_id(rt: Runtime, contact_id: str) -> ErasureResult:
+    """Erase the contact with this id or public id for good, as :func:`erase` does, audited
+    under the current actor; an erased one is reported ``already_erased``. ContactNotFound
+    for an id no contact ever had."""
+    vault = rt.vault
+    with writing(rt.engine) as conn:
+        row = row_by_id(conn, contact_id)
+        result = erase_contact_id(
+            conn,
+            vault,
+            row.id,
+            actor=current_actor(),
+            outbox_dir=rt.settings.resolved_outbox_dir,
+        )
+    return Erased(result.contact_id, result.already_erased, result.outbox_files_removed)
+
+
+def consent_history_by_id(rt: Runtime, contact_id: str) -> tuple[LedgerEvent, ...]:
+    """The consent ledger of the contact with this id or public id, oldest first (an erased
+    contact's ledger stays: it is the pseudonymous proof of what was agreed)."""
+    with rt.engine.connect() as conn:
+        row = row_by_id(conn, contact_id)
+        return tuple(LedgerEvent(**event) for event in ledger.history(conn, row.id))
 
 
 def subscribe(rt: Runtime, address: str, topic: str, *, locale: str | None = None) -> OptInResult:
