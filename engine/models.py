@@ -407,7 +407,11 @@ class GateDecision(SQLModel, table=True):
     """Every send, deferral and skip with its reason (Invariant 5). Ids only, no personal data."""
 
     __tablename__ = "gate_decisions"
-    __table_args__ = (Index("ix_gate_decisions_contact", "contact_id", "decided_at"),)
+    __table_args__ = (
+        Index("ix_gate_decisions_contact", "contact_id", "decided_at"),
+        Index("ix_gate_decisions_action_time", "action", "decided_at"),
+        Index("ix_gate_decisions_campaign_time", "campaign", "decided_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign: str = Field(max_length=128)
@@ -485,6 +489,7 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_outbox_batch", "campaign_id", "batch_no", "status", "due_at"),
+        Index("ix_outbox_status_time", "status", "updated_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -11,17 +11,24 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.app import consent, contacts
+from engine.app import campaigns, consent, contacts, dashboard
+from engine.app.campaigns import NewCampaign
 from engine.audit import acting_as
 from engine.config import PROJECT_ROOT, Settings
+from engine.consent.ledger import Source
+from engine.consent.service import Origin, withdraw
+from engine.consent.suppression import suppress
+from engine.db import writing
 from engine.errors import ContactErased, ContactNotFound
-from engine.models import AuditEvent
+from engine.models import AuditEvent, SuppressionReason
 from engine.runtime import Runtime
 from engine.vault import Keyring, Vault
 from tests.helpers import people, write_jsonl
@@ -43,6 +50,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         templates_dir=templates,
         quiet_hours_start=0,
         quiet_hours_end=0,
+        cap_global_count=1,
     )
 
 
@@ -62,6 +70,40 @@ def imported(rt: Runtime, tmp_path: Path) -> list[dict[str, Any]]:
     result = contacts.import_contacts(rt, write_jsonl(tmp_path / "people.jsonl", rows))
     assert (result.inserted, result.rejected) == (N, 0)
     return rows
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Two campaigns sent to the imported contacts, with every outcome the dashboard counts."""
+
+    first: str
+    second: str
+    addresses: list[str]
+
+
+@pytest.fixture
+def sent(rt: Runtime, imported: list[dict[str, Any]]) -> Sent:
+    """ "first": launched, then one contact bounces (suppressed) and one unsubscribes from the
+    topic before the send: 4 sent, 2 skipped. "second": the 4 already had their one message
+    this week (cap_global_count=1): all 4 deferred."""
+    addresses = [str(p["email"]) for p in imported]
+    campaigns.create(rt, NewCampaign(name="first", template="autumn-2026"))
+    campaigns.launch(rt, "first")
+    with writing(rt.engine) as conn:
+        suppress(conn, rt.vault.index_for(addresses[0]), SuppressionReason.HARD_BOUNCE)
+        withdraw(
+            conn,
+            rt.vault,
+            rt.vault.find(conn, addresses[1]).id,
+            "offers",
+            Origin(source=Source.ONE_CLICK),
+        )
+    first = campaigns.send(rt, "first")
+    assert first.this_run == {"sent": N - 2, "skipped": 2}, first.this_run
+    campaigns.create(rt, NewCampaign(name="second", template="autumn-2026"))
+    second = campaigns.send(rt, "second")
+    assert second.this_run == {"deferred": N - 2}, second.this_run
+    return Sent("first", "second", addresses)
 
 
 def audit_rows(rt: Runtime) -> list[Any]:
@@ -170,3 +212,51 @@ def test_export_erase_and_consent_history_by_id(
         contacts.erase_by_id(rt, "00000000-0000-4000-8000-000000000000")
     with pytest.raises(ContactNotFound):
         contacts.consent_history_by_id(rt, "not-an-id")
+
+
+# --- 2. the dashboard ---------------------------------------------------------------------
+
+
+def test_dashboard_counts_what_was_sent_skipped_and_deferred(rt: Runtime, sent: Sent) -> None:
+    campaigns.create(rt, NewCampaign(name="draft", template="autumn-2026"))
+    board = dashboard.dashboard(rt)
+    assert board.campaigns_by_status == {
+        "draft": 1,
+        "scheduled": 0,
+        "sending": 1,  # "second" waits for its deferred recipients
+        "paused": 0,
+        "sent": 1,
+        "cancelled": 0,
+    }
+    assert board.sent_30d == N - 2
+    assert len(board.sent_by_day) == 30
+    today = datetime.now(UTC).date().isoformat()
+    assert board.sent_by_day[-1] == (today, N - 2)
+    assert all(n == 0 for _, n in board.sent_by_day[:-1])
+    days = [d for d, _ in board.sent_by_day]
+    assert days == sorted(days) and len(set(days)) == 30
+    assert board.skipped_by_reason == {"consent-withdrawn": 1, "suppressed-hard-bounce": 1}
+    assert sum(board.deferred_by_reason.values()) == N - 2
+    assert all(reason.startswith("cap") for reason in board.deferred_by_reason)
+    assert (board.unsubscribes_30d, board.bounces_30d, board.complaints_30d) == (1, 1, 0)
+    assert board.segments == [("standard", N)]  # no build yet: everyone gets the standard
+    doc = board.as_dict()
+    assert json.loads(json.dumps(doc)) == doc
+    assert doc["sent_by_day"][-1] == {"day": today, "sent": N - 2}
+    text = json.dumps(doc)
+    assert not any(a in text for a in sent.addresses)
+
+    # An erasure withdraws consent too, but is no unsubscribe.
+    contacts.erase(rt, sent.addresses[2], actor="tests")
+    assert dashboard.dashboard(rt).unsubscribes_30d == 1
+    # Thirty-one days on, the window holds none of it; the campaigns stay as they are.
+    later = dashboard.dashboard(rt, now=datetime.now(UTC) + timedelta(days=31))
+    assert later.sent_30d == 0 and later.skipped_by_reason == {} == later.deferred_by_reason
+    assert (later.unsubscribes_30d, later.bounces_30d) == (0, 0)
+    assert later.campaigns_by_status == board.campaigns_by_status
+
+
+def test_dashboard_of_an_empty_installation(rt: Runtime) -> None:
+    board = dashboard.dashboard(rt)
+    assert set(board.campaigns_by_status.values()) == {0} and len(board.campaigns_by_status) == 6
+    assert board.sent_30d == 0 and board.segments == [("standard", 0)]
