@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from engine.audit import record
 from engine.db import writing
@@ -197,8 +197,10 @@ def login(
 def session(rt: Runtime, token: str, *, now: datetime | None = None) -> Principal:
     """Who a console session is (AuthenticationFailed when it has ended)."""
     now = _now(now)
+    idle = timedelta(minutes=rt.settings.console_session_idle_minutes)
+    absolute = timedelta(hours=rt.settings.console_session_hours)
     with writing(rt.engine) as conn:
-        return sessions.principal(conn, token, now)
+        return sessions.principal(conn, token, now, idle=idle, absolute=absolute)
 
 
 def logout(rt: Runtime, token: str, *, now: datetime | None = None) -> None:

@@ -7,10 +7,11 @@ once and never stored.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from engine.app import audit, staff
 from engine.cli.console import JSON, emit, out
@@ -73,7 +74,16 @@ def list_cmd(as_json: bool = JSON) -> None:
     if as_json:
         emit([_member_row(m) for m in members])
         return
-    table = Table("id", "address", "role", "state", "2FA", "last login")
+    # An address is never cut short: the other columns wrap first.
+    longest = max((len(m.email or "?") for m in members), default=7)
+    table = Table(
+        "id",
+        Column("address", min_width=min(longest, 64), overflow="fold"),
+        "role",
+        "state",
+        "2FA",
+        "last login",
+    )
     for m in members:
         state = "disabled" if not m.active else ("locked" if m.locked_until else "active")
         table.add_row(
@@ -188,7 +198,7 @@ def token_list(as_json: bool = JSON) -> None:
     """Every API token (never the token itself), with its last use."""
     items = staff.list_tokens(Runtime())
     if as_json:
-        emit(items)
+        emit([dataclasses.asdict(t) for t in items])
         return
     table = Table("id", "staff", "name", "prefix", "scopes", "last used", "state")
     for t in items:
@@ -247,7 +257,22 @@ def audit_export(
     output: typer.FileTextWrite = typer.Option(
         "-", "--output", "-o", help="Where to write JSON lines (default: standard output)."
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="With --output FILE: print what was written as JSON (the lines are JSON already).",
+    ),
 ) -> None:
     """The whole audit log, oldest first, as JSON lines."""
+    count = 0
     for line in audit.export_lines(Runtime()):
         output.write(line)
+        count += 1
+    output.flush()
+    name = getattr(output, "name", "-")
+    if name in ("-", "<stdout>"):
+        return
+    if as_json:
+        emit({"entries": count, "output": name})
+        return
+    out.print(f"{count} audit entries written to {name}")

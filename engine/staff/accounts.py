@@ -247,7 +247,11 @@ def authenticate(
     if good and row.totp_ct is not None:
         cipher = vault.ciphers(conn, [(row.key_id, 1)])[row.key_id]
         secret = cipher.open("totp", row.totp_ct, table=_TABLE)
-        good = bool(code) and secret is not None and totp.verify(secret, code or "")
+        good = (
+            bool(code)
+            and secret is not None
+            and totp.verify(secret, code or "", moment=now.timestamp())
+        )
         outcome_if_bad = "second-factor"
     else:
         outcome_if_bad = "bad-credentials"
