@@ -1,0 +1,138 @@
+"""Who a request acts as: ``Authorization: Bearer tact_...`` → a Principal, rate-limited per token.
+
+The API takes API tokens only (no cookies: a browser's session must not be able to
+drive it from another page). :func:`engine.app.staff.authenticate_token` says who the
+token acts as (401 for an unknown, revoked or expired token or a disabled account,
+always the same words). Each token may make ``api_rate_per_minute`` requests in any
+60 seconds (a sliding window kept in this process, per token id); the next one is a 429
+with ``Retry-After``. Every answer to an authenticated request carries
+``RateLimit-Limit`` and ``RateLimit-Remaining``.
+
+A route declares the operation it runs (``engine.app.permissions.OPERATIONS``) with
+:func:`allow`; the permission is checked before the endpoint runs, and the endpoint
+runs its use-case inside ``acting_as(caller.actor)`` so that the audit rows name the
+token (``staff:3/token:7``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import Request
+
+from engine.app.permissions import check, needs
+from engine.app.staff import authenticate_token
+from engine.errors import AuthenticationFailed
+from engine.staff import Principal
+from engine.web.state import WebState
+
+#: Every API token starts with this (engine.staff.tokens).
+TOKEN_PREFIX = "tact_"  # noqa: S105 - a prefix, not a secret
+MAX_TOKEN = 200
+WINDOW = 60.0
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token (`tact staff token NAME --scopes read,write,send`), "
+    "as `Authorization: Bearer tact_...`",
+)
+
+
+class RateLimiter:
+    """At most ``limit`` requests per token in any ``window`` seconds (a sliding log)."""
+
+    def __init__(self, limit: int, window: float = WINDOW) -> None:
+        self.limit = max(1, limit)
+        self.window = window
+        self._hits: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: int, now: float | None = None) -> tuple[bool, int, int]:
+        """(allowed, remaining, seconds until one more is allowed) for one request."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                wait = math.ceil(hits[0] + self.window - now)
+                return False, 0, max(1, wait)
+            hits.append(now)
+            if len(self._hits) > 10_000:  # forget idle tokens
+                for k in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
+                    del self._hits[k]
+            return True, self.limit - len(hits), 0
+
+
+def state_of(request: Request) -> WebState:
+    state: WebState = request.app.state.tact
+    return state
+
+
+def limiter_of(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
+def token_of(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed(
+            "this endpoint needs an API token: Authorization: Bearer tact_...",
+            hint="an admin creates one with `tact staff token`",
+        )
+    token = credentials.credentials.strip()
+    if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN or not token.isascii():
+        raise AuthenticationFailed("the API token is unknown, revoked or expired")
+    return token
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The principal of the request's token, counted against its rate limit."""
+    token = token_of(credentials)
+    principal = authenticate_token(state_of(request).runtime, token)
+    limiter = limiter_of(request)
+    assert principal.token_id is not None
+    allowed, remaining, wait = limiter.hit(principal.token_id)
+    request.scope.setdefault("state", {})["ratelimit"] = (limiter.limit, remaining)
+    if not allowed:
+        raise HTTPException(
+            429,
+            f"this token made {limiter.limit} requests in the last minute; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return principal
+
+
+#: An endpoint parameter typed ``Caller`` is the request's principal (already checked).
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+def allow(operation: str) -> Callable[..., Principal]:
+    """The dependency that refuses (403) a principal who may not run ``operation``."""
+    needs(operation)  # a name not in the table fails at import, not at the first request
+
+    def dependency(caller: Caller) -> Principal:
+        check(caller, operation)
+        return caller
+
+    dependency.__name__ = f"allow_{operation.replace('.', '_')}"
+    return dependency
+
+
+def operation(name: str) -> dict[str, Any]:
+    """The route keywords for an endpoint that runs ``name``: the check and its document."""
+    return {
+        "dependencies": [Depends(allow(name))],
+        "openapi_extra": {"x-tact-operation": name, "x-tact-permission": str(needs(name))},
+    }
