@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from engine.config import Settings
+from engine.config import PROJECT_ROOT, Settings
 from engine.vault import Keyring, Vault
 from engine.web.app import create_app
 
@@ -16,6 +18,20 @@ from engine.web.app import create_app
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """The shipped templates copied (a test may break one), no quiet hours, a Maildir outbox."""
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=db_url,
+        templates_dir=templates,
+        quiet_hours_start=0,
+        quiet_hours_end=0,
+    )
 
 
 @pytest.fixture

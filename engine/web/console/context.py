@@ -153,6 +153,11 @@ class Console:
     def t(self, key: str, **fields: object) -> str:
         return self.state.catalogs.text(self.lang, key, **fields)
 
+    def label(self, key: str, fallback: str) -> str:
+        """``t(key)`` when the catalogs have it, else ``fallback`` (a reason or status code
+        the catalogs do not name yet is shown as the code, never as an error)."""
+        return self.t(key) if self.state.catalogs.has(key) else fallback
+
     def url(self, path: str, **query: object) -> str:
         """The absolute path of a console route: ``url("/campaigns")`` -> ``/admin/campaigns``."""
         root = self.request.scope.get("root_path", "") or ""
@@ -225,6 +230,7 @@ class Console:
             notice = self.t(notice_key)
         return {
             "t": self.t,
+            "label": self.label,
             "lang": self.lang,
             "html_lang": self.lang,
             "url": self.url,
