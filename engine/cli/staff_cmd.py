@@ -18,11 +18,16 @@ from engine.cli.console import JSON, emit, out
 from engine.cli.runtime import Runtime
 from engine.cli.tables import when
 
-app = typer.Typer(help="Staff accounts for the console and the API.", no_args_is_help=True)
-tokens_app = typer.Typer(
-    help="API tokens (scoped, shown once, stored hashed).", no_args_is_help=True
+app = typer.Typer(
+    help="Staff accounts for the console and the API: add, list, disable, roles.",
+    no_args_is_help=True,
 )
-audit_app = typer.Typer(help="The audit log: who did what, and when.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="API tokens: create (shown once), list, revoke.", no_args_is_help=True
+)
+audit_app = typer.Typer(
+    help="The audit log: who did what, and when; export as JSON lines.", no_args_is_help=True
+)
 
 ROLES = "viewer (reports), editor (campaigns, templates), sender (may send), admin (everything)"
 
