@@ -30,10 +30,17 @@ from sqlalchemy import Connection, func, insert, select
 
 from engine.app.templates import TemplateLint, check_campaign, lint_one, segment_names
 from engine.audit import current_actor
-from engine.campaigns import RENDER_ERROR, BatchReport, lifecycle, pending_count, send_campaign
+from engine.campaigns import (
+    RENDER_ERROR,
+    BatchReport,
+    lifecycle,
+    listing,
+    pending_count,
+    send_campaign,
+)
 from engine.campaigns.report import CampaignReport, campaign_report
 from engine.db import writing
-from engine.errors import CampaignNotDue, IllegalTransition
+from engine.errors import BadOption, CampaignNotDue, IllegalTransition
 from engine.models import AuditEvent, CampaignStatus, OutboxStatus
 from engine.render.template import TemplateSpec
 from engine.runtime import Runtime
@@ -41,9 +48,32 @@ from engine.runtime import Runtime
 S = CampaignStatus
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 
+#: The longest page :func:`list_page` returns.
+MAX_PAGE = 200
+
+
+def _json(value: Any) -> Any:
+    """A result's value as JSON: times and dates as ISO 8601 text, dataclasses as dicts."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+class _AsDict:
+    """``as_dict``: the dataclass's fields as JSON-ready values (ISO times)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
-class CampaignSummary:
+class CampaignSummary(_AsDict):
     """One campaign row as it stands, plus how many of its outbox rows are still open."""
 
     id: int
@@ -91,6 +121,10 @@ class CampaignSummary:
             return f"from {utc(self.launched_at)}"
         return "as soon as it is scheduled"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields (ISO times), plus when it launches and in words."""
+        return {**super().as_dict(), "sends_at": _json(self.sends_at), "when": self.when()}
+
 
 def utc(value: datetime) -> str:
     """A time as operators read it: ``2026-12-01 09:00 UTC``."""
@@ -98,7 +132,7 @@ def utc(value: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class Changed:
+class Changed(_AsDict):
     """A lifecycle move (pause, resume, cancel): the campaign afterwards, and whether the
     move changed anything (``pause`` on a paused campaign does not, and says so)."""
 
@@ -108,7 +142,7 @@ class Changed:
 
 
 @dataclass(frozen=True)
-class Deleted:
+class Deleted(_AsDict):
     """A deleted draft (``renamed_to`` None), or a cancelled campaign whose name was freed:
     its row stays, renamed ``renamed_to``, with its outbox rows and audit trail."""
 
@@ -118,7 +152,7 @@ class Deleted:
 
 
 @dataclass(frozen=True)
-class Listed:
+class Listed(_AsDict):
     """One line of ``campaigns list``: when it sends, to how many, how many were sent.
 
     ``audience`` is the outbox rows once launched; before, the size of the audience now
@@ -170,7 +204,7 @@ class NewCampaign:
 
 
 @dataclass(frozen=True)
-class Scheduled:
+class Scheduled(_AsDict):
     """A scheduled campaign, when it launches, and what launches it."""
 
     campaign: CampaignSummary
@@ -179,7 +213,7 @@ class Scheduled:
 
 
 @dataclass(frozen=True)
-class Launched:
+class Launched(_AsDict):
     campaign: CampaignSummary
     added: int  # outbox rows this launch wrote
 
@@ -195,7 +229,7 @@ class Start(StrEnum):
 
 
 @dataclass(frozen=True)
-class SendResult:
+class SendResult(_AsDict):
     """One ``send`` run: the campaign afterwards, and this run's rows by status."""
 
     campaign: CampaignSummary
@@ -215,8 +249,6 @@ _COUNTED = ("open_rows", "recipients", "sent")
 
 def _summary(conn: Any, ref: int | str) -> CampaignSummary:
     row = lifecycle.get(conn, ref)
-    values = row._mapping
-    names = [f.name for f in fields(CampaignSummary) if f.name not in _COUNTED]
     by_status: dict[str, int] = dict(
         conn.execute(
             select(lifecycle.outbox_t.c.status, func.count())
@@ -224,9 +256,15 @@ def _summary(conn: Any, ref: int | str) -> CampaignSummary:
             .group_by(lifecycle.outbox_t.c.status)
         ).all()
     )
+    return _summary_of(row, by_status, pending_count(conn, row.id))
+
+
+def _summary_of(row: Any, by_status: dict[str, int], open_rows: int) -> CampaignSummary:
+    values = row._mapping
+    names = [f.name for f in fields(CampaignSummary) if f.name not in _COUNTED]
     return CampaignSummary(
         **{name: values[name] for name in names},
-        open_rows=pending_count(conn, row.id),
+        open_rows=open_rows,
         recipients=sum(by_status.values()),
         sent=by_status.get(OutboxStatus.SENT.value, 0),
     )
@@ -501,6 +539,116 @@ def list_campaigns(rt: Runtime, *, now: datetime | None = None) -> list[Listed]:
                 )
             )
     return found
+
+
+def get_summary(rt: Runtime, ref: int | str) -> CampaignSummary:
+    """The campaign with this id or name as it stands (:func:`status`)."""
+    return status(rt, ref)
+
+
+@dataclass(frozen=True)
+class CampaignPage:
+    """A page of campaigns, newest first; ``next_cursor`` is the ``after`` of the next page
+    (None on the last)."""
+
+    items: list[Listed]
+    next_cursor: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": [i.as_dict() for i in self.items], "next_cursor": self.next_cursor}
+
+
+def _listed(c: CampaignSummary, audience: int | None, estimated: bool) -> Listed:
+    return Listed(
+        name=c.name,
+        status=c.status,
+        template=c.template,
+        topic=c.topic,
+        priority=c.priority,
+        sends_at=c.sends_at,
+        when=c.when(),
+        audience=audience,
+        estimated=estimated,
+        sent=c.sent,
+        pause_reason=c.pause_reason,
+    )
+
+
+def list_page(
+    rt: Runtime,
+    *,
+    after: int | None = None,
+    limit: int = 50,
+    status: str | None = None,
+    now: datetime | None = None,
+    estimate: bool = True,
+) -> CampaignPage:
+    """A page of :func:`list_campaigns`: campaigns with an id below ``after``, newest first,
+    optionally of one ``status`` (an unknown status is a BadOption). Reads only the page's
+    rows: their outbox counts in one query, and the audience of those not launched yet
+    counted in SQL, once per distinct topic and segments (``estimate`` False leaves it
+    None)."""
+    now = _now(now)
+    if status is not None and status not in {s.value for s in S}:
+        raise BadOption(
+            f"no campaign status {status!r}", hint=f"one of: {', '.join(s.value for s in S)}"
+        )
+    limit = max(1, min(limit, MAX_PAGE))
+    with rt.engine.connect() as conn:
+        rows = listing.page(conn, after=after, limit=limit + 1, status=status)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        counts = listing.outbox_counts(conn, [r.id for r in rows])
+        sizes: dict[tuple[str, tuple[str, ...]], int] = {}
+        items: list[Listed] = []
+        for row in rows:
+            by_status = counts[int(row.id)]
+            summary = _summary_of(row, by_status, sum(by_status.get(s, 0) for s in lifecycle.OPEN))
+            audience: int | None = summary.recipients
+            estimated = False
+            if summary.launched_at is None:
+                estimated = summary.status != S.CANCELLED and estimate
+                audience = None
+                if estimated:
+                    key = (summary.topic, tuple(summary.segments or ()))
+                    if key not in sizes:
+                        sizes[key] = listing.audience_size(conn, key[0], key[1], now)
+                    audience = sizes[key]
+            items.append(_listed(summary, audience, estimated))
+    return CampaignPage(items, int(rows[-1].id) if more and rows else None)
+
+
+@dataclass(frozen=True)
+class TimelinePoint(_AsDict):
+    """One span of a campaign's sending: its start (ISO) and the outcomes recorded in it
+    (outbox rows by their last change; ``deferred`` counts the gate's deferrals)."""
+
+    at: str
+    sent: int
+    deferred: int
+    skipped: int
+    failed: int
+    bounced: int
+
+
+def timeline(rt: Runtime, name: str, *, buckets: int = 24) -> list[TimelinePoint]:
+    """The campaign's outcomes over time, in ``buckets`` equal spans (1 to 500) from its
+    launch to its last outcome, aggregated in SQL; [] before its launch."""
+    buckets = max(1, min(buckets, 500))
+    with rt.engine.connect() as conn:
+        row = lifecycle.get(conn, name)
+        spans = listing.timeline(conn, row, buckets)
+    return [
+        TimelinePoint(
+            at=start.astimezone(UTC).isoformat(),
+            sent=n.get(OutboxStatus.SENT.value, 0),
+            deferred=n.get("deferred", 0),
+            skipped=n.get(OutboxStatus.SKIPPED.value, 0),
+            failed=n.get(OutboxStatus.FAILED.value, 0),
+            bounced=n.get(OutboxStatus.BOUNCED.value, 0),
+        )
+        for start, n in spans
+    ]
 
 
 def validate(rt: Runtime, name: str) -> TemplateLint:
