@@ -24,16 +24,10 @@ router = APIRouter()
 CONFIRMED = {"export": "contacts.export", "erase": "contacts.erase"}
 
 
-def _show(c: Console, contact_id: str, **extra: object) -> Response:
+def _show(c: Console, contact_id: str, revealed: contacts.Revealed | None = None) -> Response:
     status = contacts.status_by_id(c.rt, contact_id)
     history = contacts.consent_history_by_id(c.rt, contact_id)
-    return c.page(
-        "contacts/show.html",
-        contact=status,
-        history=history,
-        revealed=extra.pop("revealed", None),
-        **extra,
-    )
+    return c.page("contacts/show.html", contact=status, history=history, revealed=revealed)
 
 
 @router.get("/contacts")
