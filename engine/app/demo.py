@@ -6,7 +6,9 @@ create/send`` (:mod:`engine.app.campaigns`): created as a draft named like its
 template, brought to sending by :func:`engine.app.campaigns.to_sending` (scheduled,
 launched: the fan-out writes one outbox row per candidate), then every due batch
 by :func:`engine.app.campaigns.send_now` (claim → gate → render → Maildir outbox →
-record) → the campaign report.
+record) → the campaign report → a staff account to open the console with
+(:func:`console_login`: ``admin@northwind.example``, role admin; its password is
+returned once, and a re-run resets it, since the first one was shown only once).
 
 The gate decides at send time, so what happens depends on the clock: recipients
 in their quiet hours are deferred to the end of them, and stay in the outbox
@@ -38,13 +40,14 @@ from uuid import UUID
 from sqlalchemy import Connection, func, select
 
 from engine.app import campaigns as use
+from engine.app import staff
 from engine.app.campaigns import Start
 from engine.campaigns import lifecycle
 from engine.campaigns.lifecycle import outbox_t
 from engine.campaigns.report import CampaignReport, campaign_report
 from engine.config import Settings
 from engine.delivery.maildir import MaildirTransport
-from engine.errors import CampaignNotFound, DemoError
+from engine.errors import CampaignNotFound, DemoError, StaffExists
 from engine.links.urls import links_for
 from engine.models import OutboxStatus
 from engine.people.importer import ImportReport, import_file
@@ -55,10 +58,36 @@ from engine.setup import initialize
 from engine.synthetic import generate_customers, write_jsonl
 from engine.vault.vault import contacts
 
-__all__ = ["CAMPAIGN", "DemoReport", "Start", "run_demo"]
+__all__ = [
+    "CAMPAIGN",
+    "DEMO_ADMIN",
+    "ConsoleLogin",
+    "DemoReport",
+    "Start",
+    "console_login",
+    "run_demo",
+]
 
 #: The example campaign's template; the demo's campaign carries the same name.
 CAMPAIGN = "autumn-2026"
+#: The demo's staff account: the console's first admin on a demo installation.
+DEMO_ADMIN = "admin@northwind.example"
+
+
+@dataclass(frozen=True)
+class ConsoleLogin:
+    """How to open the console after the demo: the account and its password (shown once)."""
+
+    staff_id: int
+    email: str
+    role: str
+    #: Chosen by Tact now; stored only as an Argon2id hash.
+    password: str
+    #: True when the account was made now; False when it existed and its password was reset
+    #: (its sessions ended), since the password printed the first time was shown once.
+    created: bool
+    #: The console on ``tact serve``'s own address.
+    url: str
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,7 @@ class DemoReport:
     #: Recipients by status, reason, segment; every gate decision.
     campaign: CampaignReport
     contacts: int  # contacts in the database (the audience is a subset)
+    console: ConsoleLogin | None = None
     this_run: Counter[str] = field(default_factory=Counter)
     outbox_files: int = 0
     sample: Sample | None = None
@@ -239,7 +269,50 @@ def _run(
             seconds=seconds,
         )
         report.sample = sample_recipient(conn, rt, campaign_id)
+    on_step("a staff account for the console")
+    report.console = console_login(rt, now=now)
     return report
+
+
+def console_url(settings: Settings) -> str:
+    """The console on ``tact serve``'s address (a wildcard bind is reached on loopback)."""
+    host = settings.web_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - reached on loopback, not bound
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web_port}/admin"
+
+
+def console_login(rt: Runtime, *, now: datetime | None = None) -> ConsoleLogin:
+    """The demo's admin account (:data:`DEMO_ADMIN`) with a new password, created if need be.
+
+    An existing account is reused: made an admin again, enabled, unlocked, and given a new
+    password (which ends its sessions): the one printed before was shown only once.
+    """
+    try:
+        added = staff.add(rt, DEMO_ADMIN, "admin", now=now)
+        created = True
+        staff_id, password = added.id, added.password
+    except StaffExists:
+        created = False
+        staff_id = staff.find(rt, DEMO_ADMIN)
+        member = next(m for m in staff.list_staff(rt, with_email=False) if m.id == staff_id)
+        if not member.active:
+            staff.enable(rt, str(staff_id), now=now)
+        if member.role.value != "admin":
+            staff.set_role(rt, str(staff_id), "admin", now=now)
+        reset = staff.reset_password(rt, str(staff_id), now=now)  # also lifts a lock
+        password = reset.password
+    assert password is not None  # chosen by Tact in both branches
+    return ConsoleLogin(
+        staff_id=staff_id,
+        email=DEMO_ADMIN,
+        role="admin",
+        password=password,
+        created=created,
+        url=console_url(rt.settings),
+    )
 
 
 def _prepare_campaign(rt: Runtime, name: str, now: datetime) -> tuple[int, Start]:

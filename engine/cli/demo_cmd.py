@@ -2,7 +2,8 @@
 
 Prints the import summary, the campaign report (sent; deferred by reason, with
 when they are due; skipped and failed by reason; every gate decision; per
-segment), and where to look next. Never an address or a name: ids only.
+segment), where to look next, and last how to open the console: the demo's staff
+account and its password, printed once. Never a customer's address or name: ids only.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def demo(
     out.print()
     for line in where_to_look(report):  # unwrapped: paths and links stay whole
         out.print(line, soft_wrap=True, highlight=False)
+    out.print()
+    for line in console_lines(report):
+        out.print(line, soft_wrap=True, highlight=False)
 
 
 def as_data(report: DemoReport) -> dict[str, Any]:
@@ -109,6 +113,7 @@ def as_data(report: DemoReport) -> dict[str, Any]:
         "outbox": str(report.outbox),
         "outbox_files": report.outbox_files,
         "sample": dataclasses.asdict(report.sample) if report.sample else None,
+        "console": dataclasses.asdict(report.console) if report.console else None,
         "seconds": round(report.seconds, 3),
     }
 
@@ -232,3 +237,23 @@ def where_to_look(report: DemoReport) -> list[str]:
             "the same, and sends nobody twice."
         )
     return lines
+
+
+def console_lines(report: DemoReport) -> list[str]:
+    """How to open the console: the command, the address, the account, its password once."""
+    login = report.console
+    if login is None:
+        return []
+    if login.created:
+        account = f"a staff account was made for the console: {login.email} ({login.role})"
+    else:
+        account = (
+            f"the staff account {login.email} existed: its password was reset (the one "
+            "printed before was shown once) and its sessions ended"
+        )
+    return [
+        "[bold]open the console[/]",
+        f"  {account}",
+        f"  password (shown once): [bold]{login.password}[/]",
+        f"  tact serve, then {login.url}  (sign in as {login.email})",
+    ]
