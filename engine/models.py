@@ -243,7 +243,11 @@ class ConsentRecord(SQLModel, table=True):
     """
 
     __tablename__ = "consent_events"
-    __table_args__ = (UniqueConstraint("contact_id", "seq"), Index("ix_consent_topic", "topic"))
+    __table_args__ = (
+        UniqueConstraint("contact_id", "seq"),
+        Index("ix_consent_topic", "topic"),
+        Index("ix_consent_event_time", "event", "occurred_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: uuid.UUID = Field(foreign_key="contacts.id")

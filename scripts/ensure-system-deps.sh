@@ -48,6 +48,8 @@ require redis-server redis-server
 require initdb       postgresql
 require pg_ctl       postgresql
 require postgres     postgresql
+# The console's accessibility tests install axe-core (npm package) with npm (support/npm.py).
+require npm          npm
 # The preference-center browser tests drive Debian's Chromium (/usr/bin/chromium)
 # through Playwright; Playwright's own browser download is not used.
 require chromium     chromium
