@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.app import campaigns, consent, contacts, dashboard, segments
+from engine.app import campaigns, consent, contacts, dashboard, previews, segments
 from engine.app.campaigns import NewCampaign
 from engine.audit import acting_as
 from engine.config import PROJECT_ROOT, Settings
@@ -28,7 +28,13 @@ from engine.consent.ledger import Source
 from engine.consent.service import Origin, set_personalization, withdraw
 from engine.consent.suppression import suppress
 from engine.db import writing
-from engine.errors import BadOption, CampaignNotFound, ContactErased, ContactNotFound
+from engine.errors import (
+    BadOption,
+    CampaignNotFound,
+    ContactErased,
+    ContactNotFound,
+    TemplateError,
+)
 from engine.models import (
     AuditEvent,
     SegmentAssignment,
@@ -387,3 +393,68 @@ def test_summary_and_timeline_of_a_sent_campaign(rt: Runtime, sent: Sent) -> Non
         campaigns.timeline(rt, "nope")
     with pytest.raises(CampaignNotFound):
         campaigns.get_summary(rt, "nope")
+
+
+# --- 4. rendered previews -----------------------------------------------------------------
+
+
+def test_render_version_is_what_the_preview_writes(rt: Runtime, tmp_path: Path) -> None:
+    written = previews.preview(rt, "autumn-2026", tmp_path / "out", screenshots=False)
+    files = {name: f for f in written.files for name in (f.version, *f.also)}
+    for segment, locale, stem in (
+        (None, None, "standard"),
+        ("win-back", None, "win-back"),
+        (None, "zh-CN", "standard.zh-Hans"),
+        ("win-back", "zh-Hans", "win-back.zh-Hans"),
+    ):
+        shown = previews.render_version(rt, "autumn-2026", segment=segment, locale=locale)
+        assert shown.segment == segment and not shown.fell_back
+        assert shown.html == files[stem].html.read_text("utf-8"), stem
+        assert shown.text == files[stem].text.read_text("utf-8"), stem
+    standard = previews.render_version(rt, "autumn-2026", segment="standard")
+    assert (standard.segment, standard.locale) == (None, "en")
+    assert standard.subject == "The autumn collection is here"
+    assert "Alex" in standard.html  # the fictional sample, never a contact
+    chinese = previews.render_version(rt, "autumn-2026", locale="zh-CN")
+    assert (chinese.locale, chinese.subject, chinese.fell_back) == (
+        "zh-Hans",
+        "秋季系列上新了",
+        False,
+    )
+    french = previews.render_version(rt, "autumn-2026", locale="fr-FR")
+    assert (french.locale, french.fell_back, french.requested_locale) == ("en", True, "fr-FR")
+    assert french.html == standard.html
+    doc = french.as_dict()
+    assert json.loads(json.dumps(doc)) == doc and doc["fell_back"] is True
+
+
+def test_render_version_by_campaign_name_and_its_refusals(
+    rt: Runtime, imported: list[dict[str, Any]]
+) -> None:
+    campaigns.create(rt, NewCampaign(name="autumn-promo", template="autumn-2026"))
+    by_campaign = previews.render_version(rt, "autumn-promo", segment="no-orders-new")
+    assert by_campaign.template == "autumn-2026" and by_campaign.campaign == "autumn-promo"
+    assert by_campaign.subject == "Welcome: your first order ships free"
+    for address in (str(p["email"]) for p in imported):
+        assert address not in by_campaign.html and address not in by_campaign.text
+    with pytest.raises(TemplateError, match=r"no version for segment 'win-bak'.*win-back"):
+        previews.render_version(rt, "autumn-2026", segment="win-bak")
+    for bad in ("../brand", "/etc", "Autumn", "a.b", ""):
+        with pytest.raises(TemplateError):
+            previews.render_version(rt, bad)
+    with pytest.raises(TemplateError):
+        previews.render_version(rt, "autumn-2026", segment="../../x")
+    with pytest.raises(TemplateError):
+        previews.render_version(rt, "autumn-2026", locale="en/../../x")
+    with pytest.raises(TemplateError, match="no template or campaign"):
+        previews.render_version(rt, "nothing-here")
+
+
+def test_versions_of_lists_each_segment_in_each_language(rt: Runtime) -> None:
+    pairs = previews.versions_of(rt, "autumn-2026")
+    assert pairs[0] == (None, "en")
+    assert {lang for _, lang in pairs} == {"en", "zh-Hans"}
+    english = [s for s, lang in pairs if lang == "en"]
+    assert english[0] is None and "win-back" in english and "outdoor-regulars" in english
+    assert len(english) == len(set(english))
+    assert (None, "zh-Hans") in pairs and ("win-back", "zh-Hans") in pairs
