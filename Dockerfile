@@ -1,5 +1,5 @@
 # The Tact application image: the `tact` command, used by every app service in
-# docker-compose.yml (migrate now; worker, beat and web later).
+# docker-compose.yml (migrate, web, console, worker, beat).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,7 +15,12 @@ RUN groupadd --system --gid 10001 tact \
 
 WORKDIR /app
 COPY . /app
-RUN pip install .
+RUN pip install . \
+    && install -d -m 0700 -o tact -g tact /app/var
+
+# The log (and a service's own local files) go to /app/var, the settings' default var_dir,
+# private to the tact user.
+EXPOSE 8000
 
 USER tact
 ENTRYPOINT ["tact"]

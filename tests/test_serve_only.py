@@ -1,11 +1,14 @@
 """``tact serve --only public|admin`` (issue 13, part 5), the real command on a free port:
 the public side has no console and no API, the admin side has none of the pages the
-links in emails open, and the default (the ``web_only`` setting) serves all three.
+links in emails open, and the default (the ``web_only`` setting) serves all three. And
+docker-compose runs them as two services, the console on loopback only (no Docker
+needed: the file is read, as tests/test_compose.py does).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -14,11 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import Engine
 
+from engine.cli.serve_cmd import Parts
 from engine.config import Settings
 from engine.links.tokens import TokenKind
 from engine.vault import Keyring, Vault
@@ -170,3 +176,36 @@ def test_an_unknown_side_is_a_usage_error(site: Site) -> None:
     )
     assert done.returncode == 2
     assert "'everything' is not one of" in " ".join(done.stderr.split())
+
+
+# -- docker-compose: the two sides as two services -------------------------------------------
+
+COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+
+
+def _service(name: str) -> dict[str, Any]:
+    services: dict[str, dict[str, Any]] = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    return services[name]
+
+
+def _only(command: str) -> str:
+    words = shlex.split(command)
+    assert words[0] == "serve", words
+    return words[words.index("--only") + 1]
+
+
+def test_compose_serves_the_console_on_loopback_and_the_public_side_apart() -> None:
+    web, console = _service("web"), _service("console")
+    assert _only(web["command"]) == "public"
+    assert _only(console["command"]) == "admin"
+    assert console["ports"] == ["127.0.0.1:8001:8000"]
+    assert "build" in console and console["image"] == web["image"]  # the same app image
+    assert console["environment"]["TACT_KEYRING_FILE"] == "/run/secrets/tact_keyring"
+    assert console["environment"]["TACT_DATABASE_URL"] == web["environment"]["TACT_DATABASE_URL"]
+    assert console["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # Nothing of the staff side is published beyond the host's loopback.
+    for spec in (web, console):
+        for mapping in spec["ports"]:
+            assert str(mapping).startswith("127.0.0.1:"), mapping
+    # The values are the command's own choices.
+    assert {_only(web["command"]), _only(console["command"])} <= {p.value for p in Parts}
