@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from tests.console.support import Member, client, console_of, sign_in
+from tests.web.support import Form, parse
 
 
 def forged(app: FastAPI, http: httpx.AsyncClient, purpose: str) -> str:
@@ -25,3 +26,11 @@ async def signed_in(app: FastAPI, member: Member) -> AsyncIterator[httpx.AsyncCl
         done = await sign_in(http, member)
         assert done.status_code == 303, done.text
         yield http
+
+
+def form_at(html: str, action: str) -> Form:
+    """The one form in ``html`` posting exactly to ``action`` (hidden fields filled)."""
+    found = [f for f in parse(html).forms if f.action == action]
+    if len(found) != 1:
+        raise AssertionError(f"expected one form posting to {action!r}, found {found}")
+    return found[0]
