@@ -9,6 +9,7 @@ reveal, the dashboard, campaign pages and timelines, rendered previews, template
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from engine.app import campaigns, consent, contacts, dashboard, previews, segments
+from engine.app import (
+    campaigns,
+    consent,
+    contacts,
+    dashboard,
+    previews,
+    segments,
+    template_files,
+)
 from engine.app.campaigns import NewCampaign
 from engine.audit import acting_as
 from engine.config import PROJECT_ROOT, Settings
@@ -33,6 +42,7 @@ from engine.errors import (
     CampaignNotFound,
     ContactErased,
     ContactNotFound,
+    LintFailed,
     TemplateError,
 )
 from engine.models import (
@@ -458,3 +468,162 @@ def test_versions_of_lists_each_segment_in_each_language(rt: Runtime) -> None:
     assert english[0] is None and "win-back" in english and "outdoor-regulars" in english
     assert len(english) == len(set(english))
     assert (None, "zh-Hans") in pairs and ("win-back", "zh-Hans") in pairs
+
+
+# --- 5. template files --------------------------------------------------------------------
+
+AUTUMN = "autumn-2026"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` and its bytes: what a refused save must leave as it was."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_list_and_read_template_files(rt: Runtime) -> None:
+    broken = rt.settings.templates_dir / "campaigns" / "broken"
+    broken.mkdir()
+    (broken / "campaign.toml").write_text('name = "broken"\nblocks = 3\n', "utf-8")
+    found = {t.name: t for t in template_files.list_templates(rt)}
+    assert set(found) == {AUTUMN, "broken"}
+    autumn = found[AUTUMN]
+    assert (autumn.topic, autumn.subject, autumn.language) == (
+        "offers",
+        "The autumn collection is here",
+        "en",
+    )
+    blocks = {b.name: b for b in autumn.blocks}
+    assert list(blocks) == ["hero", "picks", "closing"]
+    assert blocks["hero"].variants[0] == "standard" and "win-back" in blocks["hero"].variants
+    assert blocks["closing"].variants == ["standard"]
+    assert blocks["hero"].locales == ["en", "zh-Hans"]
+    assert found["broken"].blocks == [] and found["broken"].error
+    assert json.loads(json.dumps(autumn.as_dict()))["blocks"][2]["name"] == "closing"
+
+    folder = rt.settings.templates_dir / "campaigns" / AUTUMN / "blocks" / "closing"
+    html = template_files.read_variant(rt, AUTUMN, "closing", "standard")
+    assert html == (folder / "standard.html.j2").read_text("utf-8")
+    text = template_files.read_variant(rt, AUTUMN, "closing", "standard", part="text")
+    assert text == (folder / "standard.txt.j2").read_text("utf-8")
+    chinese = template_files.read_variant(rt, AUTUMN, "closing", "standard", locale="zh-Hans")
+    assert chinese == (folder / "standard.zh-Hans.html.j2").read_text("utf-8")
+    with pytest.raises(TemplateError, match=re.escape("has no blocks/closing/win-back.html.j2")):
+        template_files.read_variant(rt, AUTUMN, "closing", "win-back")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("..", "closing", "standard", None),
+        ("../autumn-2026", "closing", "standard", None),
+        ("/etc", "closing", "standard", None),
+        (AUTUMN, "../../brand", "standard", None),
+        (AUTUMN, "closing", "../standard", None),
+        (AUTUMN, "closing", "standard.zh-Hans", None),
+        (AUTUMN, "closing", "Standard", None),
+        (AUTUMN, "closing", "", None),
+        (AUTUMN, "closing", "standard", "../../x"),
+        (AUTUMN, "closing", "standard", "zh/Hans"),
+        (AUTUMN, "nope", "standard", None),
+        ("nope", "closing", "standard", None),
+    ],
+)
+def test_names_that_would_leave_the_template_folder_are_refused(
+    rt: Runtime, names: tuple[str, str, str, str | None]
+) -> None:
+    template, block, variant, locale = names
+    before = _tree(rt.settings.templates_dir)
+    with pytest.raises(TemplateError):
+        template_files.read_variant(rt, template, block, variant, locale=locale)
+    with pytest.raises(TemplateError):
+        template_files.check_variant(rt, template, block, variant, "<p>x</p>", locale=locale)
+    with pytest.raises(TemplateError):
+        template_files.save_variant(rt, template, block, variant, "<p>x</p>", locale=locale)
+    assert _tree(rt.settings.templates_dir) == before
+    assert [r.action for r in audit_rows(rt)] == []
+
+
+def test_check_renders_the_edit_in_the_sandbox_without_saving(rt: Runtime) -> None:
+    path = rt.settings.templates_dir / "campaigns" / AUTUMN / "blocks" / "closing"
+    before = _tree(rt.settings.templates_dir)
+    edit = "<p>{{ first_name }}, repairs are free for life.</p>\n"
+    checked = template_files.check_variant(rt, AUTUMN, "closing", "standard", edit)
+    assert checked.ok and not [f for f in checked.findings if f.level == "error"]
+    assert checked.html is not None and checked.text is not None
+    assert "Alex, repairs are free for life." in checked.html  # the sample, not a contact
+    assert "Free repairs for life" in checked.text  # the text part is the file's, unchanged
+    assert checked.subject == "The autumn collection is here"
+    assert _tree(rt.settings.templates_dir) == before
+    assert checked.as_dict()["ok"] is True
+
+    for bad, words in (
+        ("<p>{{ email }}</p>", "'email' is not declared"),
+        ("<p>{% for x in y %}</p>", "closing/standard.html.j2"),
+        ("<script>alert(1)</script>", "script"),
+        ("<p>{{ ''.__class__.__mro__ }}</p>", "standard.html.j2"),
+    ):
+        refused = template_files.check_variant(rt, AUTUMN, "closing", "standard", bad)
+        assert not refused.ok and refused.html is None, bad
+        errors = [f for f in refused.findings if f.level == "error"]
+        assert errors and any(words in f"{f.where} {f.message}" for f in errors), errors
+    assert _tree(rt.settings.templates_dir) == before
+    assert (path / "standard.html.j2").read_text("utf-8").startswith("<p>Free repairs")
+
+
+def test_save_writes_atomically_audits_and_refuses_a_lint_error(rt: Runtime) -> None:
+    folder = rt.settings.templates_dir / "campaigns" / AUTUMN / "blocks" / "closing"
+    before = _tree(rt.settings.templates_dir)
+    with acting_as(STAFF), pytest.raises(LintFailed) as refused:
+        template_files.save_variant(rt, AUTUMN, "closing", "standard", "<p>{{ email }}</p>")
+    assert refused.value.code == "lint-failed"
+    assert any("'email' is not declared" in f.message for f in refused.value.findings)
+    assert _tree(rt.settings.templates_dir) == before  # the file unchanged, nothing beside it
+    assert audit_rows(rt) == []
+
+    edit = "<p>Repairs are free for life.</p>\n"
+    with acting_as(STAFF):
+        saved = template_files.save_variant(rt, AUTUMN, "closing", "standard", edit)
+    assert saved.ok and saved.written == ["blocks/closing/standard.html.j2"]
+    assert (folder / "standard.html.j2").read_text("utf-8") == edit
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [
+            "standard.html.j2",
+            "standard.txt.j2",
+            "standard.zh-Hans.html.j2",
+            "standard.zh-Hans.txt.j2",
+        ]
+    )  # no temporary file left
+    assert template_files.read_variant(rt, AUTUMN, "closing", "standard") == edit
+    (row,) = audit_rows(rt)
+    assert (row.action, row.actor) == ("template.saved", STAFF)
+    assert row.detail["template"] == AUTUMN and row.detail["variant"] == "standard"
+    assert (row.detail["block"], row.detail["part"], row.detail["created"]) == (
+        "closing",
+        "html",
+        False,
+    )
+    assert previews.render_version(rt, AUTUMN).html.count("Repairs are free for life.") == 1
+
+
+def test_save_creates_a_new_segment_variant_with_its_text_twin(rt: Runtime) -> None:
+    folder = rt.settings.templates_dir / "campaigns" / AUTUMN / "blocks" / "closing"
+    edit = "<p>We missed you: repairs are still free.</p>\n"
+    with acting_as(STAFF):
+        saved = template_files.save_variant(rt, AUTUMN, "closing", "win-back", edit)
+    assert saved.written == ["blocks/closing/win-back.html.j2", "blocks/closing/win-back.txt.j2"]
+    assert (folder / "win-back.html.j2").read_text("utf-8") == edit
+    assert (folder / "win-back.txt.j2").read_bytes() == (folder / "standard.txt.j2").read_bytes()
+    assert saved.html is not None and "We missed you" in saved.html
+    shown = previews.render_version(rt, AUTUMN, segment="win-back")
+    assert "We missed you" in shown.html
+    assert "We missed you" not in previews.render_version(rt, AUTUMN).html
+    blocks = {b.name: b for b in template_files.list_templates(rt)[0].blocks}
+    assert blocks["closing"].variants == ["standard", "win-back"]
+    (row,) = audit_rows(rt)
+    assert row.detail["created"] is True and row.detail["files"] == saved.written
+    text = "We missed you (text).\n"
+    with acting_as(STAFF):
+        template_files.save_variant(rt, AUTUMN, "closing", "win-back", text, part="text")
+    assert (folder / "win-back.txt.j2").read_text("utf-8") == text
