@@ -53,7 +53,9 @@ class Token(_From):
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    staff_id: int = Field(ge=1, description="whose token it is (it acts with their role)")
+    staff_id: int = Field(
+        ge=1, le=2**31 - 1, description="whose token it is (it acts with their role)"
+    )
     name: str = Field(min_length=1, max_length=64)
     scopes: list[str] = Field(min_length=1, max_length=3, description="some of read, write, send")
 
@@ -115,7 +117,7 @@ def create_token(
     **operation("tokens.manage"),
 )
 def revoke_token(
-    request: Request, caller: Caller, token_id: Annotated[int, Path(ge=1, le=2**62)]
+    request: Request, caller: Caller, token_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
 ) -> Token:
     """Revoke a token: it is refused from the next request on."""
     with acting_as(caller.actor):
