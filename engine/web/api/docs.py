@@ -23,6 +23,7 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tact API</title>
+<link rel="icon" type="image/png" href="static/swagger-ui/favicon-32x32.png">
 <link rel="stylesheet" href="static/swagger-ui/swagger-ui.css">
 <link rel="stylesheet" href="static/docs.css">
 </head>
