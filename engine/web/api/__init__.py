@@ -29,6 +29,7 @@ from engine.web.api import (
     problems,
     segments,
     staff,
+    templates,
     topics,
 )
 from engine.web.state import WebState
@@ -100,7 +101,7 @@ def create_api(state: WebState) -> FastAPI:
     api.state.limiter = auth.RateLimiter(state.runtime.settings.api_rate_per_minute)
     problems.install(api)
     api.add_middleware(Headers)
-    for module in (campaigns, segments, topics, contacts, audit, staff):
+    for module in (campaigns, templates, segments, topics, contacts, audit, staff):
         api.include_router(module.router)
     api.include_router(health.router)
     api.include_router(docs.router)
