@@ -8,9 +8,12 @@ reveal, the dashboard, campaign pages and timelines, rendered previews, template
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from engine.app import (
     campaigns,
     consent,
     contacts,
     dashboard,
+    imports,
     previews,
     segments,
     template_files,
@@ -43,10 +47,12 @@ from engine.errors import (
     ContactErased,
     ContactNotFound,
     LintFailed,
+    TactError,
     TemplateError,
 )
 from engine.models import (
     AuditEvent,
+    ImportRun,
     SegmentAssignment,
     SuppressionReason,
 )
@@ -57,6 +63,7 @@ from tests.helpers import people, write_jsonl
 
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 assignments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
+runs_t = ImportRun.__table__  # type: ignore[attr-defined]
 
 N = 6
 BUILT = 400
@@ -627,3 +634,113 @@ def test_save_creates_a_new_segment_variant_with_its_text_twin(rt: Runtime) -> N
     with acting_as(STAFF):
         template_files.save_variant(rt, AUTUMN, "closing", "win-back", text, part="text")
     assert (folder / "win-back.txt.j2").read_text("utf-8") == text
+
+
+# --- 6. imports with progress -------------------------------------------------------------
+
+
+def _upload_rows(n: int) -> tuple[bytes, list[dict[str, Any]]]:
+    """N good rows and two refused ones (a bad address, no address), as JSON lines."""
+    good = [{**p, "topics": ["offers"]} for p in people(n, domain="upload.example")]
+    bad = [
+        {"email": "not-an-address", "first_name": "Secretname"},
+        {"first_name": "Hiddenname", "last_name": "Nobody"},
+    ]
+    rows = [*good[:2], bad[0], *good[2:], bad[1]]
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows), good
+
+
+def _uploads(rt: Runtime) -> list[Path]:
+    folder = rt.settings.var_dir / "imports"
+    return sorted(folder.glob(".upload-*")) if folder.is_dir() else []
+
+
+def test_import_runs_in_the_background_and_leaves_no_upload(rt: Runtime) -> None:
+    data, good = _upload_rows(N)
+    with acting_as(STAFF):
+        started = imports.start_import(rt, io.BytesIO(data), filename="../../people.jsonl")
+    assert started.status == "running" and started.source_name == "people.jsonl"
+    assert (started.bytes_total, started.finished_at) == (len(data), None)
+    done = imports.wait_import(rt, started.id, timeout=60)
+    assert done.status == "finished" and done.error is None and done.finished_at
+    assert (done.rows_read, done.inserted, done.rejected) == (N + 2, N, 2)
+    assert done.bytes_done == done.bytes_total == len(data)
+    assert _uploads(rt) == []  # the upload held personal data: gone
+    assert contacts.lookup(rt, str(good[0]["email"])).topics["offers"].state == "subscribed"
+    assert imports.import_progress(rt, started.id) == done
+    assert json.loads(json.dumps(done.as_dict())) == done.as_dict()
+
+    # The rejects file: line and reason, nothing of the rows themselves.
+    assert done.rejects_available
+    path = imports.rejects_file(rt, started.id)
+    assert path is not None
+    lines = path.read_text("utf-8").splitlines()
+    assert lines[0] == "line,reason" and [line.split(",")[0] for line in lines[1:]] == [
+        "3",
+        str(N + 2),
+    ]
+    for secret in ("not-an-address", "Secretname", "Hiddenname", "Nobody", "upload.example"):
+        assert secret not in path.read_text("utf-8")
+
+    started_rows = [r for r in audit_rows(rt) if r.action == "import.started"]
+    assert [(r.actor, r.detail["import_id"]) for r in started_rows] == [(STAFF, started.id)]
+    # Another process (a new runtime) reads the same import from its row.
+    other = Runtime(rt.settings, configure_logging=False)
+    try:
+        seen = imports.import_progress(other, started.id)
+        assert (seen.status, seen.inserted, seen.bytes_done) == ("finished", N, None)
+    finally:
+        other.close()
+
+
+def test_a_failing_file_is_reported_and_its_upload_deleted(rt: Runtime) -> None:
+    bad = imports.start_import(rt, io.BytesIO(b"\xff\xfe\x00garbage\n" * 10), filename="x.csv")
+    done = imports.wait_import(rt, bad.id, timeout=60)
+    assert done.status == "failed" and done.error and "UTF-8" in done.error
+    assert _uploads(rt) == []
+    assert imports.import_progress(rt, bad.id).status == "failed"
+    other = Runtime(rt.settings, configure_logging=False)
+    try:
+        assert imports.import_progress(other, bad.id).status == "failed"  # recorded in its row
+    finally:
+        other.close()
+    assert imports.rejects_file(rt, bad.id) is None
+    with pytest.raises(TactError):
+        imports.import_progress(rt, 99999)
+    with pytest.raises(TactError):
+        imports.rejects_file(rt, 99999)
+
+
+def test_imports_are_listed_newest_first_and_an_interrupted_one_resumes(rt: Runtime) -> None:
+    data, _ = _upload_rows(3)
+    digest = hashlib.sha256(data).hexdigest()
+    with writing(rt.engine) as conn:  # what a process killed mid-import leaves
+        interrupted = conn.execute(
+            insert(runs_t)
+            .values(source_name="people.jsonl", file_sha256=digest, started_at=datetime.now(UTC))
+            .returning(runs_t.c.id)
+        ).scalar_one()
+    assert imports.import_progress(rt, interrupted).status == "interrupted"
+    first = imports.wait_import(
+        rt, imports.start_import(rt, io.BytesIO(b"email\none@x.example\n"), filename="a.csv").id
+    )
+    resumed = imports.start_import(rt, io.BytesIO(data), filename="people.jsonl")
+    assert resumed.id == interrupted  # the same run, carried on
+    assert imports.wait_import(rt, resumed.id, timeout=60).inserted == 3
+    listed = imports.list_imports(rt)
+    assert [p.id for p in listed] == sorted([first.id, interrupted], reverse=True)
+    assert [p.id for p in imports.list_imports(rt, before=max(first.id, interrupted))] == [
+        min(first.id, interrupted)
+    ]
+    assert imports.list_imports(rt, limit=1)[0].id == max(first.id, interrupted)
+
+
+def test_the_upload_is_private_while_it_is_imported(rt: Runtime) -> None:
+    path, size, _ = imports._receive(rt, io.BytesIO(b"email\n" * 1000), "c.csv")
+    try:
+        assert size == 6000 and path.name == "c.csv"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert path.parent.parent == rt.settings.var_dir / "imports"
+    finally:
+        shutil.rmtree(path.parent)
