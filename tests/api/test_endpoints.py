@@ -224,3 +224,42 @@ async def test_templates_list_lint_and_preview(api: Api) -> None:
         assert unknown.status_code == 422 and unknown.json()["code"] == "template-error"
         missing = await client.get(f"{V1}/templates/no-such/preview")
         assert missing.status_code in (404, 422) and missing.json()["code"]
+
+
+async def test_an_import_is_uploaded_then_followed(api: Api) -> None:
+    from engine.app import imports
+
+    rows = [
+        {"email": "upload.one@example.org", "first_name": "Uploadzq", "topics": ["offers"]},
+        {"email": "not an address at all", "first_name": "Brokenzq"},
+        {"email": "upload.two@example.org", "first_name": "Uploadzq"},
+    ]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    async with api.client("admin") as client:
+        started = await client.post(
+            f"{V1}/imports", files={"file": ("people.jsonl", data, "application/x-ndjson")}
+        )
+        assert started.status_code == 202, started.text
+        import_id = started.json()["id"]
+        assert started.headers["location"] == f"{V1}/imports/{import_id}"
+        assert started.json()["source_name"]
+        imports.wait_import(api.rt, import_id, timeout=60)
+        done = await client.get(started.headers["location"])
+        assert done.status_code == 200
+        doc = done.json()
+        assert doc["status"] == "finished", doc
+        assert (doc["rows_read"], doc["inserted"], doc["rejected"]) == (3, 2, 1)
+        assert doc["rejects_available"] is True
+        rejects = await client.get(f"{V1}/imports/{import_id}/rejects")
+        assert rejects.status_code == 200 and rejects.text.strip()
+        assert "not an address" not in rejects.text and "Brokenzq" not in rejects.text
+        listed = await client.get(f"{V1}/imports")
+        assert listed.json()["items"][0]["id"] == import_id
+        for text in (started.text, done.text, listed.text):
+            assert "upload.one" not in text and "Uploadzq" not in text
+        missing = await client.get(f"{V1}/imports/999999")
+        assert missing.status_code in (404, 422) and missing.json()["code"]
+    async with api.client("sender") as client:  # following an import is reading
+        assert (await client.get(f"{V1}/imports/{import_id}")).status_code == 200
+        refused = await client.post(f"{V1}/imports", files={"file": ("p.jsonl", data)})
+        assert refused.status_code == 403

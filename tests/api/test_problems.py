@@ -114,3 +114,31 @@ def test_one_table_maps_the_errors() -> None:
     assert status_of(TactError("x")) == 400
     assert status_of(RuntimeError("x")) == 500
     assert all(issubclass(cls, TactError) for cls in STATUS)
+
+
+async def test_an_unexpected_error_is_a_500_with_nothing_of_the_request(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.routing import Mount
+
+    (mount,) = [r for r in api.app.routes if isinstance(r, Mount) and r.path == "/api/v1"]
+
+    def boom(email: str) -> None:
+        raise ValueError(f"something broke for {email}")
+
+    mount.app.add_api_route("/boom", boom, methods=["GET"])  # type: ignore[attr-defined]
+    async with api.client("viewer") as client:
+        crashed = await client.get("/api/v1/boom", params={"email": ADDRESSES[2]})
+    assert crashed.status_code == 500
+    assert crashed.headers["content-type"] == PROBLEM
+    assert crashed.json() == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": None,
+        "code": "internal",
+    }
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "ValueError" in logged and "/boom" in logged
+    # Where it was raised (the frames' source lines), never the message with its value.
+    assert ADDRESSES[2] not in logged and "boom" in logged

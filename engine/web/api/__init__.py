@@ -26,6 +26,7 @@ from engine.web.api import (
     contacts,
     docs,
     health,
+    imports,
     problems,
     segments,
     staff,
@@ -101,7 +102,7 @@ def create_api(state: WebState) -> FastAPI:
     api.state.limiter = auth.RateLimiter(state.runtime.settings.api_rate_per_minute)
     problems.install(api)
     api.add_middleware(Headers)
-    for module in (campaigns, templates, segments, topics, contacts, audit, staff):
+    for module in (campaigns, templates, segments, topics, contacts, imports, audit, staff):
         api.include_router(module.router)
     api.include_router(health.router)
     api.include_router(docs.router)
