@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -744,3 +745,43 @@ def test_the_upload_is_private_while_it_is_imported(rt: Runtime) -> None:
         assert path.parent.parent == rt.settings.var_dir / "imports"
     finally:
         shutil.rmtree(path.parent)
+
+
+# --- 7. segment definitions ---------------------------------------------------------------
+
+
+def test_definitions_before_a_build_are_the_rules_of_the_file(rt: Runtime) -> None:
+    found = segments.definitions(rt)
+    assert [(d.name, d.kind, d.size) for d in found] == [
+        ("outdoor-regulars", "rule", 0),
+        ("win-back", "rule", 0),
+    ]
+    assert found[1].rule == "total_spend >= 300 and days_since_last_order > 365"
+
+
+def test_definitions_explain_rules_and_learned_clusters(rt: Runtime, built: Built) -> None:
+    found = segments.definitions(rt)
+    sizes = Counter(s for s in built.assigned.values() if s is not None)
+    assert {d.name: d.size for d in found} == dict(sizes)
+    assert [d.name for d in found if d.kind == "rule"] == [
+        n for n in ("outdoor-regulars", "win-back") if n in sizes
+    ]
+    view = segments.overview(rt)
+    assert [d.name for d in found] == [s.name for s in view.segments if s.name]
+    learned = [d for d in found if d.kind == "learned"]
+    assert learned and all(d.rule is None for d in learned)
+    for d in learned:
+        assert 1 <= len(d.centroid) <= segments.TOP_FEATURES
+        zs = [abs(f.z) for f in d.centroid if isinstance(f, segments.CentroidFeature)]
+        assert len(zs) == len(d.centroid) and zs == sorted(zs, reverse=True)
+        strongest = d.centroid[0]
+        assert isinstance(strongest, segments.CentroidFeature)
+        assert strongest.label.endswith(")") or "standard deviations" in strongest.label
+        assert "for everyone" in strongest.label and strongest.population_mean is not None
+    for d in found:
+        if d.kind == "rule":
+            assert d.rule and d.centroid == []
+    doc = [d.as_dict() for d in found]
+    assert json.loads(json.dumps(doc)) == doc
+    text = json.dumps(doc)
+    assert not any(str(r["email"]) in text for r in built.records[:50])

@@ -18,17 +18,24 @@ from engine.segments.build import BuildOptions, BuildReport
 from engine.segments.build import build as build_segments
 from engine.segments.build import explain as explain_contact
 from engine.segments.build import overview as segments_overview
+from engine.segments.features import SHARE_PREFIX
+from engine.segments.model import WORDS
 from engine.segments.rules import load_rules
+from engine.segments.store import latest_model
 
 __all__ = [
     "BuildOptions",
     "BuildReport",
+    "CentroidFeature",
     "ContactSegment",
+    "FeatureValue",
     "ModelInfo",
+    "SegmentDefinition",
     "SegmentSize",
     "SegmentsOverview",
     "StandardAudience",
     "build",
+    "definitions",
     "explain",
     "overview",
 ]
@@ -257,3 +264,133 @@ def _maybe(
     info: dict[str, Any], key: str, make: Callable[[dict[str, Any]], _T]
 ) -> tuple[_T, ...] | None:
     return tuple(make(item) for item in info[key]) if key in info else None
+
+
+# --- definitions: what each segment is (the console's segments page, the API) ---------------
+
+#: How many features explain a learned segment.
+TOP_FEATURES = 5
+
+
+@dataclass(frozen=True)
+class CentroidFeature(FeatureValue):
+    """One feature that sets a learned segment apart: the members' mean (``value``) against
+    everyone's (``population_mean``), how far apart in standard deviations (``z``, on the
+    scale the clustering uses: log for counts and money), and the same in words
+    (``label``). ``population_median`` and ``percentile`` are not known for a cluster."""
+
+    population_mean: float | None = None
+    z: float = 0.0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class SegmentDefinition:
+    """One segment of the latest build: a rule (its condition) or a learned cluster (the
+    features that set it apart, strongest first), and how many contacts it holds now."""
+
+    name: str
+    kind: str  # "rule" or "learned"
+    rule: str | None
+    description: str
+    size: int
+    centroid: list[FeatureValue]
+
+    def as_dict(self) -> dict[str, Json]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "rule": self.rule,
+            "description": self.description,
+            "size": self.size,
+            "centroid": [asdict(f) for f in self.centroid],
+        }
+
+
+#: Features in words, where the name alone says it badly.
+FEATURE_WORDS = {
+    "days_since_last_order": "days since the last order",
+    "orders": "orders",
+    "orders_365": "orders in the last year",
+    "spend_365": "spend in the last year (EUR)",
+    "total_spend": "total spend (EUR)",
+    "avg_order_value": "average order value (EUR)",
+    "emails_sent": "emails sent",
+    "tenure_days": "days as a customer",
+}
+
+
+def _feature_words(feature: str) -> str:
+    if feature.startswith(SHARE_PREFIX):
+        return f"share of spend on {feature[len(SHARE_PREFIX) :]}"
+    return FEATURE_WORDS.get(feature, feature.replace("_", " "))
+
+
+def _amount(feature: str, value: float | None) -> str:
+    if value is None:
+        return "none"
+    if feature.startswith(SHARE_PREFIX) or feature.endswith("_rate"):
+        return f"{value:.0%}"
+    return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def _centroid(cluster: Any, population: dict[str, float | None]) -> list[FeatureValue]:
+    """The cluster's strongest features against the population, as numbers and words."""
+    strongest = sorted(cluster.z.items(), key=lambda item: (-abs(item[1]), item[0]))
+    out: list[FeatureValue] = []
+    for feature, z in strongest[:TOP_FEATURES]:
+        value = cluster.means.get(feature)
+        everyone = population.get(feature)
+        words = WORDS.get(feature)
+        direction = "above" if z > 0 else "below"
+        meaning = f" ({words[1] if z > 0 else words[2]})" if words else ""
+        label = (
+            f"{_feature_words(feature)}: {_amount(feature, value)} against "
+            f"{_amount(feature, everyone)} for everyone, {abs(z):.1f} standard deviations "
+            f"{direction}{meaning}"
+        )
+        out.append(
+            CentroidFeature(
+                feature=feature,
+                value=None if value is None else float(value),
+                population_median=None,
+                percentile=None,
+                population_mean=None if everyone is None else float(everyone),
+                z=round(float(z), 3),
+                label=label,
+            )
+        )
+    return out
+
+
+def definitions(rt: Runtime) -> list[SegmentDefinition]:
+    """Every segment of the latest build, rules first (in file order), then the learned
+    ones (largest first), each with its size now. Before any build: the rule segments of
+    templates/segments.toml, each of size 0 (no contact is in a segment yet)."""
+    with rt.engine.connect() as conn:
+        stored = latest_model(conn)
+        view = segments_overview(conn) if stored is not None else None
+    if stored is None or view is None:
+        rules = load_rules(rt.settings.templates_dir / "segments.toml")
+        return [SegmentDefinition(r.name, "rule", r.rule, r.description, 0, []) for r in rules]
+    clusters = {c.index: c for c in stored.model.clusters}
+    population = stored.model.population
+    found: list[SegmentDefinition] = []
+    for s in view["segments"]:
+        if s["name"] is None:
+            continue  # a folded cluster: its members get the standard version
+        if s.get("rule") is not None:
+            found.append(
+                SegmentDefinition(
+                    s["name"], "rule", s["rule"], s["description"], int(s["size"]), []
+                )
+            )
+            continue
+        cluster = clusters.get(s.get("cluster"))
+        centroid = _centroid(cluster, population) if cluster is not None else []
+        found.append(
+            SegmentDefinition(
+                s["name"], "learned", None, s["description"], int(s["size"]), centroid
+            )
+        )
+    return found
