@@ -506,13 +506,15 @@ def report(name: str, c: Staff) -> Response:
     c.check("campaigns.report")
     summary = campaigns_uc.get_summary(c.rt, name)
     found = campaigns_uc.report(c.rt, name)
-    points = campaigns_uc.timeline(c.rt, name)
+    points = _merged(campaigns_uc.timeline(c.rt, name))
     outcomes = ("sent", "deferred", "skipped", "failed", "bounced")
-    over_time = chart(
-        kind="line",
-        x=[epoch(p.at) for p in points],
-        series=[(c.label(f"outcome.{o}", o), [getattr(p, o) for p in points]) for o in outcomes],
-    )
+    series = [(c.label(f"outcome.{o}", o), [getattr(p, o) for p in points]) for o in outcomes]
+    if len(points) > 1:
+        over_time = chart(kind="line", x=[epoch(p.at) for p in points], series=series)
+    else:  # one moment: a line needs two, bars show it
+        over_time = chart(
+            kind="bars", x_kind="category", x=[_minute(p.at) for p in points], series=series
+        )
     reasons = list(found.by_reason.items())
     by_reason = chart(
         kind="bars",
@@ -549,6 +551,31 @@ def report(name: str, c: Staff) -> Response:
         by_locale=by_locale,
         path_of=path_of,
     )
+
+
+def _minute(iso: str) -> str:
+    return iso[:16].replace("T", " ")
+
+
+def _merged(points: list[campaigns_uc.TimelinePoint]) -> list[campaigns_uc.TimelinePoint]:
+    """Spans that start at the same moment as one (a campaign sent within one instant has
+    equal spans): the chart and its table then show the same, non-repeating rows."""
+    merged: dict[str, campaigns_uc.TimelinePoint] = {}
+    for p in points:
+        seen = merged.get(p.at)
+        merged[p.at] = (
+            p
+            if seen is None
+            else campaigns_uc.TimelinePoint(
+                at=p.at,
+                sent=seen.sent + p.sent,
+                deferred=seen.deferred + p.deferred,
+                skipped=seen.skipped + p.skipped,
+                failed=seen.failed + p.failed,
+                bounced=seen.bounced + p.bounced,
+            )
+        )
+    return list(merged.values())
 
 
 def _breakdown(table: dict[str, dict[str, int]]) -> list[tuple[str, int, dict[str, int]]]:

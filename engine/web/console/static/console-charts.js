@@ -35,10 +35,12 @@
     var width = Math.max(280, Math.floor(el.getBoundingClientRect().width || 600));
     var axes = [{}, { size: 60 }];
     if (categories) {
+      var crowded = xs.length > 4;
       axes[0] = {
         values: function (u, ticks) { return ticks.map(function (t) { return spec.x[t] === undefined ? "" : spec.x[t]; }); },
         splits: function () { return xs; },
-        size: 50
+        rotate: crowded ? -30 : 0,
+        size: crowded ? 110 : 50
       };
     }
     var opts = {
@@ -47,7 +49,7 @@
       series: series,
       axes: axes,
       scales: { x: { time: !categories, range: categories ? function () { return [-0.5, xs.length - 0.5]; } : undefined } },
-      legend: { show: true }
+      legend: { show: (spec.series || []).length > 1, live: false }
     };
     el.textContent = "";
     el.classList.add("chart-drawn");
