@@ -25,7 +25,6 @@ scheduler (``tact run`` or the beat); only a test send goes out from here.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -40,6 +39,7 @@ from engine.app import estimates as estimates_uc
 from engine.app import previews as previews_uc
 from engine.app import segments as segments_uc
 from engine.app import staff as staff_uc
+from engine.app import template_files
 from engine.app import test_sends as test_sends_uc
 from engine.app import topics as topics_uc
 from engine.app.campaigns import NewCampaign
@@ -193,10 +193,6 @@ def _choices(c: Console) -> dict[str, Any]:
 
 
 def _template_names(c: Console) -> list[str]:
-    try:  # engine.app.template_files is being written beside this module
-        template_files = importlib.import_module("engine.app.template_files")
-    except ImportError:  # pragma: no cover - until it lands: the form takes a typed name
-        return []
     return [t.name for t in template_files.list_templates(c.rt)]
 
 
