@@ -42,6 +42,7 @@ and line, and say what to do next.
     │   └── ContactNotFound     -- no contact with that address or id
     ├── InvalidAddress          -- an address email-validator refuses (reason given)
     ├── ImportFileError         -- the import file cannot be read at all (format, encoding)
+    ├── ImportNotFound          -- engine.app.imports: no import run with that id
     ├── RotationError           -- key rotation cannot proceed (e.g. keyring not file-backed)
     ├── RenderError             -- engine.render.sandbox: a template failed (file:line)
     │   ├── RenderSecurityError -- a template reached outside its context
@@ -215,6 +216,12 @@ class ImportFileError(TactError):
     """The import file as a whole cannot be read."""
 
     code = "import-file"
+
+
+class ImportNotFound(TactError):
+    """No import run with that id."""
+
+    code = "import-not-found"
 
 
 class RotationError(TactError):

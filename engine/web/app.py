@@ -47,7 +47,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from engine.config import Settings
 from engine.errors import ContactNotFound, CsrfRejected, ExpiredToken, InvalidToken, NoticeNotSent
@@ -125,6 +125,11 @@ def create_app(
     if parts in ("all", "admin"):
         from engine.web.api import create_api
         from engine.web.console import create_console
+
+        @app.get("/admin", include_in_schema=False)
+        def admin_root() -> RedirectResponse:
+            # A relative Location (never built from the Host header the client chose).
+            return RedirectResponse("/admin/", status_code=308)
 
         app.mount("/api/v1", create_api(state))
         app.mount("/admin", create_console(state))
