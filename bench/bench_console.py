@@ -75,7 +75,6 @@ from bench.bench_oneclick import (
     Phase,
     _free_port,
     _run_phase,
-    _send,
     _tail,
     percentile,
 )
@@ -131,6 +130,27 @@ ENDPOINTS = (
 
 
 # ------------------------------------------------------------------- client
+
+#: Seconds one request may take before it counts as failed: longer than any loop waits, so
+#: that a slow answer is measured (or given up by the loop), not called a failure.
+REQUEST_TIMEOUT = 300.0
+
+
+async def _send(conn: Connection, raw: bytes, phase: Phase) -> float | None:
+    """One request; records its latency from the send and returns the send time (None,
+    and a failure recorded, if it failed or was not answered 200)."""
+    sent = time.perf_counter()
+    try:
+        status = await asyncio.wait_for(conn.request(raw), REQUEST_TIMEOUT)
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+        await conn.close()
+        phase.failures.append(f"{type(exc).__name__}: {exc}")
+        return None
+    if status != 200:
+        phase.failures.append(f"status {status}")
+        return None
+    phase.from_send.append(time.perf_counter() - sent)
+    return sent
 
 
 def _request(port: int, endpoint: Endpoint, session: str, token: str) -> bytes:
