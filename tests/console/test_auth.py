@@ -231,3 +231,25 @@ async def test_chinese_by_switch_and_by_browser(app: FastAPI) -> None:
         assert '<html lang="zh-Hans">' in browser.text
         english = await http.get("/admin/login", headers={"accept-language": "en-GB"})
         assert '<html lang="en">' in english.text
+
+
+async def test_an_account_with_a_second_factor_needs_its_code(app: FastAPI) -> None:
+    import time
+
+    from engine.app import staff as staff_uc
+    from engine.staff import totp
+
+    member = add_member(app, "editor")
+    _, secret = staff_uc.enrol_totp(app.state.tact.runtime, str(member.id))
+    async with client(app) as http:
+        without = await sign_in(http, member)
+        assert without.status_code == 401 and FAILED in without.text
+        wrong = await sign_in(
+            http,
+            member,
+            code="000000" if totp.code_at(secret, time.time()) != "000000" else "111111",
+        )
+        assert wrong.status_code == 401 and FAILED in wrong.text
+        right = await sign_in(http, member, code=totp.code_at(secret, time.time()))
+        assert right.status_code == 303
+        assert (await http.get("/admin/")).status_code == 200
