@@ -134,3 +134,48 @@ async def test_keys_belong_to_their_token_and_expire(api: Api) -> None:
     assert idempotency.purge(api.rt, now=later) == 2
     with api.rt.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(keys_t)).scalar_one() == 0
+
+
+def test_the_use_case_claims_replays_and_forgets(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.errors import IdempotencyConflict
+
+    rt, now = api.rt, datetime.now(UTC)
+    asked = idempotency.fingerprint("POST", "/api/v1/campaigns/x/send", b'{"now":true}')
+    assert idempotency.begin(rt, "token:1", "k", asked, now=now).claim is idempotency.Claim.FRESH
+    with pytest.raises(IdempotencyConflict):  # still in progress
+        idempotency.begin(rt, "token:1", "k", asked, now=now)
+    # Another principal's key of the same name is its own.
+    assert idempotency.begin(rt, "token:2", "k", asked, now=now).claim is idempotency.Claim.FRESH
+    idempotency.finish(rt, "token:1", "k", 200, {"added": 4})
+    replay = idempotency.begin(rt, "token:1", "k", asked, now=now)
+    assert (replay.claim, replay.status_code, replay.body) == (
+        idempotency.Claim.REPLAY,
+        200,
+        {"added": 4},
+    )
+    other = idempotency.fingerprint("POST", "/api/v1/campaigns/x/send", b'{"now":false}')
+    assert idempotency.begin(rt, "token:1", "k", other, now=now).claim is (
+        idempotency.Claim.OTHER_REQUEST
+    )
+    # After 24 hours the key is new again.
+    later = now + idempotency.TTL + timedelta(seconds=1)
+    assert idempotency.begin(rt, "token:1", "k", other, now=later).claim is (
+        idempotency.Claim.FRESH
+    )
+    # A claim abandoned (the request crashed) may be claimed again at once.
+    idempotency.abandon(rt, "token:2", "k")
+    assert idempotency.begin(rt, "token:2", "k", asked, now=now).claim is idempotency.Claim.FRESH
+    for bad in ("", "x" * 201, "line\nbreak"):
+        with pytest.raises(IdempotencyConflict):
+            idempotency.begin(rt, "token:1", bad, asked, now=now)
+
+
+async def test_a_malformed_key_is_refused_before_anything_runs(api: Api) -> None:
+    async with api.client("sender") as client:
+        for key in ("", "k" * 201, "clé".encode("latin-1")):
+            refused = await client.post(SEND, json={"now": True}, headers={"Idempotency-Key": key})
+            assert refused.status_code == 422, (key, refused.text)
+            assert refused.json()["code"] in ("bad-option", "invalid-request")
+    assert outbox_rows(api) == 0

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.app import idempotency as store
-from engine.errors import IdempotencyConflict, TactError
+from engine.errors import BadOption, IdempotencyConflict, TactError
 from engine.staff import Principal
 from engine.web.api.auth import state_of
 from engine.web.api.problems import MEDIA_TYPE, from_error
@@ -54,6 +54,11 @@ def once(
     """Run ``work`` (a use-case call, already inside acting_as) at most once per key."""
     if key is None:
         return _json(status_code, work().model_dump(mode="json"))
+    if not key or not key.isprintable() or not key.isascii():
+        raise BadOption(
+            "an Idempotency-Key is 1 to 200 printable ASCII characters",
+            hint="use a fresh UUID for each distinct request",
+        )
     rt = state_of(request).runtime
     owner = _owner(caller)
     body = payload.model_dump_json().encode("utf-8") if payload is not None else b""
