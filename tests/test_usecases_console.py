@@ -362,6 +362,29 @@ def test_list_page_walks_every_campaign_newest_first(rt: Runtime, sent: Sent) ->
     with pytest.raises(BadOption):
         campaigns.list_page(rt, status="nonsense")
 
+    # The audience counted for one page is kept for the next, until what it is counted
+    # from changes: a withdrawal, a suppression.
+    def draft_audience() -> int | None:
+        (draft,) = [c for c in campaigns.list_page(rt).items if c.name == "draft-1"]
+        return draft.audience
+
+    assert draft_audience() == N - 2
+    with writing(rt.engine) as conn:
+        withdraw(
+            conn,
+            rt.vault,
+            rt.vault.find(conn, sent.addresses[2]).id,
+            "offers",
+            Origin(source=Source.PREFERENCE_CENTER),
+        )
+    assert draft_audience() == N - 3
+    with writing(rt.engine) as conn:
+        suppress(conn, rt.vault.index_for(sent.addresses[3]), SuppressionReason.COMPLAINT)
+    assert draft_audience() == N - 4
+    assert {c.name: c.audience for c in campaigns.list_page(rt, limit=200).items} == {
+        c.name: c.audience for c in campaigns.list_campaigns(rt)
+    }
+
 
 def test_list_page_counts_a_segment_audience_as_the_launch_would(rt: Runtime, built: Built) -> None:
     """Drafts limited to segments of a real build: the page's SQL count of each audience is
@@ -416,6 +439,14 @@ def test_summary_and_timeline_of_a_sent_campaign(rt: Runtime, sent: Sent) -> Non
 # --- 4. rendered previews -----------------------------------------------------------------
 
 
+#: A signed link token in a URL path (it carries its time: two renders differ there).
+_TOKEN = re.compile(r"/[A-Za-z0-9_-]{40,}")
+
+
+def _untimed(page: str) -> str:
+    return _TOKEN.sub("/<token>", page)
+
+
 def test_render_version_is_what_the_preview_writes(rt: Runtime, tmp_path: Path) -> None:
     written = previews.preview(rt, "autumn-2026", tmp_path / "out", screenshots=False)
     files = {name: f for f in written.files for name in (f.version, *f.also)}
@@ -427,8 +458,9 @@ def test_render_version_is_what_the_preview_writes(rt: Runtime, tmp_path: Path) 
     ):
         shown = previews.render_version(rt, "autumn-2026", segment=segment, locale=locale)
         assert shown.segment == segment and not shown.fell_back
-        assert shown.html == files[stem].html.read_text("utf-8"), stem
-        assert shown.text == files[stem].text.read_text("utf-8"), stem
+        assert _untimed(shown.html) == _untimed(files[stem].html.read_text("utf-8")), stem
+        assert _untimed(shown.text) == _untimed(files[stem].text.read_text("utf-8")), stem
+        assert _TOKEN.search(shown.html), "its links are signed"
     standard = previews.render_version(rt, "autumn-2026", segment="standard")
     assert (standard.segment, standard.locale) == (None, "en")
     assert standard.subject == "The autumn collection is here"
@@ -441,7 +473,7 @@ def test_render_version_is_what_the_preview_writes(rt: Runtime, tmp_path: Path) 
     )
     french = previews.render_version(rt, "autumn-2026", locale="fr-FR")
     assert (french.locale, french.fell_back, french.requested_locale) == ("en", True, "fr-FR")
-    assert french.html == standard.html
+    assert _untimed(french.html) == _untimed(standard.html)
     doc = french.as_dict()
     assert json.loads(json.dumps(doc)) == doc and doc["fell_back"] is True
 
@@ -785,3 +817,19 @@ def test_definitions_explain_rules_and_learned_clusters(rt: Runtime, built: Buil
     assert json.loads(json.dumps(doc)) == doc
     text = json.dumps(doc)
     assert not any(str(r["email"]) in text for r in built.records[:50])
+
+
+def test_dashboard_segments_are_those_of_the_segments_list(rt: Runtime, built: Built) -> None:
+    def listed() -> list[tuple[str, int]]:
+        view = segments.overview(rt)
+        return [(s.name, s.size) for s in view.segments if s.name] + [
+            ("standard", view.standard.size)
+        ]
+
+    assert dashboard.dashboard(rt).segments == listed()
+    assert sum(n for _, n in listed()) == BUILT
+    member = next(c for c, s in built.assigned.items() if s is not None)
+    with writing(rt.engine) as conn:  # an objection after the build, and an erasure
+        set_personalization(conn, rt.vault, uuid.UUID(member), True, Origin(source="admin"))
+    contacts.erase(rt, str(built.records[0]["email"]), actor="tests")
+    assert dashboard.dashboard(rt).segments == listed()

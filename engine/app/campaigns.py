@@ -20,6 +20,9 @@ to launch it now: a launch takes the audience, so launching early would freeze i
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -574,6 +577,43 @@ def _listed(c: CampaignSummary, audience: int | None, estimated: bool) -> Listed
     )
 
 
+class _Audiences:
+    """A topic's audience per segment, kept until the data it is counted from changes
+    (:func:`engine.campaigns.listing.audience_stamp`) or :data:`AUDIENCE_SECONDS` pass
+    (consent that expires changes nothing else): a page of the list counts each topic's
+    audience at most once, and pages that follow it count nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[tuple[Any, ...], float, dict[str, int]]] = {}
+
+    def get(
+        self, conn: Connection, topic: str, now: datetime, stamp: tuple[Any, ...]
+    ) -> dict[str, int]:
+        with self._lock:
+            kept = self._kept.get(topic)
+        if kept is not None and kept[0] == stamp and time.monotonic() - kept[1] < AUDIENCE_SECONDS:
+            return kept[2]
+        counted = listing.audience_by_segment(conn, topic, now)
+        with self._lock:
+            self._kept[topic] = (stamp, time.monotonic(), counted)
+        return counted
+
+
+#: How long a counted audience is reused while nothing it depends on changed.
+AUDIENCE_SECONDS = 300.0
+_audience_caches: weakref.WeakKeyDictionary[Runtime, _Audiences] = weakref.WeakKeyDictionary()
+_audience_lock = threading.Lock()
+
+
+def _audiences(rt: Runtime) -> _Audiences:
+    with _audience_lock:
+        found = _audience_caches.get(rt)
+        if found is None:
+            found = _audience_caches[rt] = _Audiences()
+        return found
+
+
 def list_page(
     rt: Runtime,
     *,
@@ -586,8 +626,8 @@ def list_page(
     """A page of :func:`list_campaigns`: campaigns with an id below ``after``, newest first,
     optionally of one ``status`` (an unknown status is a BadOption). Reads only the page's
     rows: their outbox counts in one query, and the audience of those not launched yet
-    counted in SQL, once per distinct topic and segments (``estimate`` False leaves it
-    None)."""
+    counted in SQL per segment, once per topic, and kept until the consent ledger, the
+    suppression list or the segment build change (``estimate`` False leaves it None)."""
     now = _now(now)
     if status is not None and status not in {s.value for s in S}:
         raise BadOption(
@@ -599,7 +639,8 @@ def list_page(
         more = len(rows) > limit
         rows = rows[:limit]
         counts = listing.outbox_counts(conn, [r.id for r in rows])
-        sizes: dict[tuple[str, tuple[str, ...]], int] = {}
+        audiences = _audiences(rt)
+        stamp: tuple[Any, ...] | None = None
         items: list[Listed] = []
         for row in rows:
             by_status = counts[int(row.id)]
@@ -610,10 +651,13 @@ def list_page(
                 estimated = summary.status != S.CANCELLED and estimate
                 audience = None
                 if estimated:
-                    key = (summary.topic, tuple(summary.segments or ()))
-                    if key not in sizes:
-                        sizes[key] = listing.audience_size(conn, key[0], key[1], now)
-                    audience = sizes[key]
+                    if stamp is None:
+                        stamp = listing.audience_stamp(conn)
+                    by_segment = audiences.get(conn, summary.topic, now, stamp)
+                    chosen = summary.segments
+                    audience = sum(
+                        by_segment.get(s, 0) for s in (set(chosen) if chosen else by_segment)
+                    )
             items.append(_listed(summary, audience, estimated))
     return CampaignPage(items, int(rows[-1].id) if more and rows else None)
 

@@ -2,9 +2,9 @@
 
 One read-only use-case, aggregated in SQL (a count per group, never rows loaded
 into Python), on indexes that exist for it (migration 0008: outbox by status and
-time, gate decisions by action and time, consent events by event and time), so it
-stays fast with 1,000 campaigns and 100,000 contacts. Counts only: no contact is
-named, not even by id.
+time, gate decisions by action and time, consent events by event and time, contacts
+by status), so it stays fast with 1,000 campaigns and 100,000 contacts. Counts only:
+no contact is named, not even by id.
 
 "The last 30 days" are 30 whole UTC days, today included: ``sent_30d`` is the sum
 of ``sent_by_day``, and every other figure counts over the same window.
@@ -20,26 +20,32 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.consent.ledger import Source
+from engine.consent.service import personalization_opt_outs
 from engine.models import (
+    STANDARD_VERSION,
     Campaign,
     CampaignStatus,
     ConsentEventType,
     ConsentRecord,
+    ContactStatus,
     GateDecision,
     OutboxRow,
     OutboxStatus,
+    SegmentAssignment,
     Suppression,
     SuppressionReason,
 )
 from engine.policy.reasons import Action
 from engine.runtime import Runtime
-from engine.segments.build import overview as segments_overview
+from engine.segments.store import latest_model
+from engine.vault.vault import contacts
 
 campaigns_t = Campaign.__table__  # type: ignore[attr-defined]
 outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
 decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
 consent_t = ConsentRecord.__table__  # type: ignore[attr-defined]
 suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
+assignments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
 
 DAYS = 30
 
@@ -97,6 +103,35 @@ def _counts(conn: Connection, query: Any) -> dict[str, int]:
     return {str(key): int(n) for key, n in conn.execute(query).all() if key is not None}
 
 
+def _segments(conn: Connection) -> list[tuple[str, int]]:
+    """The latest build's segments and their sizes, then the standard audience: the figures
+    of ``tact segments list`` (:func:`engine.segments.build.overview`), from one count per
+    segment over the assignments' index rather than per (segment, source) over the rows."""
+    stored = latest_model(conn)
+    active = int(
+        conn.execute(
+            select(func.count())
+            .select_from(contacts)
+            .where(contacts.c.status != ContactStatus.ERASED)
+        ).scalar_one()
+    )
+    if stored is None:
+        return [(STANDARD_VERSION, active)]
+    sizes: dict[str | None, int] = {
+        segment: int(n)
+        for segment, n in conn.execute(
+            select(assignments_t.c.segment, func.count()).group_by(assignments_t.c.segment)
+        ).all()
+    }
+    opted_out = len(personalization_opt_outs(conn))
+    names = [str(r["name"]) for r in stored.summary.get("rules", [])]
+    names += [c.name for c in stored.model.clusters if c.name]
+    found = [(name, sizes.get(name, 0)) for name in names]
+    unassigned = max(active - sum(sizes.values()) - opted_out, 0)
+    found.append((STANDARD_VERSION, sizes.get(None, 0) + opted_out + unassigned))
+    return found
+
+
 def dashboard(rt: Runtime, *, now: datetime | None = None) -> Dashboard:
     """The dashboard as of ``now`` (default: the present)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -147,9 +182,7 @@ def dashboard(rt: Runtime, *, now: datetime | None = None) -> Dashboard:
             .where(suppressions_t.c.created_at >= first, suppressions_t.c.created_at <= now)
             .group_by(suppressions_t.c.reason),
         )
-        view = segments_overview(conn)
-    segments = [(str(s["name"]), int(s["size"])) for s in view["segments"] if s["name"]]
-    segments.append(("standard", int(view["standard"]["size"])))
+        segments = _segments(conn)
     sent_by_day = [(d, sent_days.get(d, 0)) for d in days]
     return Dashboard(
         campaigns_by_status={str(s): by_status.get(s, 0) for s in CampaignStatus},

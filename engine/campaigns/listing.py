@@ -3,9 +3,11 @@ the API, which list 1,000 campaigns and chart a report without loading either wh
 
 - :func:`page`: campaign rows newest first (by id, a cursor of the last id seen);
 - :func:`outbox_counts`: the outbox rows of those campaigns by status, in one query;
-- :func:`audience_size`: the size of a campaign's audience now, counted in SQL by the
-  same query the launch runs (:func:`engine.campaigns.audience.audience_query`), the
-  segment of each contact decided as :func:`engine.segments.segment_for_contacts` does;
+- :func:`audience_by_segment`: the size of a topic's audience now, per segment, counted
+  in SQL by the same query the launch runs (:func:`engine.campaigns.audience.
+  audience_query`), the segment of each contact decided as
+  :func:`engine.segments.segment_for_contacts` does; :func:`audience_stamp` says when
+  it may have changed (a cache of it stays exact);
 - :func:`timeline`: outcomes (sent, deferred, skipped, failed, bounced) in equal time
   buckets, aggregated in SQL.
 """
@@ -16,18 +18,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Float, cast, func, literal, select
+from sqlalchemy import Connection, Float, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.campaigns.audience import audience_query
 from engine.models import (
     STANDARD_VERSION,
     Campaign,
+    ConsentRecord,
     ContactPreferences,
     GateDecision,
     OutboxRow,
     OutboxStatus,
     SegmentAssignment,
+    SegmentModelRecord,
+    Suppression,
 )
 from engine.policy.reasons import Action
 from engine.vault.vault import contacts
@@ -37,6 +42,9 @@ outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
 decisions_t = GateDecision.__table__  # type: ignore[attr-defined]
 assignments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
 prefs_t = ContactPreferences.__table__  # type: ignore[attr-defined]
+consent_t = ConsentRecord.__table__  # type: ignore[attr-defined]
+models_t = SegmentModelRecord.__table__  # type: ignore[attr-defined]
+suppressions_t = Suppression.__table__  # type: ignore[attr-defined]
 
 #: The outbox outcomes a timeline counts (deferrals come from the gate's decisions).
 TIMELINE_STATUSES = (
@@ -74,31 +82,45 @@ def outbox_counts(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, i
     return found
 
 
-def _segment_of_contact() -> ColumnElement[Any]:
-    """The contact's segment, or the standard version: as ``segment_for_contacts`` decides
-    (no assignment, a folded cluster or an objection to profiling is the standard)."""
-    assigned = (
-        select(assignments_t.c.segment)
-        .outerjoin(prefs_t, prefs_t.c.contact_id == assignments_t.c.contact_id)
-        .where(
-            assignments_t.c.contact_id == contacts.c.id,
-            assignments_t.c.segment.is_not(None),
-            prefs_t.c.personalization_opt_out.is_not(True),
-        )
-        .correlate(contacts)
-        .scalar_subquery()
-    )
-    return func.coalesce(assigned, literal(STANDARD_VERSION))
-
-
 def audience_size(
     conn: Connection, topic: str, segments: Sequence[str] | None, now: datetime
 ) -> int:
     """How many a launch now would write a row for (``lifecycle.candidates``, counted)."""
-    query = audience_query(topic, at=now).order_by(None)
-    if segments:
-        query = query.where(_segment_of_contact().in_(list(segments)))
-    return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+    by_segment = audience_by_segment(conn, topic, now)
+    if not segments:
+        return sum(by_segment.values())
+    return sum(by_segment.get(s, 0) for s in set(segments))
+
+
+def audience_by_segment(conn: Connection, topic: str, now: datetime) -> dict[str, int]:
+    """The audience of ``topic`` as a launch now would take it, counted per segment (the
+    standard version under ``standard``) in one query: every campaign of the topic, whatever
+    segments it is limited to, is a sum of these."""
+    segment = func.coalesce(assignments_t.c.segment, literal(STANDARD_VERSION))
+    opted_out = prefs_t.c.personalization_opt_out.is_(True)
+    version = case((opted_out, literal(STANDARD_VERSION)), else_=segment)
+    query = (
+        audience_query(topic, at=now, columns=(version.label("version"),))
+        .order_by(None)
+        .outerjoin(assignments_t, assignments_t.c.contact_id == contacts.c.id)
+        .outerjoin(prefs_t, prefs_t.c.contact_id == contacts.c.id)
+    )
+    counted = query.subquery()
+    rows = conn.execute(select(counted.c.version, func.count()).group_by(counted.c.version)).all()
+    return {str(name): int(n) for name, n in rows}
+
+
+def audience_stamp(conn: Connection) -> tuple[Any, ...]:
+    """What changes when an audience may have: the newest consent event (a subscription,
+    a withdrawal, an import's consent, an objection to profiling, an erasure all write
+    one), the newest segment build, the suppression list's size and newest entry. Each
+    is read from an index."""
+    return (
+        conn.execute(select(func.max(consent_t.c.id))).scalar(),
+        conn.execute(select(func.max(models_t.c.version))).scalar(),
+        conn.execute(select(func.count()).select_from(suppressions_t)).scalar(),
+        conn.execute(select(func.max(suppressions_t.c.created_at))).scalar(),
+    )
 
 
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
