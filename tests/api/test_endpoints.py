@@ -263,3 +263,19 @@ async def test_an_import_is_uploaded_then_followed(api: Api) -> None:
         assert (await client.get(f"{V1}/imports/{import_id}")).status_code == 200
         refused = await client.post(f"{V1}/imports", files={"file": ("p.jsonl", data)})
         assert refused.status_code == 403
+
+
+async def test_too_many_confirmations_is_a_429_with_retry_after(api: Api) -> None:
+    body = {"email": "eager@example.org", "topic": "news"}
+    async with api.client("admin") as client:
+        answers = [
+            await client.post(f"{V1}/contacts/subscribe", json=body)
+            for _ in range(api.settings.optin_requests_per_day + 1)
+        ]
+    assert all(a.status_code == 200 for a in answers[:-1]), [a.text for a in answers]
+    refused = answers[-1]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "rate-limited"
+    assert int(refused.headers["retry-after"]) > 60  # a day's window, in seconds
+    assert "eager@example.org" not in refused.text
