@@ -279,3 +279,20 @@ async def test_too_many_confirmations_is_a_429_with_retry_after(api: Api) -> Non
     assert refused.json()["code"] == "rate-limited"
     assert int(refused.headers["retry-after"]) > 60  # a day's window, in seconds
     assert "eager@example.org" not in refused.text
+
+
+async def test_the_dashboard_and_the_keys(api: Api) -> None:
+    campaigns.send(api.rt, CAMPAIGN, early=True)
+    async with api.client("viewer") as client:
+        board = await client.get(f"{V1}/dashboard")
+        assert board.status_code == 200, board.text
+        assert board.json()["sent_30d"] == len(ADDRESSES)
+        assert board.json()["campaigns_by_status"]["sent"] == 1
+        assert len(board.json()["sent_by_day"]) == 30
+        assert (await client.get(f"{V1}/keys")).status_code == 403
+    async with api.client("admin") as client:
+        keys = await client.get(f"{V1}/keys")
+    assert keys.status_code == 200 and keys.json()["keys"]
+    assert {k["state"] for k in keys.json()["keys"]} >= {"primary"}
+    key_material = api.rt.vault.keyring.keks
+    assert all(k.key.hex() not in keys.text for k in key_material.values())

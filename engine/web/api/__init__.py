@@ -1,10 +1,10 @@
 """The REST API, ``/api/v1``: the use-cases of engine.app for scripts and integrations.
 
 One router module per resource (campaigns, templates, segments, topics, contacts,
-imports, audit, staff and tokens, health, docs); the cross-cutting parts each in their
-own: :mod:`.auth` (Bearer tokens, the per-token rate limit, the permission of each
-route), :mod:`.problems` (RFC 9457 errors, one table of statuses), :mod:`.pagination`
-(cursors) and :mod:`.idempotency` (``Idempotency-Key``).
+imports, dashboard, audit, staff and tokens, keys, health, docs); the cross-cutting
+parts each in their own: :mod:`.auth` (Bearer tokens, the per-token rate limit, the
+permission of each route), :mod:`.problems` (RFC 9457 errors, one table of statuses),
+:mod:`.pagination` (cursors) and :mod:`.idempotency` (``Idempotency-Key``).
 
 Every endpoint names the operation of :data:`engine.app.permissions.OPERATIONS` it runs
 (``x-tact-operation`` in the OpenAPI document), checked before it runs, and the audit
@@ -24,9 +24,11 @@ from engine.web.api import (
     auth,
     campaigns,
     contacts,
+    dashboard,
     docs,
     health,
     imports,
+    keys,
     problems,
     segments,
     staff,
@@ -48,7 +50,9 @@ TAGS = [
     {"name": "contacts", "description": "look-up, reveal (audited), export, erase, subscribe"},
     {"name": "imports", "description": "upload contacts and follow the import"},
     {"name": "audit", "description": "the audit log (admins)"},
+    {"name": "dashboard", "description": "the last 30 days at a glance"},
     {"name": "staff", "description": "staff accounts and API tokens (admins)"},
+    {"name": "keys", "description": "the keyring's state, never key material (admins)"},
     {"name": "health", "description": "liveness and the database"},
 ]
 
@@ -102,7 +106,19 @@ def create_api(state: WebState) -> FastAPI:
     api.state.limiter = auth.RateLimiter(state.runtime.settings.api_rate_per_minute)
     problems.install(api)
     api.add_middleware(Headers)
-    for module in (campaigns, templates, segments, topics, contacts, imports, audit, staff):
+    routers = (
+        campaigns,
+        templates,
+        segments,
+        topics,
+        contacts,
+        imports,
+        dashboard,
+        audit,
+        staff,
+        keys,
+    )
+    for module in routers:
         api.include_router(module.router)
     api.include_router(health.router)
     api.include_router(docs.router)
