@@ -65,3 +65,17 @@ async def test_no_address_or_name_without_a_reveal(api: Api) -> None:
     (entry,) = page["items"]
     assert entry["actor"] == f"staff:{api.staff_ids['sender']}/token:{api.token_ids['sender']}"
     assert entry["contact_id"] == str(api.people[0].contact_id)
+
+
+async def test_no_address_or_secret_ever_goes_in_a_url(api: Api) -> None:
+    """The document has no path or query parameter that could carry an address, a name or
+    a token: those go in bodies and headers only."""
+    async with api.client() as client:
+        doc = (await client.get("/api/v1/openapi.json")).json()
+    suspicious = {"email", "address", "to", "name_of", "first_name", "last_name", "token"}
+    for path, methods in doc["paths"].items():
+        assert not any(word in path for word in ("{email}", "{address}", "{token}")), path
+        for op in methods.values():
+            for param in op.get("parameters", []):
+                if param["in"] in ("path", "query"):
+                    assert param["name"] not in suspicious, (path, param["name"])
