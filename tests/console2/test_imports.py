@@ -115,3 +115,46 @@ async def test_an_upload_without_our_token_is_refused(app: FastAPI, team: Team) 
             assert refused.status_code == 403
         assert (await http.get("/admin/imports/999")).status_code == 404
     assert imports_uc.list_imports(runtime_of(app)) == []
+
+
+async def test_the_token_must_come_before_the_file_and_the_body_must_be_multipart(
+    app: FastAPI, team: Team
+) -> None:
+    """The file is streamed, not spooled: the form is checked on the fields that precede it
+    (as our form sends them), so a token sent after the file does not count."""
+    body, _ = customers()
+    async with signed_in(app, team.admin) as http:
+        token = forged(app, http, "imports.create")
+        boundary = "tact-test-boundary"
+        late = (
+            (
+                f"--{boundary}\r\n"
+                'Content-Disposition: form-data; name="file"; filename="c.jsonl"\r\n'
+                "Content-Type: application/x-ndjson\r\n\r\n"
+            ).encode()
+            + body
+            + (
+                f"\r\n--{boundary}\r\n"
+                'Content-Disposition: form-data; name="csrf"\r\n\r\n'
+                f"{token}\r\n--{boundary}--\r\n"
+            ).encode()
+        )
+        headers = {
+            "origin": "https://testserver",
+            "content-type": f"multipart/form-data; boundary={boundary}",
+        }
+        refused = await http.post("/admin/imports", content=late, headers=headers)
+        assert refused.status_code == 403
+        plain = await http.post(
+            "/admin/imports", data={"csrf": token}, headers={"origin": "https://testserver"}
+        )
+        assert plain.status_code == 403
+        broken = (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="csrf"\r\n\r\n'
+            f"{token}\r\n--{boundary}\r\n"
+            "this is not a part header\r\n\r\n"
+        ).encode() + body[:100]
+        answer = await http.post("/admin/imports", content=broken, headers=headers)
+        assert answer.status_code == 400
+    assert imports_uc.list_imports(runtime_of(app)) == []

@@ -1,9 +1,10 @@
 """Imports, ``/admin/imports``: upload a file of contacts, follow its progress, read the summary,
 download the rejects file.
 
-The upload is a multipart form (``imports.create``: admin). It is handed, as a stream,
-to :func:`engine.app.imports.start_import`, which copies it into a private file and
-imports it in a background thread; the browser goes to the import's page at once.
+The upload is a multipart form (``imports.create``: admin). Its file is handed, as it
+arrives, to :func:`engine.app.imports.start_import` (:class:`UploadStream`: no spool on
+the way), which copies it into a private file and imports it in a background thread;
+the browser goes to the import's page at once.
 That page refreshes itself while the import runs (``<meta http-equiv=refresh>`` inside
 ``<noscript>``); with JavaScript, ``console.js`` polls ``progress.json`` and moves the
 progress bar instead, and reloads the page when the import has ended. The rejects file
@@ -12,10 +13,14 @@ holds the line number and the reason of each refused row, never the row.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import io
+from typing import Any
 
-from fastapi import APIRouter, Depends
-from starlette.datastructures import FormData, UploadFile
+import anyio.from_thread
+from fastapi import APIRouter
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -26,17 +31,134 @@ from engine.web.console.context import Console, Staff
 
 router = APIRouter()
 
+#: Bytes handed to the use-case at a time.
+CHUNK = 1 << 20
+
 #: The fields of the upload form besides the file (csrf); anything more is not our form.
 MAX_UPLOAD_FIELDS = 5
+#: The longest value of a field that is not the file.
+MAX_FIELD_BYTES = 4096
 
 
-async def upload_form(request: Request) -> FormData:
-    """The multipart upload: one file at most (Starlette spools it; the use-case copies it
-    into its private file, and the spool is closed at the end of the request)."""
-    return await request.form(max_files=1, max_fields=MAX_UPLOAD_FIELDS)
+class UploadStream(io.RawIOBase):
+    """The file of a multipart upload, read from the request as it arrives.
 
+    Nothing is spooled to disk on the way (Starlette's form parser would put the file,
+    personal data, in a temporary file of its own): the use-case reads this stream
+    straight into its private file. The form's other fields (the csrf field) come
+    before the file in our form, so :meth:`start` reads up to the file and the handler
+    checks the form and the role before the file is read on.
+    """
 
-Upload = Annotated[FormData, Depends(upload_form)]
+    def __init__(self, request: Request) -> None:
+        super().__init__()
+        kind, params = parse_options_header(request.headers.get("content-type", ""))
+        boundary = params.get(b"boundary")
+        self._chunks = request.stream()
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self._buffer = bytearray()
+        self._name = ""
+        self._disposition = b""
+        self._header = b""
+        self._value = b""
+        self._data = bytearray()
+        self._in_file = False
+        self._file_done = False
+        #: Not a multipart body at all: no field, no file (the csrf check then refuses it).
+        self._ended = kind != b"multipart/form-data" or not boundary
+        self._parser = MultipartParser(
+            boundary or b"-",
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
+
+    # -- the parser's callbacks ---------------------------------------------------------------
+
+    def _part_begin(self) -> None:
+        self._disposition, self._header, self._value = b"", b"", b""
+        self._data = bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header.lower() == b"content-disposition":
+            self._disposition = self._value
+        self._header, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in options:
+            if self.filename is not None:
+                raise HTTPException(400)  # one file only
+            self.filename = options[b"filename"].decode("utf-8", "replace")
+            self._in_file = True
+        elif len(self.fields) >= MAX_UPLOAD_FIELDS:
+            raise HTTPException(400)
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self._buffer += data[start:end]
+        elif not self._file_done:
+            self._data += data[start:end]
+            if len(self._data) > MAX_FIELD_BYTES:
+                raise HTTPException(400)
+
+    def _part_end(self) -> None:
+        if self._in_file:
+            self._in_file, self._file_done = False, True
+        elif not self._file_done:
+            self.fields[self._name] = self._data.decode("utf-8", "replace")
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _pull(self) -> None:
+        """Feed the parser the next chunk of the body (from the event loop's thread)."""
+        try:
+            chunk = anyio.from_thread.run(self._chunks.__anext__)
+        except StopAsyncIteration:
+            self._ended = True
+            self._parser.finalize()
+            return
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError:
+            raise HTTPException(400) from None
+
+    def start(self) -> None:
+        """Read the fields before the file, up to its first bytes."""
+        while self.filename is None and not self._ended:
+            self._pull()
+
+    def finish(self) -> None:
+        """Read (and drop) what is left of the body."""
+        while not self._ended:
+            self._pull()
+        self._buffer.clear()
+        self._file_done = True
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer and not self._file_done and not self._ended:
+            self._pull()
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        del self._buffer[:size]
+        return size
 
 
 def _percent(progress: imports.ImportProgress) -> int | None:
@@ -75,17 +197,19 @@ def index(c: Staff) -> Response:
 
 
 @router.post("/imports")
-def upload(c: Staff, form: Upload) -> Response:
-    c.check_csrf(form, "imports.create")
+def upload(c: Staff) -> Response:
+    upload = UploadStream(c.request)
+    upload.start()
+    c.check_csrf(FormData(upload.fields), "imports.create")
     c.check("imports.create")
-    file = form.get("file")
-    if not isinstance(file, UploadFile) or not file.filename:
+    if not upload.filename:
+        upload.finish()
         return _index(c, status=400, error="imports.error.no_file")
-    try:
-        with c.acting():
-            started = imports.start_import(c.rt, file.file, filename=file.filename)
-    finally:
-        file.file.close()
+    with c.acting():
+        started = imports.start_import(
+            c.rt, io.BufferedReader(upload, CHUNK), filename=upload.filename
+        )
+    upload.finish()
     return c.redirect(f"/imports/{started.id}")
 
 
