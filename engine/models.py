@@ -494,6 +494,7 @@ class OutboxRow(SQLModel, table=True):
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_outbox_batch", "campaign_id", "batch_no", "status", "due_at"),
         Index("ix_outbox_status_time", "status", "updated_at"),
+        Index("ix_outbox_campaign_time", "campaign_id", "updated_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

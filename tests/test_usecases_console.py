@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from engine.app import (
     campaigns,
@@ -54,6 +54,7 @@ from engine.errors import (
 from engine.models import (
     AuditEvent,
     ImportRun,
+    OutboxRow,
     SegmentAssignment,
     SuppressionReason,
 )
@@ -65,6 +66,7 @@ from tests.helpers import people, write_jsonl
 audit_t = AuditEvent.__table__  # type: ignore[attr-defined]
 assignments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
 runs_t = ImportRun.__table__  # type: ignore[attr-defined]
+outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
 
 N = 6
 BUILT = 400
@@ -833,3 +835,44 @@ def test_dashboard_segments_are_those_of_the_segments_list(rt: Runtime, built: B
         set_personalization(conn, rt.vault, uuid.UUID(member), True, Origin(source="admin"))
     contacts.erase(rt, str(built.records[0]["email"]), actor="tests")
     assert dashboard.dashboard(rt).segments == listed()
+
+
+def test_an_ended_campaign_s_report_is_kept_only_while_nothing_changes(
+    rt: Runtime, sent: Sent
+) -> None:
+    first = campaigns.report(rt, "first")
+    assert campaigns.report(rt, "first") == first and first.by_status["sent"] == N - 2
+    summary = campaigns.get_summary(rt, "first")
+    points = campaigns.timeline(rt, "first")
+    assert campaigns.timeline(rt, "first") == points
+    # A late correction of one row (a bounce after the 250): the next read says so.
+    with writing(rt.engine) as conn:
+        row_id = (
+            conn.execute(
+                select(outbox_t.c.id).where(
+                    outbox_t.c.campaign_id == summary.id, outbox_t.c.status == "sent"
+                )
+            )
+            .scalars()
+            .first()
+        )
+        conn.execute(
+            update(outbox_t)
+            .where(outbox_t.c.id == row_id)
+            .values(status="bounced", updated_at=datetime.now(UTC) + timedelta(seconds=1))
+        )
+    after = campaigns.report(rt, "first")
+    assert (after.by_status["sent"], after.by_status["bounced"]) == (N - 3, 1)
+    assert campaigns.get_summary(rt, "first").sent == summary.sent - 1
+    assert sum(p.bounced for p in campaigns.timeline(rt, "first")) == 1
+    # A campaign still sending is read anew every time.
+    before = campaigns.report(rt, "second")
+    assert before.by_status == {"deferred": N - 2}
+    campaigns.cancel(rt, "second")
+    assert campaigns.report(rt, "second").status == "cancelled"
+    assert campaigns.get_summary(rt, "second").status == "cancelled"
+    campaigns.create(rt, NewCampaign(name="gone", template="autumn-2026"))
+    campaigns.cancel(rt, "gone")
+    assert campaigns.get_summary(rt, "gone").name == "gone"  # ended: kept
+    renamed = campaigns.delete(rt, "gone", cancelled=True).renamed_to
+    assert renamed and campaigns.get_summary(rt, renamed).name == renamed

@@ -545,8 +545,20 @@ def list_campaigns(rt: Runtime, *, now: datetime | None = None) -> list[Listed]:
 
 
 def get_summary(rt: Runtime, ref: int | str) -> CampaignSummary:
-    """The campaign with this id or name as it stands (:func:`status`)."""
-    return status(rt, ref)
+    """The campaign with this id or name as it stands (:func:`status`); that of a campaign
+    that has ended is kept while nothing of it changes, as its report is."""
+    with rt.engine.connect() as conn:
+        row = lifecycle.get(conn, ref)
+        stamp = _finished_stamp(conn, row)
+        key = ("summary", int(row.id))
+        kept = _kept(rt).get(key, stamp)
+        if kept is not None:
+            found: CampaignSummary = kept
+            return found
+        made = _summary(conn, row.id)
+    if stamp is not None:
+        _kept(rt).put(key, stamp, made)
+    return made
 
 
 @dataclass(frozen=True)
@@ -681,8 +693,14 @@ def timeline(rt: Runtime, name: str, *, buckets: int = 24) -> list[TimelinePoint
     buckets = max(1, min(buckets, 500))
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
+        stamp = _finished_stamp(conn, row)
+        key = (f"timeline:{buckets}", int(row.id))
+        kept = _kept(rt).get(key, stamp)
+        if kept is not None:
+            points: list[TimelinePoint] = kept
+            return list(points)
         spans = listing.timeline(conn, row, buckets)
-    return [
+    made = [
         TimelinePoint(
             at=start.astimezone(UTC).isoformat(),
             sent=n.get(OutboxStatus.SENT.value, 0),
@@ -693,6 +711,9 @@ def timeline(rt: Runtime, name: str, *, buckets: int = 24) -> list[TimelinePoint
         )
         for start, n in spans
     ]
+    if stamp is not None:
+        _kept(rt).put(key, stamp, made)
+    return list(made)
 
 
 def validate(rt: Runtime, name: str) -> TemplateLint:
@@ -777,10 +798,68 @@ def cancel(rt: Runtime, name: str, *, now: datetime | None = None) -> Changed:
 
 
 def report(rt: Runtime, name: str) -> CampaignReport:
+    """What happened to the campaign (:func:`engine.campaigns.report.campaign_report`). The
+    report of a campaign that has ended (sent or cancelled, nothing left open) is kept
+    while its rows and decisions stay as they are (:func:`_finished_stamp`): its page is
+    read far more often than it changes."""
     with rt.engine.connect() as conn:
-        return campaign_report(
-            conn, lifecycle.get(conn, name).id, templates_dir=rt.settings.templates_dir
-        )
+        row = lifecycle.get(conn, name)
+        stamp = _finished_stamp(conn, row)
+        key = ("report", int(row.id))
+        kept = _kept(rt).get(key, stamp)
+        if kept is not None:
+            found: CampaignReport = kept
+            return found
+        made = campaign_report(conn, row.id, templates_dir=rt.settings.templates_dir)
+    if stamp is not None:
+        _kept(rt).put(key, stamp, made)
+    return made
+
+
+def _finished_stamp(conn: Connection, row: Any) -> tuple[Any, ...] | None:
+    """For a campaign that has ended with nothing left open, what would change if its
+    results did (its whole row, its newest outbox change and decision, its number of
+    rows: index look-ups); None for a campaign still under way (never kept)."""
+    if row.status not in (S.SENT, S.CANCELLED) or pending_count(conn, row.id):
+        return None
+    return (tuple(row), *listing.latest_changes(conn, row))
+
+
+class _Kept:
+    """Results kept per Runtime: ``(kind, campaign id)`` -> (stamp, when, value). A value
+    is given back only for the same stamp and within :data:`KEPT_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, int], tuple[tuple[Any, ...], float, Any]] = {}
+
+    def get(self, key: tuple[str, int], stamp: tuple[Any, ...] | None) -> Any:
+        if stamp is None:
+            return None
+        with self._lock:
+            kept = self._values.get(key)
+        if kept is None or kept[0] != stamp or time.monotonic() - kept[1] >= KEPT_SECONDS:
+            return None
+        return kept[2]
+
+    def put(self, key: tuple[str, int], stamp: tuple[Any, ...], value: Any) -> None:
+        with self._lock:
+            if len(self._values) >= 256:
+                self._values.clear()
+            self._values[key] = (stamp, time.monotonic(), value)
+
+
+#: How long an ended campaign's report or timeline is kept (its stamp also must match).
+KEPT_SECONDS = 60.0
+_kept_results: weakref.WeakKeyDictionary[Runtime, _Kept] = weakref.WeakKeyDictionary()
+
+
+def _kept(rt: Runtime) -> _Kept:
+    with _audience_lock:
+        found = _kept_results.get(rt)
+        if found is None:
+            found = _kept_results[rt] = _Kept()
+        return found
 
 
 def to_sending(

@@ -123,6 +123,21 @@ def audience_stamp(conn: Connection) -> tuple[Any, ...]:
     )
 
 
+def latest_changes(conn: Connection, campaign: Any) -> tuple[Any, Any, int]:
+    """The campaign's newest outbox change and newest gate decision (index look-ups), and
+    how many outbox rows it has (an index count)."""
+    newest_row = conn.execute(
+        select(func.max(outbox_t.c.updated_at)).where(outbox_t.c.campaign_id == campaign.id)
+    ).scalar()
+    newest_decision = conn.execute(
+        select(func.max(decisions_t.c.decided_at)).where(decisions_t.c.campaign == campaign.name)
+    ).scalar()
+    rows = conn.execute(
+        select(func.count()).select_from(outbox_t).where(outbox_t.c.campaign_id == campaign.id)
+    ).scalar_one()
+    return newest_row, newest_decision, int(rows)
+
+
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
     """Seconds since 1970 of a timestamp column, in this database's SQL."""
     if conn.dialect.name == "postgresql":

@@ -4,7 +4,8 @@ The dashboard counts the last 30 days' outcomes: outbox rows by status and time,
 gate deferrals by action and time, consent withdrawals by event and time, and the
 contacts not erased (by status: a count over the index, not over rows that carry
 ciphertext). A campaign's report and timeline read its gate decisions by campaign
-name. Without these, each is a scan of the whole table (millions of rows with 1,000
+name, and its newest outbox change (whether a kept report is still its report).
+Without these, each is a scan of the whole table (millions of rows with 1,000
 campaigns).
 
 Revision ID: 0008
@@ -23,6 +24,7 @@ depends_on = None
 
 INDEXES = (
     ("ix_outbox_status_time", "outbox", ["status", "updated_at"]),
+    ("ix_outbox_campaign_time", "outbox", ["campaign_id", "updated_at"]),
     ("ix_gate_decisions_action_time", "gate_decisions", ["action", "decided_at"]),
     ("ix_gate_decisions_campaign_time", "gate_decisions", ["campaign", "decided_at"]),
     ("ix_consent_event_time", "consent_events", ["event", "occurred_at"]),
