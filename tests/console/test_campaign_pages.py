@@ -165,3 +165,56 @@ async def test_every_campaign_page_in_chinese(app: FastAPI, tmp_path: Path) -> N
             ), path
         report = await http.get("/admin/campaigns/autumn/report")
         assert "按细分群体" in report.text
+
+
+async def test_edit_a_draft_time_segments_and_priority(app: FastAPI, tmp_path: Path) -> None:
+    some_people(app, tmp_path)
+    rt = runtime_of(app)
+    campaigns.create(rt, NewCampaign(name="draft", template="autumn-2026", priority=1))
+    editor = add_member(app, "editor")
+    viewer = add_member(app, "viewer")
+    async with client(app) as http:
+        await sign_in(http, viewer)
+        assert "/admin/campaigns/draft/edit" not in (await http.get("/admin/campaigns/draft")).text
+        assert (await http.get("/admin/campaigns/draft/edit")).status_code == 403
+    async with client(app) as http:
+        await sign_in(http, editor)
+        show = await http.get("/admin/campaigns/draft")
+        assert "/admin/campaigns/draft/edit" in show.text
+        past = await submit(
+            http,
+            "/admin/campaigns/draft/edit",
+            "/admin/campaigns/draft/edit",
+            timing="at",
+            send_at="2020-01-01T09:00",
+            priority="3",
+        )
+        assert past.status_code == 422  # the check refuses a time in the past
+        assert 'class="sev-error"' in past.text
+        saved = await submit(
+            http,
+            "/admin/campaigns/draft/edit",
+            "/admin/campaigns/draft/edit",
+            timing="local",
+            local_hour="08:15",
+            send_date="2027-02-01",
+            priority="3",
+            segments=["outdoor-regulars"],
+        )
+        # No segment build yet: a segment would reach nobody, and the check says so.
+        assert saved.status_code == 422 and "no segment build yet" in saved.text
+        saved = await submit(
+            http,
+            "/admin/campaigns/draft/edit",
+            "/admin/campaigns/draft/edit",
+            timing="local",
+            local_hour="08:15",
+            send_date="2027-02-01",
+            priority="3",
+        )
+        assert saved.status_code == 303, saved.text
+        summary = campaigns.get_summary(rt, "draft")
+        assert (summary.local_hour, summary.priority) == ("08:15", 3)
+        assert summary.send_date is not None and summary.send_date.isoformat() == "2027-02-01"
+        form = await http.get("/admin/campaigns/draft/edit")
+        assert 'value="08:15"' in form.text and 'value="2027-02-01"' in form.text

@@ -58,6 +58,8 @@ MOVES: dict[str, tuple[str, frozenset[str]]] = {
     "resume": ("campaigns.resume", frozenset({S.PAUSED})),
     "cancel": ("campaigns.cancel", frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.PAUSED})),
 }
+#: Statuses in which a campaign not launched yet may be edited (engine.campaigns.lifecycle).
+EDITABLE = frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED})
 #: The notice after each move (catalog key under ``campaigns.notice``).
 DONE = {"schedule": "scheduled", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 #: Strict policy of the preview frame: the email's own inline styles, images from https or
@@ -134,13 +136,16 @@ class Draft:
         )
 
 
-def _parse(c: Console, draft: Draft) -> tuple[NewCampaign | None, dict[str, str]]:
-    """The use-case's input, or the fields that are wrong (catalog keys)."""
-    errors: dict[str, str] = {}
-    if not draft.name:
-        errors["name"] = "campaigns.form.error.name"
-    if not draft.template:
-        errors["template"] = "campaigns.form.error.template"
+@dataclass(frozen=True)
+class Timing:
+    send_at: datetime | None
+    local_hour: str | None
+    send_date: date | None
+    priority: int
+
+
+def _timing(draft: Draft, errors: dict[str, str]) -> Timing:
+    """The time fields of the form (wrong ones added to ``errors`` as catalog keys)."""
     send_at: datetime | None = None
     local_hour: str | None = None
     send_date: date | None = None
@@ -157,7 +162,9 @@ def _parse(c: Console, draft: Draft) -> tuple[NewCampaign | None, dict[str, str]
         if not draft.local_hour:
             errors["local_hour"] = "campaigns.form.error.local_hour"
         local_hour = draft.local_hour or None
-        if draft.send_date:
+        if not draft.send_date:
+            errors["send_date"] = "campaigns.form.error.send_date_missing"
+        else:
             try:
                 send_date = date.fromisoformat(draft.send_date)
             except ValueError:
@@ -167,6 +174,17 @@ def _parse(c: Console, draft: Draft) -> tuple[NewCampaign | None, dict[str, str]
     except ValueError:
         errors["priority"] = "campaigns.form.error.priority"
         priority = 0
+    return Timing(send_at, local_hour, send_date, priority)
+
+
+def _parse(c: Console, draft: Draft) -> tuple[NewCampaign | None, dict[str, str]]:
+    """The use-case's input, or the fields that are wrong (catalog keys)."""
+    errors: dict[str, str] = {}
+    if not draft.name:
+        errors["name"] = "campaigns.form.error.name"
+    if not draft.template:
+        errors["template"] = "campaigns.form.error.template"
+    when = _timing(draft, errors)
     if errors:
         return None, errors
     return (
@@ -175,10 +193,10 @@ def _parse(c: Console, draft: Draft) -> tuple[NewCampaign | None, dict[str, str]
             template=draft.template,
             topic=draft.topic or None,
             segments=draft.segments or None,
-            send_at=send_at,
-            local_hour=local_hour,
-            send_date=send_date,
-            priority=priority,
+            send_at=when.send_at,
+            local_hour=when.local_hour,
+            send_date=when.send_date,
+            priority=when.priority,
         ),
         {},
     )
@@ -205,11 +223,16 @@ def _form_page(
     findings: tuple[Any, ...] = (),
     problem: str | None = None,
     hint: str | None = None,
+    editing: str | None = None,
 ) -> HTMLResponse:
     return c.page(
         "campaigns/new.html",
         status=status,
         draft=draft,
+        editing=editing,
+        action=c.url(path_of(editing, "/edit")) if editing else c.url("/campaigns"),
+        purpose="campaigns.edit" if editing else "campaigns.create",
+        path_of=path_of,
         errors=errors or {},
         findings=_ordered(findings),
         problem=problem,
@@ -247,6 +270,61 @@ def create(c: Staff, form: Fields) -> Response:
     return c.redirect(path_of(new.name), notice="campaigns.notice.created")
 
 
+def _draft_of(summary: campaigns_uc.CampaignSummary) -> Draft:
+    """The edit form filled with the campaign as it stands."""
+    send_at = summary.send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if summary.send_at else ""
+    return Draft(
+        name=summary.name,
+        template=summary.template,
+        topic=summary.topic,
+        segments=list((summary.audience or {}).get("segments") or []),
+        timing="local" if summary.local_hour else "at",
+        send_at=send_at,
+        local_hour=summary.local_hour or "",
+        send_date=summary.send_date.isoformat() if summary.send_date else "",
+        priority=str(summary.priority),
+    )
+
+
+@router.get("/campaigns/{name}/edit")
+def edit_form(name: str, c: Staff) -> Response:
+    c.check("campaigns.edit")
+    summary = campaigns_uc.get_summary(c.rt, name)
+    return _form_page(c, _draft_of(summary), editing=summary.name)
+
+
+@router.post("/campaigns/{name}/edit")
+def edit(name: str, c: Staff, form: Fields) -> Response:
+    c.check_csrf(form, "campaigns.edit")
+    c.check("campaigns.edit")
+    summary = campaigns_uc.get_summary(c.rt, name)
+    draft = Draft.of(form)
+    draft.name, draft.template, draft.topic = summary.name, summary.template, summary.topic
+    errors: dict[str, str] = {}
+    when = _timing(draft, errors)
+    if errors:
+        return _form_page(c, draft, status=422, errors=errors, editing=summary.name)
+    change = campaigns_uc.CampaignEdit(
+        send_at=when.send_at,
+        local_hour=when.local_hour,
+        send_date=when.send_date,
+        segments=draft.segments,
+        priority=when.priority,
+    )
+    try:
+        with c.acting():
+            campaigns_uc.edit(c.rt, summary.name, change, now=c.now())
+    except LintFailed as exc:
+        return _form_page(
+            c, draft, status=422, findings=exc.findings, problem=str(exc), editing=summary.name
+        )
+    except TactError as exc:
+        return _form_page(
+            c, draft, status=422, problem=str(exc), hint=exc.hint, editing=summary.name
+        )
+    return c.redirect(path_of(summary.name), notice="campaigns.notice.edited")
+
+
 # -- one campaign -----------------------------------------------------------------------------
 
 
@@ -262,6 +340,7 @@ def show(name: str, c: Staff) -> Response:
     return c.page(
         "campaigns/show.html",
         campaign=summary,
+        editable=summary.launched_at is None and summary.status in EDITABLE,
         moves=_moves(c, summary.status),
         path_of=path_of,
         segment_names=[s.name for s in segments_uc.overview(c.rt).segments if s.name],
