@@ -218,3 +218,44 @@ async def test_edit_a_draft_time_segments_and_priority(app: FastAPI, tmp_path: P
         assert summary.send_date is not None and summary.send_date.isoformat() == "2027-02-01"
         form = await http.get("/admin/campaigns/draft/edit")
         assert 'value="08:15"' in form.text and 'value="2027-02-01"' in form.text
+
+
+async def test_clone_then_delete_the_copy(app: FastAPI, tmp_path: Path) -> None:
+    rt = runtime_of(app)
+    some_people(app, tmp_path)
+    campaigns.create(rt, NewCampaign(name="autumn", template="autumn-2026", priority=4))
+    campaigns.send(rt, "autumn")
+    editor = add_member(app, "editor")
+    viewer = add_member(app, "viewer")
+    async with client(app) as http:
+        await sign_in(http, viewer)
+        page = await http.get("/admin/campaigns/autumn")
+        assert "/clone" not in page.text
+    async with client(app) as http:
+        await sign_in(http, editor)
+        made = await submit(
+            http,
+            "/admin/campaigns/autumn",
+            "/admin/campaigns/autumn/clone",
+            new_name="autumn-again",
+        )
+        assert made.status_code == 303
+        assert made.headers["location"].startswith("/admin/campaigns/autumn-again?notice=")
+        copy = campaigns.get_summary(rt, "autumn-again")
+        assert (copy.status, copy.priority, copy.template) == ("draft", 4, "autumn-2026")
+        taken = await submit(
+            http,
+            "/admin/campaigns/autumn",
+            "/admin/campaigns/autumn/clone",
+            new_name="autumn-again",
+        )
+        assert taken.status_code == 400  # CampaignExists, said on the error page
+        sent = await http.get("/admin/campaigns/autumn")
+        assert "/confirm/delete" not in sent.text  # only a draft can be deleted
+        gone = await submit(
+            http,
+            "/admin/campaigns/autumn-again/confirm/delete",
+            "/admin/campaigns/autumn-again/delete",
+        )
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/admin/campaigns?")
+        assert [c.name for c in campaigns.list_campaigns(rt)] == ["autumn"]

@@ -57,11 +57,18 @@ MOVES: dict[str, tuple[str, frozenset[str]]] = {
     "pause": ("campaigns.pause", frozenset({S.SCHEDULED, S.SENDING})),
     "resume": ("campaigns.resume", frozenset({S.PAUSED})),
     "cancel": ("campaigns.cancel", frozenset({S.DRAFT, S.SCHEDULED, S.SENDING, S.PAUSED})),
+    "delete": ("campaigns.delete", frozenset({S.DRAFT})),
 }
 #: Statuses in which a campaign not launched yet may be edited (engine.campaigns.lifecycle).
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED})
 #: The notice after each move (catalog key under ``campaigns.notice``).
-DONE = {"schedule": "scheduled", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+DONE = {
+    "schedule": "scheduled",
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "delete": "deleted",
+}
 #: Strict policy of the preview frame: the email's own inline styles, images from https or
 #: data, no script, no form, no navigation (sandbox), framed only by the console.
 FRAME_CSP = (
@@ -480,6 +487,19 @@ def test_send(name: str, c: Staff, form: Fields) -> Response:
 # -- schedule, pause, resume, cancel ----------------------------------------------------------
 
 
+@router.post("/campaigns/{name}/clone")
+def clone(name: str, c: Staff, form: Fields) -> Response:
+    """A new draft like this campaign (any status), under a new name; its time is cleared."""
+    c.check_csrf(form, "campaigns.clone")
+    c.check("campaigns.clone")
+    new_name = form.get("new_name")
+    if not isinstance(new_name, str) or not new_name.strip() or len(new_name) > MAX_NAME:
+        return c.redirect(path_of(name), notice="campaigns.notice.clone_needs_name")
+    with c.acting():
+        made = campaigns_uc.clone(c.rt, name, new_name.strip(), now=c.now())
+    return c.redirect(path_of(made.name), notice="campaigns.notice.cloned")
+
+
 @router.get("/campaigns/{name}/confirm/{move}")
 def confirm(name: str, move: str, c: Staff) -> Response:
     if move not in MOVES:
@@ -515,6 +535,9 @@ def make_move(name: str, move: str, c: Staff, form: Fields) -> Response:
                 changed = campaigns_uc.pause(c.rt, name, now=now).changed
             elif move == "resume":
                 changed = campaigns_uc.resume(c.rt, name, now=now).changed
+            elif move == "delete":
+                campaigns_uc.delete(c.rt, name, now=now)
+                return c.redirect("/campaigns", notice="campaigns.notice.deleted")
             else:
                 changed = campaigns_uc.cancel(c.rt, name, now=now).changed
     except LintFailed as exc:
