@@ -47,8 +47,8 @@ from engine.errors import (
     CampaignNotFound,
     ContactErased,
     ContactNotFound,
+    ImportNotFound,
     LintFailed,
-    TactError,
     TemplateError,
 )
 from engine.models import (
@@ -134,8 +134,14 @@ def sent(rt: Runtime, imported: list[dict[str, Any]]) -> Sent:
         )
     first = campaigns.send(rt, "first")
     assert first.this_run == {"sent": N - 2, "skipped": 2}, first.this_run
+    launched = [r for r in audit_rows(rt) if r.action == "campaign.launched"]
+    assert [(r.actor, r.detail["campaign"], r.detail["recipients"]) for r in launched] == [
+        ("operator", "first", N)
+    ]
     campaigns.create(rt, NewCampaign(name="second", template="autumn-2026"))
-    second = campaigns.send(rt, "second")
+    with acting_as(STAFF):
+        second = campaigns.send(rt, "second")
+    assert [r.actor for r in audit_rows(rt) if r.action == "campaign.launched"][-1] == STAFF
     assert second.this_run == {"deferred": N - 2}, second.this_run
     return Sent("first", "second", addresses)
 
@@ -740,9 +746,9 @@ def test_a_failing_file_is_reported_and_its_upload_deleted(rt: Runtime) -> None:
     finally:
         other.close()
     assert imports.rejects_file(rt, bad.id) is None
-    with pytest.raises(TactError):
+    with pytest.raises(ImportNotFound):
         imports.import_progress(rt, 99999)
-    with pytest.raises(TactError):
+    with pytest.raises(ImportNotFound):
         imports.rejects_file(rt, 99999)
 
 

@@ -889,6 +889,15 @@ def to_sending(
                 lifecycle.schedule(conn, row.id, now)
             early_now = early and not lifecycle.is_due(row, now)
             lifecycle.launch(conn, row.id, now, settings=rt.settings, early=early_now)
+            _audit(
+                conn,
+                "launched",
+                now,
+                campaign=name,
+                campaign_id=row.id,
+                early=early_now,
+                recipients=pending_count(conn, row.id),
+            )
             return int(row.id), Start.LAUNCHED
         if row.status == S.SENDING:
             return int(row.id), Start.RESUMED

@@ -40,7 +40,7 @@ from sqlalchemy import insert, select, update
 
 from engine.audit import record
 from engine.db import writing
-from engine.errors import ImportFileError, TactError
+from engine.errors import ImportNotFound, TactError
 from engine.models import ImportRun
 from engine.people.importer import import_file
 from engine.runtime import Runtime
@@ -193,7 +193,7 @@ def _run_row(rt: Runtime, import_id: int) -> Any:
 
 
 def _not_found(import_id: int) -> TactError:
-    return ImportFileError(f"no import with id {import_id}")
+    return ImportNotFound(f"no import with id {import_id}")
 
 
 def _iso(value: datetime | None) -> str | None:
