@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import func, select
+
+from engine.models import SegmentAssignment
 from engine.runtime import Runtime
 from engine.segments.build import BuildOptions, BuildReport
 from engine.segments.build import build as build_segments
@@ -268,6 +271,8 @@ def _maybe(
 
 # --- definitions: what each segment is (the console's segments page, the API) ---------------
 
+assignments_t = SegmentAssignment.__table__  # type: ignore[attr-defined]
+
 #: How many features explain a learned segment.
 TOP_FEATURES = 5
 
@@ -365,32 +370,45 @@ def _centroid(cluster: Any, population: dict[str, float | None]) -> list[Feature
 
 def definitions(rt: Runtime) -> list[SegmentDefinition]:
     """Every segment of the latest build, rules first (in file order), then the learned
-    ones (largest first), each with its size now. Before any build: the rule segments of
-    templates/segments.toml, each of size 0 (no contact is in a segment yet)."""
+    ones (largest first), each with its size now (as ``tact segments list`` counts it:
+    one count per segment over the assignments' index). Before any build: the rule
+    segments of templates/segments.toml, each of size 0 (no contact is in one yet)."""
     with rt.engine.connect() as conn:
         stored = latest_model(conn)
-        view = segments_overview(conn) if stored is not None else None
-    if stored is None or view is None:
+        sizes: dict[str | None, int] = {}
+        if stored is not None:
+            sizes = {
+                segment: int(n)
+                for segment, n in conn.execute(
+                    select(assignments_t.c.segment, func.count()).group_by(assignments_t.c.segment)
+                ).all()
+            }
+    if stored is None:
         rules = load_rules(rt.settings.templates_dir / "segments.toml")
         return [SegmentDefinition(r.name, "rule", r.rule, r.description, 0, []) for r in rules]
-    clusters = {c.index: c for c in stored.model.clusters}
+    found = [
+        SegmentDefinition(
+            name=str(r["name"]),
+            kind="rule",
+            rule=str(r["rule"]),
+            description=str(r.get("description") or r["rule"]),
+            size=sizes.get(str(r["name"]), 0),
+            centroid=[],
+        )
+        for r in stored.summary.get("rules", [])
+    ]
     population = stored.model.population
-    found: list[SegmentDefinition] = []
-    for s in view["segments"]:
-        if s["name"] is None:
-            continue  # a folded cluster: its members get the standard version
-        if s.get("rule") is not None:
-            found.append(
-                SegmentDefinition(
-                    s["name"], "rule", s["rule"], s["description"], int(s["size"]), []
-                )
-            )
-            continue
-        cluster = clusters.get(s.get("cluster"))
-        centroid = _centroid(cluster, population) if cluster is not None else []
+    for cluster in stored.model.clusters:
+        if not cluster.name:
+            continue  # folded: its members get the standard version
         found.append(
             SegmentDefinition(
-                s["name"], "learned", None, s["description"], int(s["size"]), centroid
+                name=cluster.name,
+                kind="learned",
+                rule=None,
+                description=cluster.description,
+                size=sizes.get(cluster.name, 0),
+                centroid=_centroid(cluster, population),
             )
         )
     return found
