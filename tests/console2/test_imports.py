@@ -113,7 +113,12 @@ async def test_an_upload_without_our_token_is_refused(app: FastAPI, team: Team) 
                 headers={"origin": origin},
             )
             assert refused.status_code == 403
-        assert (await http.get("/admin/imports/999")).status_code == 404
+        for missing in (
+            "/admin/imports/999",
+            "/admin/imports/999/progress.json",
+            "/admin/imports/999/rejects",
+        ):
+            assert (await http.get(missing)).status_code == 404, missing
     assert imports_uc.list_imports(runtime_of(app)) == []
 
 

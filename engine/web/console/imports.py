@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from engine.app import imports
-from engine.errors import ImportFileError
+from engine.errors import ImportFileError, ImportNotFound
 from engine.web.console.context import Console, Staff
 
 router = APIRouter()
@@ -177,7 +177,7 @@ def _as_json(progress: imports.ImportProgress) -> dict[str, Any]:
 def _progress(c: Console, import_id: int) -> imports.ImportProgress:
     try:
         return imports.import_progress(c.rt, import_id)
-    except ImportFileError:  # no import with that id
+    except (ImportNotFound, ImportFileError):  # no import with that id (older: a file error)
         raise HTTPException(404) from None
 
 
@@ -235,6 +235,7 @@ def progress_json(import_id: int, c: Staff) -> Response:
 @router.get("/imports/{import_id}/rejects")
 def rejects(import_id: int, c: Staff) -> Response:
     c.check("imports.show")
+    _progress(c, import_id)
     path = imports.rejects_file(c.rt, import_id)
     if path is None:
         return c.redirect(f"/imports/{import_id}", notice="imports.notice.no_rejects")
