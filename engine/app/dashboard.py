@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.sql.elements import ColumnElement
 
 from engine.consent.ledger import Source
 from engine.consent.service import personalization_opt_outs
@@ -92,11 +91,19 @@ class Dashboard:
         }
 
 
-def _day(conn: Connection, column: Any) -> ColumnElement[Any]:
-    """The UTC day of a timestamp column as ``YYYY-MM-DD`` text, in this database's SQL."""
-    if conn.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    return func.substr(column, 1, 10)  # SQLite holds UTC text: "2026-12-01 09:00:00.000000"
+def _sent_between(start: datetime, now: datetime, index: int) -> Any:
+    """Outbox rows sent on the UTC day that begins at ``start`` (up to ``now`` on the last)."""
+    end = (
+        outbox_t.c.updated_at < start + timedelta(days=1)
+        if index < DAYS - 1
+        else outbox_t.c.updated_at <= now
+    )
+    return (
+        select(func.count())
+        .select_from(outbox_t)
+        .where(outbox_t.c.status == OutboxStatus.SENT, outbox_t.c.updated_at >= start, end)
+        .scalar_subquery()
+    )
 
 
 def _counts(conn: Connection, query: Any) -> dict[str, int]:
@@ -143,13 +150,10 @@ def dashboard(rt: Runtime, *, now: datetime | None = None) -> Dashboard:
             select(campaigns_t.c.status, func.count()).group_by(campaigns_t.c.status),
         )
         in_window = (outbox_t.c.updated_at >= first, outbox_t.c.updated_at <= now)
-        day = _day(conn, outbox_t.c.updated_at)
-        sent_days = _counts(
-            conn,
-            select(day, func.count())
-            .where(outbox_t.c.status == OutboxStatus.SENT, *in_window)
-            .group_by(day),
-        )
+        # One range count per day on the (status, time) index: no function per row.
+        per_day = conn.execute(
+            select(*(_sent_between(first + timedelta(days=i), now, i) for i in range(DAYS)))
+        ).one()
         skipped = _counts(
             conn,
             select(outbox_t.c.reason, func.count())
@@ -183,7 +187,7 @@ def dashboard(rt: Runtime, *, now: datetime | None = None) -> Dashboard:
             .group_by(suppressions_t.c.reason),
         )
         segments = _segments(conn)
-    sent_by_day = [(d, sent_days.get(d, 0)) for d in days]
+    sent_by_day = [(d, int(n)) for d, n in zip(days, per_day, strict=True)]
     return Dashboard(
         campaigns_by_status={str(s): by_status.get(s, 0) for s in CampaignStatus},
         sent_30d=sum(n for _, n in sent_by_day),
