@@ -1,42 +1,14 @@
-"""Fixtures for the console tests: the admin side of the real app, on both databases."""
+"""Fixtures for the console tests: the admin side of the real app, on both databases
+(tests/console/fixtures.py), and Chromium for the browser tests (tests/console/browser.py)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import Engine
 
-from engine.config import PROJECT_ROOT, Settings
-from engine.vault import Keyring, Vault
-from engine.web.app import create_app
+from tests.console.browser import browser, served  # noqa: F401  (fixtures)
+from tests.console.fixtures import app, settings  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    """The shipped templates copied (a test may break one), no quiet hours, a Maildir outbox."""
-    templates = tmp_path / "templates"
-    shutil.copytree(PROJECT_ROOT / "templates", templates)
-    return Settings(
-        var_dir=tmp_path / "var",
-        database_url=db_url,
-        templates_dir=templates,
-        quiet_hours_start=0,
-        quiet_hours_end=0,
-    )
-
-
-@pytest.fixture
-def app(settings: Settings, engine: Engine, keyring: Keyring, vault: Vault) -> Iterator[FastAPI]:
-    """``create_app(settings, only="admin")``: the console and the API, on the test's database."""
-    application = create_app(settings, only="admin")
-    yield application
-    application.state.tact.runtime.close()

@@ -16,34 +16,22 @@ preview, the report); otherwise into the test's temporary directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from engine.app import audit as audit_uc
 from engine.app import campaigns, contacts, scheduling, segments
 from engine.app.campaigns import NewCampaign
 from engine.config import PROJECT_ROOT
 from engine.synthetic import generate_customers
-from support.services import install_hint
 from tests.console.support import Member, add_member, console_of, runtime_of
 from tests.helpers import write_jsonl
-from tests.web.support import live_server, outbox
+from tests.web.support import outbox
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Read when the module is collected: the suite's autouse fixture clears TACT_* variables.
 SCREENSHOTS = os.environ.get("TACT_SCREENSHOTS") == "1"
 CUSTOMERS = 240
@@ -54,22 +42,6 @@ BLOCK = Path("campaigns") / "autumn-2026" / "blocks" / "closing" / "standard.htm
 def db_url(tmp_path: Path) -> str:
     """SQLite is enough here: both databases are covered by the HTTP-level tests."""
     return f"sqlite:///{tmp_path / 'var' / 'tact.db'}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found; {install_hint('chromium')}")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def served(app: FastAPI) -> Iterator[str]:
-    with live_server(app) as base:
-        yield base
 
 
 @pytest.fixture

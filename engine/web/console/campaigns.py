@@ -602,7 +602,8 @@ def progress_json(name: str, c: Staff) -> Response:
 @router.get("/campaigns/{name}/report")
 def report(name: str, c: Staff) -> Response:
     c.check("campaigns.report")
-    summary = campaigns_uc.get_summary(c.rt, name)
+    # The report names the campaign and its status: no summary is read beside it (one
+    # scan of the outbox fewer; the report is the heaviest page at 100,000 recipients).
     found = campaigns_uc.report(c.rt, name)
     points = _merged(campaigns_uc.timeline(c.rt, name))
     outcomes = ("sent", "deferred", "skipped", "failed", "bounced")
@@ -636,7 +637,7 @@ def report(name: str, c: Staff) -> Response:
     )
     return c.page(
         "campaigns/report.html",
-        campaign=summary,
+        campaign=found,
         report=found,
         points=points,
         outcomes=outcomes,
