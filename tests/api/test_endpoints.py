@@ -258,7 +258,9 @@ async def test_an_import_is_uploaded_then_followed(api: Api) -> None:
         for text in (started.text, done.text, listed.text):
             assert "upload.one" not in text and "Uploadzq" not in text
         missing = await client.get(f"{V1}/imports/999999")
-        assert missing.status_code in (404, 422) and missing.json()["code"]
+        assert missing.status_code == 404 and missing.json()["code"] == "import-not-found"
+        missing = await client.get(f"{V1}/imports/999999/rejects")
+        assert missing.status_code == 404 and missing.json()["code"] == "import-not-found"
     async with api.client("sender") as client:  # following an import is reading
         assert (await client.get(f"{V1}/imports/{import_id}")).status_code == 200
         refused = await client.post(f"{V1}/imports", files={"file": ("p.jsonl", data)})
