@@ -67,7 +67,13 @@ async def test_a_campaign_from_create_to_report(api: Api) -> None:
     async with api.client("admin") as admin:
         entries = await admin.get(f"{V1}/audit", params={"action": "campaign.", "limit": 200})
     actions = {e["action"] for e in entries.json()["items"]}
-    assert {"campaign.created", "campaign.edited", "campaign.paused", "campaign.deleted"} <= actions
+    assert {
+        "campaign.created",
+        "campaign.edited",
+        "campaign.launched",
+        "campaign.paused",
+    } <= actions
+    assert "campaign.deleted" in actions
     actor = f"staff:{api.staff_ids['sender']}/token:{api.token_ids['sender']}"
     assert all(
         e["actor"] == actor
