@@ -75,9 +75,9 @@ def serve(
         False, "--reload", help="Restart when the code changes (development only)."
     ),
 ) -> None:
-    """Serve the pages that the links in every email open.
+    """Serve the pages that the links in emails open, the console and the API.
 
-    And the marketer console (/admin) and the REST API (/api/v1), or one side alone.
+    The console is under /admin and the REST API under /api/v1; --only serves one side.
     Links in emails are built from public_base_url (TACT_PUBLIC_BASE_URL).
     Put the public pages behind a TLS proxy at that address.
     Keep the console and the API internal: `--only public` where the internet
