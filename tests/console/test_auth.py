@@ -146,7 +146,9 @@ async def test_logout_ends_the_session_on_the_server(app: FastAPI) -> None:
         out = await submit(http, "/admin/", "/admin/logout")
         assert out.status_code == 303
         assert out.headers["location"].startswith("/admin/login")
-        assert 'tact_session=""' in set_cookie_header(out, "tact_session")
+        expired = set_cookie_header(out, "tact_session")
+        assert 'tact_session=""' in expired
+        assert "Secure" in expired and "Path=/admin" in expired  # matches the cookie it ends
     async with client(app) as replay:
         replay.cookies.set("tact_session", token, domain="testserver", path="/admin")
         assert (await replay.get("/admin/")).status_code == 303
@@ -253,3 +255,11 @@ async def test_an_account_with_a_second_factor_needs_its_code(app: FastAPI) -> N
         right = await sign_in(http, member, code=totp.code_at(secret, time.time()))
         assert right.status_code == 303
         assert (await http.get("/admin/")).status_code == 200
+
+
+async def test_the_login_page_of_a_signed_in_member_goes_on_to_the_console(app: FastAPI) -> None:
+    member = add_member(app, "viewer")
+    async with client(app) as http:
+        await sign_in(http, member)
+        again = await http.get("/admin/login?next=/campaigns")
+        assert again.status_code == 303 and again.headers["location"] == "/admin/campaigns"

@@ -36,7 +36,13 @@ from engine.errors import (
 )
 from engine.web.console import auth
 from engine.web.console.auth import LoginLimiter
-from engine.web.console.context import COOKIE_PATH, SESSION_COOKIE, Console, ConsoleState, signed_in
+from engine.web.console.context import (
+    SESSION_COOKIE,
+    Console,
+    ConsoleState,
+    forget_cookie,
+    signed_in,
+)
 from engine.web.console.csrf import ConsoleCsrf
 from engine.web.console.i18n import Catalogs
 from engine.web.console.pages import Pages
@@ -137,7 +143,7 @@ def create_console(state: WebState) -> FastAPI:
             local = request.url.path[len(request.scope.get("root_path", "")) :]
             next_path = local + (f"?{request.url.query}" if request.url.query else "")
             response = RedirectResponse(c.url("/login", next=next_path), status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+        forget_cookie(response, SESSION_COOKIE, settings)
         return response
 
     async def on_csrf(request: Request, exc: Exception) -> Response:

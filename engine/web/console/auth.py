@@ -36,6 +36,8 @@ from engine.web.console.context import (
     Fields,
     Staff,
     Visitor,
+    forget_cookie,
+    signed_in,
 )
 from engine.web.console.csrf import LOGIN
 
@@ -115,6 +117,13 @@ def _login_page(
 @router.get("/login")
 def login_form(c: Visitor) -> Response:
     next_path = safe_next(c.request.query_params.get("next", "/"))
+    if c.request.cookies.get(SESSION_COOKIE):
+        try:
+            signed_in(c.request)
+        except AuthenticationFailed:
+            pass  # an ended session: sign in again
+        else:
+            return c.redirect(next_path)
     return _login_page(c, next_path=next_path)
 
 
@@ -145,7 +154,7 @@ def login(c: Visitor, form: Fields) -> Response:
         staff_uc.logout(c.rt, old, now=c.now())
     response = c.redirect(next_path)
     _set_cookie(c, response, SESSION_COOKIE, done.token)
-    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
+    forget_cookie(response, LOGIN_COOKIE, c.settings)
     return response
 
 
@@ -156,5 +165,5 @@ def logout(c: Staff, form: Fields) -> Response:
         raise CsrfRejected("no session")
     staff_uc.logout(c.rt, c.token, now=c.now())
     response = c.redirect("/login", notice="login.notice.signed_out")
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    forget_cookie(response, SESSION_COOKIE, c.settings)
     return response

@@ -56,6 +56,18 @@ LOGIN_COOKIE = "tact_login"
 COOKIE_PATH = "/admin"
 
 
+def forget_cookie(response: Response, name: str, settings: Settings) -> None:
+    """Expire one of the console's cookies with the attributes it was set with (a browser
+    matches a deletion to the cookie by name, path and these)."""
+    response.delete_cookie(
+        name,
+        path=COOKIE_PATH,
+        secure=settings.console_secure_cookie,
+        httponly=True,
+        samesite="strict",
+    )
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
