@@ -127,7 +127,7 @@ COMMANDS: dict[str, Entry] = {
     "serve": Entry(
         "engine.cli.serve_cmd",
         "serve",
-        "Serve the pages that the links in every email open.",
+        "Serve the pages that the links in emails open, the console and the API.",
         RUNNING,
     ),
     "worker": Entry(
