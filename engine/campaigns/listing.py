@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Float, case, cast, func, literal, select
+from sqlalchemy import Connection, Float, case, cast, extract, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.campaigns.audience import audience_query
@@ -141,7 +141,7 @@ def latest_changes(conn: Connection, campaign: Any) -> tuple[Any, Any, int]:
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
     """Seconds since 1970 of a timestamp column, in this database's SQL."""
     if conn.dialect.name == "postgresql":
-        return cast(func.extract("epoch", column), Float)
+        return cast(extract("epoch", column), Float)
     return (func.julianday(column) - 2440587.5) * 86400.0  # SQLite holds UTC text
 
 
