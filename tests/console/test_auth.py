@@ -12,8 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from engine.app import audit as audit_uc
+from engine.config import Settings
+from engine.vault import Keyring, Vault
+from engine.web.app import create_app
 from tests.console.support import (
     add_member,
     client,
@@ -263,3 +267,18 @@ async def test_the_login_page_of_a_signed_in_member_goes_on_to_the_console(app: 
         await sign_in(http, member)
         again = await http.get("/admin/login?next=/campaigns")
         assert again.status_code == 303 and again.headers["location"] == "/admin/campaigns"
+
+
+async def test_a_plain_http_setup_may_turn_secure_off(
+    settings: Settings, engine: Engine, keyring: Keyring, vault: Vault
+) -> None:
+    plain = create_app(settings.model_copy(update={"console_secure_cookie": False}), only="admin")
+    try:
+        member = add_member(plain, "viewer")
+        async with client(plain) as http:
+            done = await sign_in(http, member)
+            assert done.status_code == 303
+            header = set_cookie_header(done, "tact_session")
+            assert "Secure" not in header and "HttpOnly" in header and "SameSite=strict" in header
+    finally:
+        plain.state.tact.runtime.close()
