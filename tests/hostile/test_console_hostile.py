@@ -282,3 +282,27 @@ async def test_a_role_taken_away_counts_at_once(app: FastAPI) -> None:
         assert (await http.get("/admin/staff")).status_code == 200
         staff_uc.set_role(rt, str(member.id), "viewer")
         assert (await http.get("/admin/staff")).status_code == 403
+
+
+async def test_every_console_refusal_carries_the_console_csp(app: FastAPI) -> None:
+    member = add_member(app, "viewer")
+    async with client(app, "203.0.113.30") as http:
+        await sign_in(http, member)
+        answers = [
+            await http.get("/admin/no-such-page"),  # 404
+            await http.request("PUT", "/admin/campaigns"),  # 405
+            await http.post("/admin/campaigns"),  # 403: no csrf
+            await http.get("/admin/staff"),  # 403: a viewer
+            await http.get("/admin/templates/autumn-2026/%2e%2e/standard"),  # 400
+        ]
+    async with client(app, "203.0.113.31") as http:
+        for _ in range(11):
+            found = page_form((await http.get("/admin/login")).text, "/admin/login")
+            last = await post_form(http, found.action, found.data(email="x@y.example"))
+        answers.append(last)  # 429
+    assert [a.status_code for a in answers] == [404, 405, 403, 403, 400, 429]
+    for answer in answers:
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
