@@ -98,6 +98,7 @@ PERSONAL_COLUMNS = ("email_ct", "first_name_ct", "last_name_ct", "phone_ct", "at
 
 class Contact(SQLModel, table=True):
     __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_status", "status"),)
 
     id: uuid.UUID = Field(primary_key=True)
     public_id: uuid.UUID = Field(unique=True)

@@ -248,6 +248,7 @@ def test_pause_resume_no_ops_edit_after_launch_and_names_freed(tmp_path: Path, d
         "campaign.scheduled",
         "campaign.paused",
         "campaign.resumed",
+        "campaign.launched",
         "campaign.created",
         "campaign.scheduled",
         "campaign.cancelled",
