@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -328,6 +329,33 @@ def launched_by(rt: Runtime) -> str:
     return "tact run (the embedded scheduler)"
 
 
+#: Longest campaign name (the column's size).
+MAX_NAME = 64
+#: Names a console path would read as one of its own pages.
+RESERVED_NAMES = frozenset({"new", ".", ".."})
+
+
+def check_name(name: str) -> None:
+    """A campaign's name becomes a path segment in the console and the API: refuse what
+    could not be addressed again, or would show otherwise than it reads (BadOption)."""
+    problem = None
+    if not name or name != name.strip():
+        problem = "it is empty or starts or ends with a space"
+    elif len(name) > MAX_NAME:
+        problem = f"it is longer than {MAX_NAME} characters"
+    elif name in RESERVED_NAMES:
+        problem = "it is a word the console uses for its own pages"
+    elif any(ch in "/\\?#%" for ch in name):
+        problem = "it holds one of / \\ ? # %"
+    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+        problem = "it holds a control or invisible formatting character"
+    if problem:
+        raise BadOption(
+            f"that campaign name cannot be used: {problem}",
+            hint="use letters, digits, - and _ (e.g. autumn-2026)",
+        )
+
+
 def create(
     rt: Runtime, new: NewCampaign, *, now: datetime | None = None, allow_past: bool = False
 ) -> CampaignSummary:
@@ -336,6 +364,7 @@ def create(
     error refuses it (LintFailed) and nothing is written. ``allow_past`` lets a send time
     in the past through (``--now``: it launches as soon as it is scheduled)."""
     now = _now(now)
+    check_name(new.name)
     lifecycle.check_times(new.send_at, new.local_hour, new.send_date, new.deadline)
     _check(
         rt,

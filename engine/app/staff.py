@@ -84,6 +84,12 @@ def find(rt: Runtime, ref: str) -> int:
         return accounts.find(conn, rt.vault, ref)
 
 
+def own_address(rt: Runtime, staff_id: int) -> str:
+    """A member of staff's own address (where their test sends may go); never logged."""
+    with rt.engine.connect() as conn:
+        return accounts.email_of(conn, rt.vault, staff_id)
+
+
 def disable(rt: Runtime, ref: str, *, now: datetime | None = None) -> StaffMember:
     """Disable an account: its sessions end and its tokens stop working at once."""
     now = _now(now)

@@ -100,11 +100,18 @@ class TestSent:
         return doc
 
 
-def recipients(configured: str, to: str | Sequence[str] | None) -> list[str]:
+def recipients(
+    configured: str, to: str | Sequence[str] | None, *, own: str | None = None
+) -> list[str]:
     """The normalized addresses a test goes to (InvalidAddress for one Tact would not mail).
 
     With a configured list, ``to`` may name only its addresses (TestRecipientRefused,
-    by position) and defaults to all of them; without one, ``to`` is required."""
+    by position) and defaults to all of them; without one, ``to`` is required. ``own`` is
+    the address of the member of staff asking (the console and the API): without a
+    configured list, it is the only address ``to`` may name, and its default."""
+    own_only = own is not None and not _split(configured)
+    if own_only:
+        configured = own or ""
     listed = [normalize_address(a) for a in _split(configured)]
     asked = [normalize_address(a) for a in _split(to)]
     if not listed and not asked:
@@ -118,6 +125,14 @@ def recipients(configured: str, to: str | Sequence[str] | None) -> list[str]:
         return list(dict.fromkeys(listed))
     allowed = set(listed)
     outside = [i for i, a in enumerate(asked, 1) if a not in allowed]
+    if outside and own_only:
+        which = ", ".join(f"#{i}" for i in outside)
+        raise TestRecipientRefused(
+            f"address {which} is not your own: a test send from the console or the API goes "
+            "to your own address only; nothing was sent",
+            hint="leave `to` out to send it to yourself, or have TACT_TEST_RECIPIENTS set "
+            "to a shared list of test addresses",
+        )
     if outside:
         which = ", ".join(f"#{i}" for i in outside)
         raise TestRecipientRefused(
@@ -145,6 +160,7 @@ def test_send(
     locale: str | None = None,
     as_contact: str | None = None,
     now: datetime | None = None,
+    own: str | None = None,
 ) -> TestSent:
     """Send a marked copy of campaign ``name`` to each address of ``to`` (or the configured
     test-recipient list): the ``segment``'s version, else the standard one, or as the
@@ -160,7 +176,7 @@ def test_send(
             "--as renders the contact's own segment: leave --segment out",
             hint="use --segment alone for a segment's version with sample fields",
         )
-    addresses = recipients(rt.settings.test_recipients or "", to)
+    addresses = recipients(rt.settings.test_recipients or "", to, own=own)
     when = now or datetime.now(UTC)
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)

@@ -142,3 +142,34 @@ async def test_an_unexpected_error_is_a_500_with_nothing_of_the_request(
     assert "ValueError" in logged and "/boom" in logged
     # Where it was raised (the frames' source lines), never the message with its value.
     assert ADDRESSES[2] not in logged and "boom" in logged
+
+
+async def test_a_campaign_named_in_chinese_is_created_with_an_encoded_location(api: Api) -> None:
+    """Hostile review: the Location header carried the raw name (Latin-1 only): a 500 after
+    the campaign was written. A name no path can hold is refused before anything is."""
+    async with api.client("editor") as client:
+        created = await client.post(
+            "/api/v1/campaigns", json={"name": "秋季促销", "template": "autumn-2026"}
+        )
+        assert created.status_code == 201, created.text
+        location = created.headers["location"]
+        assert location == "/api/v1/campaigns/%E7%A7%8B%E5%AD%A3%E4%BF%83%E9%94%80"
+        assert (await client.get(location)).json()["name"] == "秋季促销"
+        refused = await client.post(
+            "/api/v1/campaigns", json={"name": "a/b", "template": "autumn-2026"}
+        )
+        is_problem(refused, 422, "bad-option")
+        assert (await client.get("/api/v1/campaigns")).status_code == 200
+
+
+async def test_a_test_send_goes_to_the_callers_own_address_only(api: Api) -> None:
+    """Hostile review: the API's test send went to any 20 addresses per call, outside
+    consent and suppression. Without a configured test list it goes to yourself only."""
+    async with api.client("sender") as client:
+        path = f"/api/v1/campaigns/{CAMPAIGN}/test"
+        refused = await client.post(path, json={"to": ["stranger@example.com"]})
+        doc = is_problem(refused, 422, "test-recipient-refused")
+        assert "stranger" not in refused.text and "own" in str(doc["detail"])
+        sent = await client.post(path, json={})
+        assert sent.status_code == 200, sent.text
+        assert "sender.staff" not in sent.text  # copies are named by position

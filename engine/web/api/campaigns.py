@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine.app import campaigns, estimates, test_sends
+from engine.app import campaigns, estimates, staff, test_sends
 from engine.audit import acting_as
 from engine.web.api.auth import Caller, operation, state_of
 from engine.web.api.idempotency import IdempotencyKey, once
@@ -168,6 +169,11 @@ class Estimate(_From):
     by_group: dict[str, dict[str, int]]
 
 
+def _location(request: Request, name: str) -> str:
+    """The campaign's URL: its name percent-encoded (a header carries Latin-1 only)."""
+    return f"{request.scope.get('root_path', '')}/campaigns/{quote(name, safe='')}"
+
+
 class TestRequest(BaseModel):
     """Addresses go in the body, never in the URL."""
 
@@ -177,7 +183,8 @@ class TestRequest(BaseModel):
     to: list[Annotated[str, Field(min_length=3, max_length=320)]] | None = Field(
         default=None,
         max_length=20,
-        description="the addresses (yours); leave out to use the configured test list",
+        description="the addresses: only your own (its default), or those of the configured "
+        "test list (TACT_TEST_RECIPIENTS; the whole list by default)",
     )
     segment: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=35)
@@ -322,7 +329,9 @@ def create_campaign(
     )
     with acting_as(caller.actor):
         created = campaigns.create(_rt(request), spec, allow_past=new.allow_past)
-    response.headers["Location"] = f"{request.scope.get('root_path', '')}/campaigns/{created.name}"
+    response.headers["Location"] = (
+        f"{request.scope.get('root_path', '')}/campaigns/{quote(created.name, safe='')}"
+    )
     return Campaign.model_validate(created)
 
 
@@ -387,7 +396,9 @@ def clone_campaign(
             send_date=asked.send_date,
             allow_past=asked.allow_past,
         )
-    response.headers["Location"] = f"{request.scope.get('root_path', '')}/campaigns/{created.name}"
+    response.headers["Location"] = (
+        f"{request.scope.get('root_path', '')}/campaigns/{quote(created.name, safe='')}"
+    )
     return Campaign.model_validate(created)
 
 
@@ -448,14 +459,20 @@ def test_campaign(
     key: IdempotencyKey = None,
     asked: Annotated[TestRequest | None, Body()] = None,
 ) -> Response:
-    """Send a marked copy (``[TEST]``) to your own addresses; results name copies by
-    position, never by address."""
+    """Send a marked copy (``[TEST]``) to your own address, or to the configured test list;
+    results name copies by position, never by address."""
     asked = asked or TestRequest()
 
     def work() -> TestSent:
         with acting_as(caller.actor):
+            rt = _rt(request)
             sent = test_sends.test_send(
-                _rt(request), name, asked.to, segment=asked.segment, locale=asked.locale
+                rt,
+                name,
+                asked.to,
+                segment=asked.segment,
+                locale=asked.locale,
+                own=staff.own_address(rt, caller.staff_id),
             )
         return TestSent.model_validate(sent.as_dict())
 
