@@ -144,6 +144,15 @@ def create_app(
         "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 
+    security_headers = {
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "no-store",
+        "X-Robots-Tag": "noindex, nofollow",
+    }
+
     @app.middleware("http")
     async def headers_and_access_log(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -151,12 +160,8 @@ def create_app(
         started = time.perf_counter()
         response = await call_next(request)
         # Defaults: the console and the API set their own CSP (and may set the others).
-        response.headers.setdefault("Content-Security-Policy", csp)
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Robots-Tag", "noindex, nofollow")
+        for name, value in security_headers.items():
+            response.headers.setdefault(name, value)
         route = request.scope.get("route")
         access_log.info(
             "%s %s %d %.1fms",
@@ -169,7 +174,11 @@ def create_app(
 
     def error_page(request: Request, status: int, kind: str) -> Response:
         html = state.pages.render("error.html", state.lang(request), None, kind=kind)
-        return HTMLResponse(html, status_code=status)
+        response = HTMLResponse(html, status_code=status)
+        # Set here too: a 500 is answered by Starlette outside the middleware below.
+        for name, value in security_headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
     async def on_expired(request: Request, exc: Exception) -> Response:
         return error_page(request, 410, "expired")

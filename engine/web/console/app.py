@@ -118,7 +118,7 @@ def create_console(state: WebState) -> FastAPI:
         """The request as signed in if its session still works (for the navigation)."""
         try:
             return signed_in(request)
-        except TactError:
+        except Exception:
             return Console(request, console.state.console)
 
     async def error_page(request: Request, status: int, kind: str, **extra: object) -> Response:
