@@ -20,7 +20,7 @@ from engine.app import staff as staff_uc
 from engine.errors import InvalidAddress, InvalidStaffInput, StaffExists
 from engine.staff import Scope
 from engine.staff.roles import Role
-from engine.web.console.context import Console, Fields, Staff
+from engine.web.console.context import Console, Fields, RowCursor, RowId, Staff
 
 router = APIRouter()
 
@@ -108,22 +108,22 @@ def _member_change(c: Console, form: Fields, staff_id: int, action: str) -> Resp
 
 
 @router.post("/staff/{staff_id}/disable")
-def staff_disable(staff_id: int, c: Staff, form: Fields) -> Response:
+def staff_disable(staff_id: RowId, c: Staff, form: Fields) -> Response:
     return _member_change(c, form, staff_id, "disable")
 
 
 @router.post("/staff/{staff_id}/enable")
-def staff_enable(staff_id: int, c: Staff, form: Fields) -> Response:
+def staff_enable(staff_id: RowId, c: Staff, form: Fields) -> Response:
     return _member_change(c, form, staff_id, "enable")
 
 
 @router.post("/staff/{staff_id}/unlock")
-def staff_unlock(staff_id: int, c: Staff, form: Fields) -> Response:
+def staff_unlock(staff_id: RowId, c: Staff, form: Fields) -> Response:
     return _member_change(c, form, staff_id, "unlock")
 
 
 @router.post("/staff/{staff_id}/role")
-def staff_role(staff_id: int, c: Staff, form: Fields) -> Response:
+def staff_role(staff_id: RowId, c: Staff, form: Fields) -> Response:
     return _member_change(c, form, staff_id, "role")
 
 
@@ -173,7 +173,7 @@ def tokens_create(c: Staff, form: Fields) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-def tokens_revoke(token_id: int, c: Staff, form: Fields) -> Response:
+def tokens_revoke(token_id: RowId, c: Staff, form: Fields) -> Response:
     c.check_csrf(form, "tokens.manage")
     c.check("tokens.manage")
     with c.acting():
@@ -185,7 +185,7 @@ def tokens_revoke(token_id: int, c: Staff, form: Fields) -> Response:
 
 
 @router.get("/audit")
-def audit_list(c: Staff, before: int | None = None, action: str = "") -> Response:
+def audit_list(c: Staff, before: RowCursor = None, action: str = "") -> Response:
     c.check("audit.list")
     action = action.strip()[:64]
     page = audit_uc.entries(c.rt, before=before, limit=AUDIT_PAGE, action=action or None)

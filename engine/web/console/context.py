@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends
+from fastapi import Depends, Query
+from fastapi import Path as FastApiPath
 from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -328,3 +329,10 @@ Staff = Annotated[Console, Depends(signed_in)]
 Visitor = Annotated[Console, Depends(anonymous)]
 #: A handler parameter typed ``Fields`` is the submitted form.
 Fields = Annotated[FormData, Depends(form_fields)]
+
+
+#: An id in a console path: a row id of either database (a larger number is a 400, never
+#: an overflow in the driver). PostgreSQL's integer ids stop at 2**31 - 1.
+RowId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
+#: A cursor in a console query string, bounded the same way.
+RowCursor = Annotated[int | None, Query(ge=1, le=2**31 - 1)]

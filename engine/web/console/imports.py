@@ -27,7 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from engine.app import imports
 from engine.errors import ImportFileError, ImportNotFound
-from engine.web.console.context import Console, Staff
+from engine.web.console.context import Console, RowId, Staff
 
 router = APIRouter()
 
@@ -214,7 +214,7 @@ def upload(c: Staff) -> Response:
 
 
 @router.get("/imports/{import_id}")
-def show(import_id: int, c: Staff) -> Response:
+def show(import_id: RowId, c: Staff) -> Response:
     c.check("imports.show")
     progress = _progress(c, import_id)
     return c.page(
@@ -227,13 +227,13 @@ def show(import_id: int, c: Staff) -> Response:
 
 
 @router.get("/imports/{import_id}/progress.json")
-def progress_json(import_id: int, c: Staff) -> Response:
+def progress_json(import_id: RowId, c: Staff) -> Response:
     c.check("imports.show")
     return JSONResponse(_as_json(_progress(c, import_id)))
 
 
 @router.get("/imports/{import_id}/rejects")
-def rejects(import_id: int, c: Staff) -> Response:
+def rejects(import_id: RowId, c: Staff) -> Response:
     c.check("imports.show")
     _progress(c, import_id)
     path = imports.rejects_file(c.rt, import_id)
