@@ -19,9 +19,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import SecretStr
 from pydantic_settings import EnvSettingsSource, TomlConfigSettingsSource
+from sqlalchemy.engine import make_url
 
 from engine import migrate
 from engine.config import FileSecretsSource, Settings, config_path, get_settings
+from engine.errors import DatabaseError
 from engine.runtime import Runtime
 from engine.setup import initialize
 
@@ -64,6 +66,19 @@ def upgrade(rt: Runtime, revision: str = "head") -> str | None:
 
 def current_revision(rt: Runtime) -> str | None:
     """The schema revision of the database; None for an empty one."""
+    return migrate.current(rt.engine)
+
+
+def check_database(rt: Runtime) -> str | None:
+    """The schema revision, read now; DatabaseError when the database cannot be used.
+
+    On SQLite the file itself is looked at too: pooled connections go on writing into a
+    database file deleted under a running server, and every write would be lost at the
+    next start, so a file that is gone makes the database unusable."""
+    url = make_url(rt.settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).is_file():
+            raise DatabaseError("the SQLite database file is missing")
     return migrate.current(rt.engine)
 
 

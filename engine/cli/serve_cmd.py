@@ -121,4 +121,8 @@ def serve(
         port=bind_port,
         reload=reload,
         access_log=False,
+        # X-Forwarded-For is not trusted, even from 127.0.0.1 (uvicorn's default): a local
+        # hop that passes the header on would let a client choose the address the login
+        # limit counts. Behind a proxy every login shares the proxy's address.
+        proxy_headers=False,
     )

@@ -46,3 +46,18 @@ async def test_a_corrupt_database_is_a_bare_500_and_health_503(api: Api) -> None
             for leak in ("Traceback", "sqlite", "SELECT", "not a database", token):
                 assert leak not in answer.text, (path, leak)
             assert "script-src 'self'" in answer.headers["content-security-policy"]
+
+
+async def test_a_database_file_deleted_under_the_server_is_a_503_on_health(api: Api) -> None:
+    """Pooled connections go on writing into a deleted file (lost at the next start):
+    health must say so rather than "ok" (hostile review, finding F2)."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app), base_url="http://testserver"
+    ) as http:
+        assert (await http.get("/api/v1/health")).status_code == 200
+        database = api.settings.var_dir / "tact.db"
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            path.unlink(missing_ok=True)
+        health = await http.get("/api/v1/health")
+    assert health.status_code == 503
+    assert health.json() == {"status": "degraded", "database": "unreachable"}

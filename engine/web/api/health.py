@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.app.setup import current_revision
+from engine.app.setup import check_database
 from engine.web.api.auth import state_of
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class Health(BaseModel):
 def health(request: Request) -> JSONResponse:
     """``{"status": "ok", "database": "ok"}``, or a 503 when the database does not answer."""
     try:
-        current_revision(state_of(request).runtime)
+        check_database(state_of(request).runtime)
     except Exception as exc:  # any failure to reach it: the kind only, never a URL
         log.warning("health: the database did not answer (%s)", type(exc).__name__)
         return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
