@@ -579,15 +579,10 @@ def get_summary(rt: Runtime, ref: int | str) -> CampaignSummary:
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, ref)
         stamp = _finished_stamp(conn, row)
-        key = ("summary", int(row.id))
-        kept = _kept(rt).get(key, stamp)
-        if kept is not None:
-            found: CampaignSummary = kept
-            return found
-        made = _summary(conn, row.id)
-    if stamp is not None:
-        _kept(rt).put(key, stamp, made)
-    return made
+        found: CampaignSummary = _kept(rt).keep(
+            ("summary", int(row.id)), stamp, lambda: _summary(conn, row.id)
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -723,26 +718,24 @@ def timeline(rt: Runtime, name: str, *, buckets: int = 24) -> list[TimelinePoint
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
         stamp = _finished_stamp(conn, row)
-        key = (f"timeline:{buckets}", int(row.id))
-        kept = _kept(rt).get(key, stamp)
-        if kept is not None:
-            points: list[TimelinePoint] = kept
-            return list(points)
-        spans = listing.timeline(conn, row, buckets)
-    made = [
-        TimelinePoint(
-            at=start.astimezone(UTC).isoformat(),
-            sent=n.get(OutboxStatus.SENT.value, 0),
-            deferred=n.get("deferred", 0),
-            skipped=n.get(OutboxStatus.SKIPPED.value, 0),
-            failed=n.get(OutboxStatus.FAILED.value, 0),
-            bounced=n.get(OutboxStatus.BOUNCED.value, 0),
+
+        def make() -> list[TimelinePoint]:
+            return [
+                TimelinePoint(
+                    at=start.astimezone(UTC).isoformat(),
+                    sent=n.get(OutboxStatus.SENT.value, 0),
+                    deferred=n.get("deferred", 0),
+                    skipped=n.get(OutboxStatus.SKIPPED.value, 0),
+                    failed=n.get(OutboxStatus.FAILED.value, 0),
+                    bounced=n.get(OutboxStatus.BOUNCED.value, 0),
+                )
+                for start, n in listing.timeline(conn, row, buckets)
+            ]
+
+        points: list[TimelinePoint] = _kept(rt).keep(
+            (f"timeline:{buckets}", int(row.id)), stamp, make
         )
-        for start, n in spans
-    ]
-    if stamp is not None:
-        _kept(rt).put(key, stamp, made)
-    return list(made)
+    return list(points)
 
 
 def validate(rt: Runtime, name: str) -> TemplateLint:
@@ -834,15 +827,12 @@ def report(rt: Runtime, name: str) -> CampaignReport:
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
         stamp = _finished_stamp(conn, row)
-        key = ("report", int(row.id))
-        kept = _kept(rt).get(key, stamp)
-        if kept is not None:
-            found: CampaignReport = kept
-            return found
-        made = campaign_report(conn, row.id, templates_dir=rt.settings.templates_dir)
-    if stamp is not None:
-        _kept(rt).put(key, stamp, made)
-    return made
+        found: CampaignReport = _kept(rt).keep(
+            ("report", int(row.id)),
+            stamp,
+            lambda: campaign_report(conn, row.id, templates_dir=rt.settings.templates_dir),
+        )
+    return found
 
 
 def _finished_stamp(conn: Connection, row: Any) -> tuple[Any, ...] | None:
@@ -861,6 +851,28 @@ class _Kept:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, int], tuple[tuple[Any, ...], float, Any]] = {}
+        self._making: dict[tuple[str, int], threading.Lock] = {}
+
+    def making(self, key: tuple[str, int]) -> threading.Lock:
+        """The lock under which ``key``'s value is made: one request computes it while the
+        others that missed it at the same moment wait, then read it (no stampede)."""
+        with self._lock:
+            return self._making.setdefault(key, threading.Lock())
+
+    def keep(self, key: tuple[str, int], stamp: tuple[Any, ...] | None, make: Any) -> Any:
+        """The value kept under ``key`` for ``stamp``, else ``make()`` (kept when stamped)."""
+        if stamp is None:
+            return make()
+        kept = self.get(key, stamp)
+        if kept is not None:
+            return kept
+        with self.making(key):
+            kept = self.get(key, stamp)  # made by another request while this one waited
+            if kept is not None:
+                return kept
+            made = make()
+            self.put(key, stamp, made)
+            return made
 
     def get(self, key: tuple[str, int], stamp: tuple[Any, ...] | None) -> Any:
         if stamp is None:
