@@ -138,6 +138,16 @@ def latest_changes(conn: Connection, campaign: Any) -> tuple[Any, Any, int]:
     return newest_row, newest_decision, int(rows)
 
 
+def status_counts(conn: Connection, campaign_id: int) -> tuple[tuple[str, int], ...]:
+    """How many of the campaign's outbox rows are in each status (over the batch index)."""
+    rows = conn.execute(
+        select(outbox_t.c.status, func.count())
+        .where(outbox_t.c.campaign_id == campaign_id)
+        .group_by(outbox_t.c.status)
+    )
+    return tuple(sorted((str(status), int(n)) for status, n in rows))
+
+
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
     """Seconds since 1970 of a timestamp column, in this database's SQL."""
     if conn.dialect.name == "postgresql":
