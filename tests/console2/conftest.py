@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine
 
 from engine.config import PROJECT_ROOT, Settings
 from engine.vault import Keyring, Vault
 from engine.web.app import create_app
-from support.services import install_hint
+from tests.console.browser import browser, served  # noqa: F401  (fixtures: Chromium, uvicorn)
 from tests.console.support import Member, add_member
-from tests.web.support import Someone, add_people, live_server, person
+from tests.web.support import Someone, add_people, person
 
 ROLES = ("viewer", "editor", "sender", "admin")
 
@@ -81,34 +80,3 @@ def people(app: FastAPI, engine: Engine, vault: Vault, settings: Settings) -> li
         person("olga.p@customers.example", locale="de_DE", timezone="Europe/Berlin"),
     ]
     return add_people(engine, vault, settings, rows)
-
-
-# -- the browser (Chromium via Playwright), for the browser and accessibility tests -----------
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found; {install_hint('chromium')}")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def served(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 (Secure cookies are kept there by Chromium)."""
-    with live_server(app) as base:
-        yield base
