@@ -193,7 +193,8 @@ class TemplateLint:
             "warnings": self.warnings,
             "notes": self.notes,
             "findings": [
-                {"level": f.level, "where": f.where, "message": f.message} for f in self.ordered()
+                {"level": f.level, "where": f.where, "message": f.message, "code": f.code or None}
+                for f in self.ordered()
             ],
         }
 
@@ -203,13 +204,13 @@ def lint_one(templates_dir: Path, name: str, known: frozenset[str] | None) -> Te
 
     def run() -> list[list[str]]:
         report = lint_template(templates_dir, name, None if known is None else set(known))
-        return [[f.level, f.where, f.message] for f in report.findings]
+        return [[f.level, f.where, f.message, f.code] for f in report.findings]
 
     try:
         rows = bounded(run, f"lint {name}")
     except TactError as exc:
-        rows = [["error", f"campaigns/{name}", str(exc)]]
-    return TemplateLint(name, tuple(Finding(level, where, msg) for level, where, msg in rows))
+        rows = [["error", f"campaigns/{name}", str(exc), ""]]
+    return TemplateLint(name, tuple(Finding(*row) for row in rows))
 
 
 def lint(

@@ -14,9 +14,15 @@ Checks, each reported with the file (and line where there is one):
 - undeclared fields: names a template reads that are neither declared in
   ``campaign.toml`` ``fields`` nor provided to every template (brand, segment,
   lang), with a did-you-mean;
-- what has no place in an email, in the HTML blocks: ``<script>``, forms and their
-  controls (``<form>``, ``<input>``, ``<button>``, ...), ``<iframe>``, ``<object>``,
-  ``<embed>``, event-handler attributes (``onclick=``...) and ``javascript:`` URLs;
+- what has no place in an email, in the HTML blocks and again in each sample render
+  (so a URL put together by a Jinja expression is seen as it is sent): ``<script>``,
+  forms and their controls (``<form>``, ``<input>``, ``<button>``, ...), ``<iframe>``,
+  ``<object>``, ``<embed>``, event-handler attributes (``onclick=``...),
+  ``javascript:`` and ``vbscript:`` URLs in any attribute, ``data:`` URLs in a URL
+  attribute (``href``, ``src``, ``srcset``, ``background``, ... and ``url()`` in a
+  ``style``) and ``<meta http-equiv="refresh">`` (it moves the reader's window);
+  these findings carry a code (``refused-element``, ``event-handler``, ``script-url``,
+  ``data-url``, ``meta-refresh``);
 - tags that would escape the block: ``extends``, ``include``, ``import``,
   ``block`` (the brand base and its footer are not the campaign's to change);
 - missing blocks: every block needs a ``standard`` version in HTML and text;
@@ -109,6 +115,20 @@ _REMOTE = (
     "stylesheets from elsewhere (<link>, @import) are not allowed: styles come from "
     "the brand's email.css, and nothing is fetched"
 )
+#: Attributes whose value is a URL a mail client may load or follow (``srcset``: several).
+URL_ATTRIBUTES = frozenset(
+    {
+        "href", "src", "srcset", "action", "formaction", "background", "poster", "cite",
+        "longdesc", "lowsrc", "dynsrc", "usemap", "data", "codebase", "icon", "manifest",
+        "ping", "xlink:href", "xml:base",
+    }
+)  # fmt: skip
+_SCRIPT_SCHEMES = ("javascript:", "vbscript:")
+_CSS_URL = re.compile(r"url\(\s*[\"']?([^\"')]*)", re.IGNORECASE)
+_REFRESH = (
+    '<meta http-equiv="refresh"> is not allowed in an email: it sends the reader\'s '
+    "window to another page (or reloads it) without a click; use a link instead"
+)
 _KINDS = ("html", "txt")
 _SAMPLE = "Sample"
 _JINJA_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -119,6 +139,8 @@ class Finding:
     level: str  # "error" | "warning" | "note"
     where: str
     message: str
+    #: The kind of finding, kebab-case (``script-url``, ``meta-refresh``...); "" for none.
+    code: str = ""
 
 
 @dataclass
@@ -134,8 +156,8 @@ class LintReport:
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.level == "warning"]
 
-    def add(self, level: str, where: str, message: str) -> None:
-        self.findings.append(Finding(level, where, message))
+    def add(self, level: str, where: str, message: str, code: str = "") -> None:
+        self.findings.append(Finding(level, where, message, code))
 
     def add_error(self, exc: RenderError, fallback: str) -> None:
         where = exc.template or fallback
@@ -218,8 +240,8 @@ def lint_template(
                 line = remote_stylesheet(source)
                 if line is not None:
                     report.add("error", f"{where}:{line}", _REMOTE)
-                for line, message in unsafe_html(source):
-                    report.add("error", f"{where}:{line}", message)
+                for line, code, message in unsafe_findings(source):
+                    report.add("error", f"{where}:{line}", message, code)
             sources.append((where, source, kind == "txt"))
     compiled: dict[str, bool] = {}
     for where, source, plain in sources:
@@ -406,44 +428,80 @@ def _block_files(
     return files
 
 
+def _compact(value: str) -> str:
+    """An attribute value as a browser reads its scheme: Jinja's own tags stripped
+    (``{% if x %}javascript:...{% endif %}`` is one too), no spaces or control
+    characters (a tab inside ``javascript:`` changes nothing to a browser), lower case."""
+    bare = _JINJA_TAG.sub("", value)
+    return "".join(c for c in bare if c > " ").lower()
+
+
+def _urls_of(name: str, value: str) -> list[str]:
+    """The URLs in one attribute's value, compacted: one for a URL attribute, each
+    candidate of a ``srcset``, each ``url()`` of a ``style``."""
+    if name == "srcset":
+        return [_compact(part.strip().split(" ", 1)[0]) for part in value.split(",")]
+    if name == "style":
+        return [_compact(url) for url in _CSS_URL.findall(_JINJA_TAG.sub("", value))]
+    if name in URL_ATTRIBUTES:
+        return [_compact(value)]
+    return []
+
+
 class _HtmlScan(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.found: list[tuple[int, str]] = []
+        self.found: list[tuple[int, str, str]] = []
+
+    def _add(self, code: str, message: str) -> None:
+        self.found.append((self.getpos()[0], code, message))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        line = self.getpos()[0]
         if tag in REFUSED_ELEMENTS:
-            self.found.append(
-                (line, f"<{tag}> is not allowed in an email: {REFUSED_ELEMENTS[tag]}")
+            self._add(
+                "refused-element", f"<{tag}> is not allowed in an email: {REFUSED_ELEMENTS[tag]}"
             )
+        if tag == "meta" and any(
+            name == "http-equiv" and value is not None and _compact(value) == "refresh"
+            for name, value in attrs
+        ):
+            self._add("meta-refresh", _REFRESH)
         for name, value in attrs:
             if name.startswith("on") and len(name) > 2:
-                self.found.append(
-                    (
-                        line,
-                        f"the event-handler attribute {name}= (on <{tag}>) is not allowed: "
-                        f"{_NO_SCRIPT}; remove it",
-                    )
+                self._add(
+                    "event-handler",
+                    f"the event-handler attribute {name}= (on <{tag}>) is not allowed: "
+                    f"{_NO_SCRIPT}; remove it",
                 )
-            elif value is not None:
-                # Jinja's own tags stripped: {% if x %}javascript:...{% endif %} is one too.
-                bare = _JINJA_TAG.sub("", value)
-                compact = "".join(c for c in bare if c > " ").lower()
-                for scheme in ("javascript:", "vbscript:"):
-                    if compact.startswith(scheme):
-                        self.found.append(
-                            (
-                                line,
-                                f"a {scheme} URL in {name}= (on <{tag}>) is not allowed: "
-                                f"{_NO_SCRIPT}; link to an https:// page instead",
-                            )
-                        )
+                continue
+            if value is None:
+                continue
+            compact = _compact(value)
+            scheme = next((s for s in _SCRIPT_SCHEMES if compact.startswith(s)), None)
+            urls = _urls_of(name, value)
+            if scheme is None:
+                scheme = next(
+                    (s for s in _SCRIPT_SCHEMES for url in urls if url.startswith(s)), None
+                )
+            if scheme is not None:
+                self._add(
+                    "script-url",
+                    f"a {scheme} URL in {name}= (on <{tag}>) is not allowed: "
+                    f"{_NO_SCRIPT}; link to an https:// page instead",
+                )
+            elif any(url.startswith("data:") for url in urls):
+                self._add(
+                    "data-url",
+                    f"a data: URL in {name}= (on <{tag}>) is not allowed: mail clients block "
+                    "or mangle it, a data: link can carry a whole page, and spam filters "
+                    "mark the message; link to or load from an https:// address instead",
+                )
 
 
-def unsafe_html(source: str) -> list[tuple[int, str]]:
-    """(line, message) of each script, form, embedded object, event handler or
-    ``javascript:`` URL in an HTML block's source (Jinja's tags are read as text)."""
+def unsafe_findings(source: str) -> list[tuple[int, str, str]]:
+    """(line, code, message) of each script, form, embedded object, event handler,
+    ``javascript:``/``vbscript:`` or ``data:`` URL and ``<meta http-equiv="refresh">``
+    in HTML (a block's source, where Jinja's tags are read as text, or a rendered email)."""
     scan = _HtmlScan()
     try:
         scan.feed(source)
@@ -451,6 +509,11 @@ def unsafe_html(source: str) -> list[tuple[int, str]]:
     except (AssertionError, ValueError):  # a malformed declaration: what was found stands
         pass
     return scan.found
+
+
+def unsafe_html(source: str) -> list[tuple[int, str]]:
+    """(line, message) of each finding of :func:`unsafe_findings`."""
+    return [(line, message) for line, _code, message in unsafe_findings(source)]
 
 
 def _sample_context(templates_dir: Path, fields: Iterable[str]) -> dict[str, Any]:
@@ -596,7 +659,7 @@ def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> N
         fields: dict[str, str | None] = {f: _SAMPLE for f in renderer.spec.fields}
         for language in renderer.languages:
             for segment in [None, *sorted(renderer.segments_in(language))]:
-                renderer.render(
+                rendered = renderer.render(
                     Recipient(
                         segment=segment,
                         lang=language,
@@ -606,6 +669,16 @@ def _lint_sample_render(templates_dir: Path, name: str, report: LintReport) -> N
                         why="lint",
                     )
                 )
+                # What a Jinja expression puts together ({{ 'java' ~ 'script:' }}) is
+                # only seen here, as it would be sent.
+                version = f"{segment or STANDARD}, {language}"
+                for line, code, message in unsafe_findings(rendered.html):
+                    report.add(
+                        "error",
+                        f"campaigns/{name} (rendered: {version}, line {line})",
+                        message,
+                        code,
+                    )
     except RenderError as exc:
         report.add_error(exc, f"campaigns/{name}")
     except TemplateError as exc:
