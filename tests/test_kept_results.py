@@ -48,3 +48,48 @@ def test_a_new_stamp_makes_it_again_and_no_stamp_is_never_kept() -> None:
     assert kept.keep(("report", 1), None, lambda: calls.append("n") or "N") == "N"
     assert kept.keep(("report", 1), None, lambda: calls.append("n") or "N") == "N"
     assert calls == ["a", "b", "n", "n"]
+
+
+def test_within_fresh_for_the_stamp_is_not_checked_but_the_quick_stamp_always_is() -> None:
+    kept = _Kept()
+    checked: list[int] = []
+
+    def stamp() -> tuple[str]:
+        checked.append(1)
+        return ("same",)
+
+    assert kept.keep(("report", 1), stamp, lambda: "A", quick=("row",), fresh_for=60) == "A"
+    assert kept.keep(("report", 1), stamp, lambda: "X", quick=("row",), fresh_for=60) == "A"
+    assert len(checked) == 1  # the second read trusted the first check
+    # The campaign's own row changed (paused, cancelled): made again at once.
+    assert kept.keep(("report", 1), stamp, lambda: "B", quick=("row2",), fresh_for=60) == "B"
+    # fresh_for 0 (the CLI's): the stamp is checked on every read.
+    kept.keep(("report", 1), stamp, lambda: "C", quick=("row2",))
+    kept.keep(("report", 1), stamp, lambda: "C", quick=("row2",))
+    assert len(checked) == 4
+
+
+def test_while_one_request_checks_again_the_others_read_the_kept_value() -> None:
+    kept = _Kept()
+    assert kept.keep(("report", 1), ("a",), lambda: "old", fresh_for=1e-9) == "old"
+    checking = threading.Event()
+    release = threading.Event()
+
+    def slow_stamp() -> tuple[str]:
+        checking.set()
+        release.wait(5)
+        return ("b",)
+
+    answers: list[str] = []
+    first = threading.Thread(
+        target=lambda: answers.append(
+            kept.keep(("report", 1), slow_stamp, lambda: "new", fresh_for=1e-9)
+        )
+    )
+    first.start()
+    assert checking.wait(5)
+    # The first request holds the check: this one does not wait for it.
+    assert kept.keep(("report", 1), slow_stamp, lambda: "other", fresh_for=1e-9) == "old"
+    release.set()
+    first.join(5)
+    assert answers == ["new"]

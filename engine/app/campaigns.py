@@ -578,9 +578,11 @@ def get_summary(rt: Runtime, ref: int | str) -> CampaignSummary:
     that has ended is kept while nothing of it changes, as its report is."""
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, ref)
-        stamp = _results_stamp(conn, row)
         found: CampaignSummary = _kept(rt).keep(
-            ("summary", int(row.id)), stamp, lambda: _summary(conn, row.id)
+            ("summary", int(row.id)),
+            lambda: _results_stamp(conn, row),
+            lambda: _summary(conn, row.id),
+            quick=tuple(row),
         )
     return found
 
@@ -711,13 +713,15 @@ class TimelinePoint(_AsDict):
     bounced: int
 
 
-def timeline(rt: Runtime, name: str, *, buckets: int = 24) -> list[TimelinePoint]:
+def timeline(
+    rt: Runtime, name: str, *, buckets: int = 24, fresh_for: float = 0.0
+) -> list[TimelinePoint]:
     """The campaign's outcomes over time, in ``buckets`` equal spans (1 to 500) from its
-    launch to its last outcome, aggregated in SQL; [] before its launch."""
+    launch to its last outcome, aggregated in SQL; [] before its launch. ``fresh_for``: as
+    for :func:`report`."""
     buckets = max(1, min(buckets, 500))
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
-        stamp = _results_stamp(conn, row)
 
         def make() -> list[TimelinePoint]:
             return [
@@ -733,7 +737,11 @@ def timeline(rt: Runtime, name: str, *, buckets: int = 24) -> list[TimelinePoint
             ]
 
         points: list[TimelinePoint] = _kept(rt).keep(
-            (f"timeline:{buckets}", int(row.id)), stamp, make
+            (f"timeline:{buckets}", int(row.id)),
+            lambda: _results_stamp(conn, row),
+            make,
+            quick=tuple(row),
+            fresh_for=fresh_for,
         )
     return list(points)
 
@@ -819,20 +827,33 @@ def cancel(rt: Runtime, name: str, *, now: datetime | None = None) -> Changed:
     return Changed(_move(rt, name, lifecycle.cancel, "cancelled", now), True, "cancelled")
 
 
-def report(rt: Runtime, name: str) -> CampaignReport:
+def report(rt: Runtime, name: str, *, fresh_for: float = 0.0) -> CampaignReport:
     """What happened to the campaign (:func:`engine.campaigns.report.campaign_report`). The
     report is kept while the campaign's rows and decisions stay as they are
     (:func:`_results_stamp`): its page is read far more often than it changes, and a
-    campaign sent to 76,000 people takes about half a second to count."""
+    campaign sent to 76,000 people takes about a second to count.
+
+    ``fresh_for``: seconds for which a kept report is given back without checking its
+    rows again (the campaign's own row, hence its status, is still read every time). The
+    console and the API pass :data:`FRESH_SECONDS`, so that a page read 50 times a second
+    checks the outbox at most once per that span: a report they show leaves out at most
+    the outcomes of its last ``fresh_for`` seconds, plus the time of one recount. 0 (the
+    CLI's) checks every time."""
     with rt.engine.connect() as conn:
         row = lifecycle.get(conn, name)
-        stamp = _results_stamp(conn, row)
         found: CampaignReport = _kept(rt).keep(
             ("report", int(row.id)),
-            stamp,
+            lambda: _results_stamp(conn, row),
             lambda: campaign_report(conn, row.id, templates_dir=rt.settings.templates_dir),
+            quick=tuple(row),
+            fresh_for=fresh_for,
         )
     return found
+
+
+#: Seconds the console's and the API's report and timeline are given back as kept without
+#: checking the outbox again (see :func:`report`).
+FRESH_SECONDS = 2.0
 
 
 def _results_stamp(conn: Connection, row: Any) -> tuple[Any, ...] | None:
@@ -849,13 +870,33 @@ def _results_stamp(conn: Connection, row: Any) -> tuple[Any, ...] | None:
     return ("under-way", tuple(row), *changes, listing.status_counts(conn, row.id))
 
 
+Stamp = tuple[Any, ...] | None
+
+
+@dataclass
+class _Entry:
+    quick: tuple[Any, ...]
+    stamp: tuple[Any, ...]
+    made: float
+    checked: float
+    value: Any
+
+
 class _Kept:
-    """Results kept per Runtime: ``(kind, campaign id)`` -> (stamp, when, value). A value
-    is given back only for the same stamp and within :data:`KEPT_SECONDS`."""
+    """Results kept per Runtime, by ``(kind, campaign id)``. A value is given back while
+    its stamps match and it is younger than :data:`KEPT_SECONDS`.
+
+    Two stamps: ``quick`` (cheap, compared on every call: the campaign's row) and
+    ``stamp`` (a tuple, or a function that makes one: the outbox's counts, tens of
+    milliseconds at 76,000 rows). With ``fresh_for`` > 0 the second is made again only
+    once ``fresh_for`` seconds have passed since it was last checked, and by one request
+    at a time: the others give back the value kept until then (stale while it is checked
+    again) rather than wait, unless nothing for that ``quick`` is kept yet.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[tuple[str, int], tuple[tuple[Any, ...], float, Any]] = {}
+        self._values: dict[tuple[str, int], _Entry] = {}
         self._making: dict[tuple[str, int], threading.Lock] = {}
 
     def making(self, key: tuple[str, int]) -> threading.Lock:
@@ -864,38 +905,80 @@ class _Kept:
         with self._lock:
             return self._making.setdefault(key, threading.Lock())
 
-    def keep(self, key: tuple[str, int], stamp: tuple[Any, ...] | None, make: Any) -> Any:
-        """The value kept under ``key`` for ``stamp``, else ``make()`` (kept when stamped)."""
-        if stamp is None:
-            return make()
-        kept = self.get(key, stamp)
-        if kept is not None:
-            return kept
-        with self.making(key):
-            kept = self.get(key, stamp)  # made by another request while this one waited
+    def keep(
+        self,
+        key: tuple[str, int],
+        stamp: Stamp | Callable[[], Stamp],
+        make: Callable[[], Any],
+        *,
+        quick: tuple[Any, ...] = (),
+        fresh_for: float = 0.0,
+    ) -> Any:
+        """The value kept under ``key`` for these stamps, else ``make()`` (kept when
+        stamped; a ``stamp`` of None is never kept)."""
+        entry = self._entry(key, quick)
+        if entry is not None and fresh_for > 0 and time.monotonic() - entry.checked < fresh_for:
+            return entry.value
+        lock = self.making(key)
+        if fresh_for > 0 and entry is not None and not lock.acquire(blocking=False):
+            return entry.value  # another request is checking it again
+        if fresh_for <= 0 or entry is None:
+            current = stamp() if callable(stamp) else stamp  # outside the lock: concurrent
+            if current is None:
+                return make()
+            kept = self._matching(key, quick, current)
             if kept is not None:
-                return kept
+                return kept.value
+            lock.acquire()
+        else:
+            current = None
+        try:
+            if current is None:  # checking a kept value again, under the lock
+                entry = self._entry(key, quick)
+                if entry is not None and time.monotonic() - entry.checked < fresh_for:
+                    return entry.value  # checked by another request meanwhile
+                current = stamp() if callable(stamp) else stamp
+                if current is None:
+                    return make()
+            kept = self._matching(key, quick, current)  # made by another request meanwhile
+            if kept is not None:
+                return kept.value
             made = make()
-            self.put(key, stamp, made)
+            self.put(key, quick, current, made)
             return made
+        finally:
+            lock.release()
 
-    def get(self, key: tuple[str, int], stamp: tuple[Any, ...] | None) -> Any:
-        if stamp is None:
-            return None
+    def _entry(self, key: tuple[str, int], quick: tuple[Any, ...]) -> _Entry | None:
         with self._lock:
-            kept = self._values.get(key)
-        if kept is None or kept[0] != stamp or time.monotonic() - kept[1] >= KEPT_SECONDS:
+            entry = self._values.get(key)
+        if entry is None or entry.quick != quick:
             return None
-        return kept[2]
+        if time.monotonic() - entry.made >= KEPT_SECONDS:
+            return None
+        return entry
 
-    def put(self, key: tuple[str, int], stamp: tuple[Any, ...], value: Any) -> None:
+    def _matching(
+        self, key: tuple[str, int], quick: tuple[Any, ...], stamp: tuple[Any, ...]
+    ) -> _Entry | None:
+        """The kept entry if its stamps are these (and marked as checked now)."""
+        entry = self._entry(key, quick)
+        if entry is None or entry.stamp != stamp:
+            return None
+        entry.checked = time.monotonic()
+        return entry
+
+    def put(
+        self, key: tuple[str, int], quick: tuple[Any, ...], stamp: tuple[Any, ...], value: Any
+    ) -> None:
+        now = time.monotonic()
         with self._lock:
             if len(self._values) >= 256:
                 self._values.clear()
-            self._values[key] = (stamp, time.monotonic(), value)
+            self._values[key] = _Entry(quick, stamp, now, now, value)
 
 
-#: How long an ended campaign's report or timeline is kept (its stamp also must match).
+#: How long a report or timeline is kept at most (its stamps also must match).
 KEPT_SECONDS = 60.0
 _kept_results: weakref.WeakKeyDictionary[Runtime, _Kept] = weakref.WeakKeyDictionary()
 

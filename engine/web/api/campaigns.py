@@ -569,7 +569,9 @@ def cancel_campaign(request: Request, caller: Caller, name: Name) -> Changed:
 def campaign_report(request: Request, caller: Caller, name: Name) -> Report:
     """What happened: rows by status, reasons, segments, languages, deferrals."""
     with acting_as(caller.actor):
-        return Report.model_validate(campaigns.report(_rt(request), name))
+        return Report.model_validate(
+            campaigns.report(_rt(request), name, fresh_for=campaigns.FRESH_SECONDS)
+        )
 
 
 @router.get(
@@ -586,5 +588,7 @@ def campaign_timeline(
 ) -> list[TimelinePoint]:
     """Outcomes over time, from the launch to the last update, in equal buckets."""
     with acting_as(caller.actor):
-        points = campaigns.timeline(_rt(request), name, buckets=buckets)
+        points = campaigns.timeline(
+            _rt(request), name, buckets=buckets, fresh_for=campaigns.FRESH_SECONDS
+        )
     return [TimelinePoint.model_validate(p) for p in points]

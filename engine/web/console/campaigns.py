@@ -604,8 +604,9 @@ def report(name: str, c: Staff) -> Response:
     c.check("campaigns.report")
     # The report names the campaign and its status: no summary is read beside it (one
     # scan of the outbox fewer; the report is the heaviest page at 100,000 recipients).
-    found = campaigns_uc.report(c.rt, name)
-    points = _merged(campaigns_uc.timeline(c.rt, name))
+    fresh = campaigns_uc.FRESH_SECONDS
+    found = campaigns_uc.report(c.rt, name, fresh_for=fresh)
+    points = _merged(campaigns_uc.timeline(c.rt, name, fresh_for=fresh))
     outcomes = ("sent", "deferred", "skipped", "failed", "bounced")
     series = [(c.label(f"outcome.{o}", o), [getattr(p, o) for p in points]) for o in outcomes]
     if len(points) > 1:
