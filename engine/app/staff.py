@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine.audit import record
 from engine.db import writing
-from engine.errors import PermissionDenied
+from engine.errors import AuthenticationFailed, PermissionDenied
 from engine.runtime import Runtime
 from engine.staff import Permission, Principal, accounts, sessions, tokens
 from engine.staff.accounts import StaffMember
@@ -186,7 +186,8 @@ def login(
                 outcome=attempt.outcome,
             )
         else:
-            assert attempt.staff_id is not None and attempt.role is not None
+            if attempt.staff_id is None or attempt.role is None:  # an ok attempt names both
+                raise AuthenticationFailed("the address, password or code is not right")
             token = sessions.create(conn, attempt.staff_id, now)
             record(
                 conn,

@@ -28,6 +28,7 @@ from engine.errors import (
     InvalidStaffInput,
     StaffExists,
     StaffNotFound,
+    VaultError,
 )
 from engine.models import StaffAccount, StaffRole
 from engine.staff import passwords, totp
@@ -94,7 +95,8 @@ def add(conn: Connection, vault: Vault, email: str, role: str, password: str, no
     key_row, cipher = vault.new_contact_key(key_id)
     conn.execute(insert(data_keys).values(**key_row))
     sealed = cipher.seal("email", email.strip(), table=_TABLE)
-    assert sealed is not None
+    if sealed is None:  # seal() gives None only for None, and an address is a string
+        raise VaultError("the address could not be sealed")
     result = conn.execute(
         insert(staff_t).values(
             key_id=key_id,
@@ -148,7 +150,8 @@ def email_of(conn: Connection, vault: Vault, staff_id: int) -> str:
     if cipher is None:
         raise StaffNotFound(f"member of staff {staff_id} has no data key")
     value = cipher.open("email", row.email_ct, table=_TABLE)
-    assert value is not None
+    if value is None:
+        raise StaffNotFound(f"member of staff {staff_id} has no address on record")
     return value
 
 

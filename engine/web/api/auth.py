@@ -8,6 +8,15 @@ always the same words). Each token may make ``api_rate_per_minute`` requests in 
 with ``Retry-After``. Every answer to an authenticated request carries
 ``RateLimit-Limit`` and ``RateLimit-Remaining``.
 
+Guessing tokens is limited too: a client address that presented
+``api_auth_failures_per_minute`` bearer tokens that did not authenticate (malformed,
+unknown, revoked, expired, of a disabled account) in any 60 seconds gets a 429 problem
+with ``Retry-After`` for every request until the oldest of them is a minute old, before
+its token is even looked at (a right token does not get through a guesser's address
+either: that would tell the guesser it found one). A request with no bearer token at all
+is a 401 that is not counted (nothing is guessed). Counted in memory, per process
+(:class:`FailureLimiter`); IPv6 addresses count per /64.
+
 A route declares the operation it runs (``engine.app.permissions.OPERATIONS``) with
 :func:`allow`; the permission is checked before the endpoint runs, and the endpoint
 runs its use-case inside ``acting_as(caller.actor)`` so that the audit rows name the
@@ -16,6 +25,7 @@ token (``staff:3/token:7``).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -72,6 +82,76 @@ class RateLimiter:
             return True, self.limit - len(hits), 0
 
 
+def client_key(host: str | None) -> str:
+    """The bucket a client address counts in: the address, or its /64 for IPv6."""
+    if not host:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class FailureLimiter:
+    """At most ``limit`` failed authentications per client address in any ``window``
+    seconds (a sliding log, in memory, per process; at most ``MAX_CLIENTS`` addresses
+    kept, the least recently failed forgotten first)."""
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, limit: int, window: float = WINDOW) -> None:
+        self.limit = max(1, limit)
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float] | None:
+        failures = self._failures.get(client)
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def wait(self, client: str, now: float | None = None) -> int:
+        """Seconds until ``client`` may try again; 0 when it may now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._recent(client, now)
+            if not failures or len(failures) < self.limit:
+                return 0
+            return max(1, math.ceil(failures[0] + self.window - now))
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        """Count one failed authentication from ``client``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            failures = self._recent(client, now) or deque()
+            self._failures.pop(client, None)
+            failures.append(now)
+            self._failures[client] = failures  # re-inserted: the dict keeps recency order
+            while len(self._failures) > self.MAX_CLIENTS:
+                self._failures.pop(next(iter(self._failures)))
+
+
+_failures_lock = threading.Lock()
+
+
+def failures_of(request: Request) -> FailureLimiter:
+    """The app's limiter of failed authentications (one per app, made on first use)."""
+    state = request.app.state
+    with _failures_lock:
+        limiter: FailureLimiter | None = getattr(state, "auth_failures", None)
+        if limiter is None:
+            settings = state_of(request).runtime.settings
+            limiter = FailureLimiter(getattr(settings, "api_auth_failures_per_minute", 20))
+            state.auth_failures = limiter
+        return limiter
+
+
 def state_of(request: Request) -> WebState:
     state: WebState = request.app.state.tact
     return state
@@ -99,10 +179,26 @@ def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The principal of the request's token, counted against its rate limit."""
-    token = token_of(credentials)
-    principal = authenticate_token(state_of(request).runtime, token)
+    if credentials is None:
+        token_of(credentials)  # the 401 that says a token is needed (not counted)
+    client = client_key(request.client.host if request.client else None)
+    failures = failures_of(request)
+    blocked = failures.wait(client)
+    if blocked:
+        raise HTTPException(
+            429,
+            f"{failures.limit} API tokens that did not authenticate came from this address "
+            f"in the last minute; try again in {blocked} s",
+            headers={"Retry-After": str(blocked)},
+        )
+    try:
+        principal = authenticate_token(state_of(request).runtime, token_of(credentials))
+        if principal.token_id is None:  # a token's principal names it: no API caller else
+            raise AuthenticationFailed("the API token is unknown, revoked or expired")
+    except AuthenticationFailed:
+        failures.failed(client)
+        raise
     limiter = limiter_of(request)
-    assert principal.token_id is not None
     allowed, remaining, wait = limiter.hit(principal.token_id)
     request.scope.setdefault("state", {})["ratelimit"] = (limiter.limit, remaining)
     if not allowed:

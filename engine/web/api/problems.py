@@ -236,7 +236,8 @@ def _route(request: Request) -> str:
 
 
 async def on_tact_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TactError)
+    if not isinstance(exc, TactError):  # registered for TactError only: not ours to answer
+        raise exc
     response = from_error(exc)
     if response.status_code >= 500:
         log.warning("%s on %s %s", exc.code, request.method, _route(request))
@@ -244,14 +245,16 @@ async def on_tact_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_validation(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for it only
+        raise exc
     fields = field_errors(exc.errors())
     where = ", ".join(".".join(str(p) for p in f["loc"]) for f in fields[:5])
     return problem(422, "invalid-request", f"the request does not validate: {where}", errors=fields)
 
 
 async def on_http(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for it only
+        raise exc
     status = exc.status_code
     code = HTTP_CODES.get(status, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(status)

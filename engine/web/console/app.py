@@ -159,7 +159,8 @@ def create_console(state: WebState) -> FastAPI:
         return await error_page(request, 404, "not_found")
 
     async def on_tact_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, TactError)
+        if not isinstance(exc, TactError):  # registered for TactError only: not ours to answer
+            raise exc
         return await error_page(request, 400, "tact", message=str(exc), hint=exc.hint)
 
     async def on_http(request: Request, exc: Exception) -> Response:

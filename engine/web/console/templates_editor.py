@@ -82,11 +82,10 @@ def previews(request: Request) -> PreviewStore:
     """The console app's store (one per app, made on first use)."""
     state = request.app.state
     with _store_lock:
-        store = getattr(state, "variant_previews", None)
+        store: PreviewStore | None = getattr(state, "variant_previews", None)
         if store is None:
             store = PreviewStore()
             state.variant_previews = store
-    assert isinstance(store, PreviewStore)
     return store
 
 
