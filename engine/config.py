@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         description="Console logins one client address may try per minute (then 429), besides "
         "the lock of an account after 5 failures in a row.",
     )
+    api_auth_failures_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Failed API authentications (an unknown, revoked or expired token) one "
+        "client address may make per minute (then 429, counted per server process).",
+    )
     unsubscribe_mailbox: str = Field(
         default="unsubscribe@northwind.example",
         description="Address of mailto: unsubscribes (List-Unsubscribe); local part + token.",

@@ -147,7 +147,7 @@ def failures_of(request: Request) -> FailureLimiter:
         limiter: FailureLimiter | None = getattr(state, "auth_failures", None)
         if limiter is None:
             settings = state_of(request).runtime.settings
-            limiter = FailureLimiter(getattr(settings, "api_auth_failures_per_minute", 20))
+            limiter = FailureLimiter(settings.api_auth_failures_per_minute)
             state.auth_failures = limiter
         return limiter
 
