@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         "sign-up: may face the internet) or admin (the console under /admin and the API under "
         "/api/v1: keep it internal).",
     )
+    console_base_url: str | None = Field(
+        default=None,
+        description="The console's external origin as browsers see it (for example "
+        "https://admin.example.com); its forms accept only this origin. Default: the origin "
+        "of public_base_url.",
+    )
     console_session_idle_minutes: int = Field(
         default=30, ge=1, description="A console session ends after this long without a request."
     )
