@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
+from engine.audit import record
 from engine.campaigns import lifecycle
 from engine.campaigns.batch import BatchReport, run_batch
 from engine.campaigns.lifecycle import campaigns_t
-from engine.campaigns.outbox import due_batches
+from engine.campaigns.outbox import due_batches, pending_count
 from engine.campaigns.sender import Composers
 from engine.config import Settings
 from engine.db import writing
@@ -25,12 +26,19 @@ from engine.vault import Vault
 
 log = logging.getLogger(__name__)
 
+#: The actor the audit log names for what the scheduler does on its own (``tact run``,
+#: ``tact beat``): a launch at a campaign's time is nobody's request.
+SCHEDULER = "scheduler"
+
 
 def launch_due(engine: Engine, settings: Settings, now: datetime) -> list[int]:
     """Launch every scheduled campaign whose time has come; returns their ids.
 
     On PostgreSQL the scheduled rows are taken ``FOR UPDATE SKIP LOCKED``, so two
     ticks on two machines launch each campaign once (the fan-out is idempotent anyway).
+    Each launch writes its ``campaign.launched`` audit row (actor :data:`SCHEDULER`, the
+    campaign's id and name and its count of recipients, never an address) in the same
+    transaction, as a launch by hand does.
     """
     launched: list[int] = []
     with writing(engine) as conn:
@@ -45,6 +53,16 @@ def launch_due(engine: Engine, settings: Settings, now: datetime) -> list[int]:
             at = lifecycle.launch_time(row)
             if at is None or at <= now:
                 lifecycle.launch(conn, row.id, now, settings=settings)
+                record(
+                    conn,
+                    "campaign.launched",
+                    now,
+                    actor=SCHEDULER,
+                    campaign=row.name,
+                    campaign_id=row.id,
+                    early=False,
+                    recipients=pending_count(conn, row.id),
+                )
                 launched.append(row.id)
     return launched
 
