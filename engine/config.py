@@ -321,6 +321,22 @@ class Settings(BaseSettings):
     )
     # -- end campaigns -----------------------------------------------------------------------
 
+    # -- engagement tracking -----------------------------------------------------------------
+    tracking_mode: Literal["off", "aggregate"] = Field(
+        default="off",
+        description="Click tracking: off (links go straight to their destination, nothing is "
+        "recorded) or aggregate (links in blocks become /c/TOKEN redirects; each click is "
+        "recorded with campaign, variant, segment and language, never a contact id).",
+    )
+    click_too_soon_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="A click this soon after its message was composed is flagged as a likely "
+        "link scanner (machine = too-soon).",
+    )
+    # -- end engagement tracking -------------------------------------------------------------
+
     # -- workers (server mode) ---------------------------------------------------------------
     broker_url: str | None = Field(
         default=None,
@@ -361,6 +377,16 @@ class Settings(BaseSettings):
             FileSecretsSource(settings_cls),
             TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
         )
+
+    @field_validator("tracking_mode", mode="before")
+    @classmethod
+    def _no_individual_tracking_yet(cls, value: Any) -> Any:
+        if value == "individual":
+            raise ValueError(
+                "tracking_mode 'individual' is not available yet (it needs the contact's "
+                "tracking consent); use 'off' or 'aggregate'"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -596,3 +596,52 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int = 0
     body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = _ts()
+
+
+# --- engagement tracking: link tables and events (engine.engagement) ------------------------
+
+
+class TrackingLink(SQLModel, table=True):
+    """A campaign's link table: each tracked link of one variant, by index.
+
+    Written once per (campaign, variant key) when the first message of that variant is
+    composed with tracking on, never updated. ``variant_key`` is a 31-bit hash of the
+    contact's segment and the email's language (``engine.engagement.links``); the click
+    token carries it and the link index, and the destination is read only from here.
+    """
+
+    __tablename__ = "tracking_links"
+
+    campaign_id: int = Field(foreign_key="campaigns.id", primary_key=True, ondelete="CASCADE")
+    variant_key: int = Field(primary_key=True)
+    link_index: int = Field(primary_key=True)
+    #: The content version the segment got: its own name, or ``standard``.
+    variant: str = Field(max_length=64)
+    segment: str = Field(max_length=64)
+    #: The language the email was written in (``en``, ``zh-Hans``), not the contact's locale.
+    locale: str = Field(max_length=35)
+    url: str = Field(max_length=2048)
+    created_at: datetime = _ts()
+
+
+class TrackingEvent(SQLModel, table=True):
+    """One engagement event (a click, for now) in the ``aggregate`` mode: no contact id.
+
+    ``message_key`` is the per-message key of the click token (a keyed hash of the
+    message's Message-ID, never the contact id); ``machine`` says why the event looks
+    automated (``head``, ``too-soon``), NULL when it looks human.
+    """
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (Index("ix_tracking_events_campaign", "campaign_id", "kind", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    campaign_id: int = Field(foreign_key="campaigns.id", ondelete="CASCADE")
+    variant: str = Field(max_length=64)
+    segment: str = Field(max_length=64)
+    locale: str = Field(max_length=35)
+    link_index: int | None = None
+    message_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    occurred_at: datetime = _ts()
+    machine: str | None = Field(default=None, max_length=16)
