@@ -8,8 +8,10 @@ port) can live in one process.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -19,6 +21,22 @@ from engine.app.visits import Visitor
 from engine.runtime import Runtime
 from engine.web.csrf import Csrf
 from engine.web.pages import Pages
+
+T = TypeVar("T")
+
+_per_app_lock = threading.Lock()
+
+
+def per_app(request: Request, name: str, make: Callable[[], T]) -> T:
+    """The app's one ``name`` (an attribute of ``app.state``), made by ``make()`` on first
+    use: state that lives as long as the app (a limiter, a store), not the process."""
+    state = request.app.state
+    with _per_app_lock:
+        found = getattr(state, name, None)
+        if found is None:
+            found = make()
+            setattr(state, name, found)
+    return cast(T, found)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from engine.app.permissions import check, needs
 from engine.app.staff import authenticate_token
 from engine.errors import AuthenticationFailed
 from engine.staff import Principal
-from engine.web.state import WebState
+from engine.web.state import WebState, per_app
 
 #: Every API token starts with this (engine.staff.tokens).
 TOKEN_PREFIX = "tact_"  # noqa: S105 - a prefix, not a secret
@@ -137,19 +137,12 @@ class FailureLimiter:
                 self._failures.pop(next(iter(self._failures)))
 
 
-_failures_lock = threading.Lock()
-
-
 def failures_of(request: Request) -> FailureLimiter:
     """The app's limiter of failed authentications (one per app, made on first use)."""
-    state = request.app.state
-    with _failures_lock:
-        limiter: FailureLimiter | None = getattr(state, "auth_failures", None)
-        if limiter is None:
-            settings = state_of(request).runtime.settings
-            limiter = FailureLimiter(settings.api_auth_failures_per_minute)
-            state.auth_failures = limiter
-        return limiter
+    settings = state_of(request).runtime.settings
+    return per_app(
+        request, "auth_failures", lambda: FailureLimiter(settings.api_auth_failures_per_minute)
+    )
 
 
 def state_of(request: Request) -> WebState:

@@ -30,6 +30,7 @@ from engine.app import template_files
 from engine.errors import LintFailed, TemplateError
 from engine.models import STANDARD_VERSION
 from engine.web.console.context import Console, Fields, Staff
+from engine.web.state import per_app
 
 router = APIRouter()
 
@@ -75,18 +76,9 @@ class PreviewStore:
         return item.html if item.staff_id == staff_id else None
 
 
-_store_lock = threading.Lock()
-
-
 def previews(request: Request) -> PreviewStore:
     """The console app's store (one per app, made on first use)."""
-    state = request.app.state
-    with _store_lock:
-        store: PreviewStore | None = getattr(state, "variant_previews", None)
-        if store is None:
-            store = PreviewStore()
-            state.variant_previews = store
-    return store
+    return per_app(request, "variant_previews", PreviewStore)
 
 
 @router.get("/templates")
