@@ -1,7 +1,7 @@
 """Marketer templates as an operator checks them: lint, and preview every version.
 
 Both render marketer templates on this machine, so both run the rendering in a
-child process with an address-space and CPU limit (:func:`bounded`). That limit
+child process with an address-space, CPU and wall-clock limit (:func:`bounded`). That limit
 belongs here, not in a face: every face that lints or previews a template (the
 CLI today, the REST API of issue 13 next) must get it, and none should have to
 remember it. The sandbox's own caps keep a render far below the limits; the
@@ -21,7 +21,10 @@ import json
 import os
 import re
 import resource
+import select
 import signal
+import threading
+import time as clock
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,6 +47,7 @@ _HOUR = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 __all__ = [
     "CHILD_CPU_SECONDS",
     "CHILD_EXTRA_BYTES",
+    "CHILD_WALL_SECONDS",
     "Finding",
     "SegmentNames",
     "TemplateLint",
@@ -59,6 +63,15 @@ __all__ = [
 CHILD_EXTRA_BYTES = 512 * 1024 * 1024
 #: CPU seconds a lint or preview child may use (every render has its own 2 s deadline).
 CHILD_CPU_SECONDS = 120
+#: Wall-clock seconds past the CPU limit before a child is killed: one that sleeps or
+#: blocks (a pipe, a lock inherited across the fork, a slow filesystem) spends no CPU.
+#: More than the 5 s between the CPU limit's soft and hard values, so a child busy on
+#: the CPU meets that limit first.
+CHILD_WALL_MARGIN = 10
+#: Wall-clock seconds a lint or preview child may take.
+CHILD_WALL_SECONDS = CHILD_CPU_SECONDS + CHILD_WALL_MARGIN
+#: How long a killed child may take to be reaped before a thread is left to wait for it.
+_REAP_SECONDS = 5.0
 
 
 def _address_space() -> int:
@@ -78,20 +91,27 @@ def bounded(
     *,
     extra_bytes: int = CHILD_EXTRA_BYTES,
     cpu_seconds: int = CHILD_CPU_SECONDS,
+    wall_seconds: float | None = None,
 ) -> Any:
-    """``fn()`` in a forked child under RLIMIT_AS / RLIMIT_CPU; its JSON result, or an error.
+    """``fn()`` in a forked child under RLIMIT_AS / RLIMIT_CPU and a wall-clock limit; its
+    JSON result, or an error.
 
     A TactError raised in the child is raised again here as a TactError with the
-    same one-sentence text; a child killed by a limit is a BoundExceeded.
+    same one-sentence text; a child killed by a limit is a BoundExceeded. The wall-clock
+    limit (``wall_seconds``, by default ``cpu_seconds + CHILD_WALL_MARGIN``) is the
+    parent's: past it the child's process group is killed (SIGKILL) and the child
+    reaped, so a child that sleeps or blocks cannot hold the caller (a web request).
     """
     if not hasattr(os, "fork"):
         return fn()
+    wall = float(cpu_seconds + CHILD_WALL_MARGIN) if wall_seconds is None else wall_seconds
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
         status = 0
         try:
+            os.setpgid(0, 0)  # its own group: a kill reaches whatever it started too
             used = _address_space()
             if used:
                 limit = used + extra_bytes
@@ -113,9 +133,23 @@ def bounded(
             status = 1
         os._exit(status)
     os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as fh:
-        data = fh.read()
-    _, status = os.waitpid(pid, 0)
+    try:
+        os.setpgid(pid, pid)  # also here, so that a kill right away finds the group
+    except OSError:
+        pass  # the child did it already, or has ended
+    deadline = clock.monotonic() + wall
+    reaped: int | None = None
+    try:
+        got = _read_until(read_fd, deadline)
+        if got is not None:
+            reaped = _wait_until(pid, deadline)
+    finally:
+        os.close(read_fd)
+        if reaped is None:  # past the limit, or the parent was interrupted
+            _kill(pid)
+    if reaped is None or got is None:
+        raise BoundExceeded(f"{what}: stopped at the time limit of the render process ({wall:g} s)")
+    status, data = reaped, got
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         reason = "CPU" if sig in (signal.SIGXCPU, signal.SIGKILL) else f"signal {sig}"
@@ -129,6 +163,58 @@ def bounded(
     if "error" in payload:
         raise TactError(payload["error"])
     return payload["ok"]
+
+
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """Everything written to ``fd`` until its end; None when ``deadline`` came first."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - clock.monotonic()
+        if left <= 0:
+            return None
+        if not poller.poll(max(1, int(left * 1000) + 1)):
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _wait_until(pid: int, deadline: float) -> int | None:
+    """The child's wait status once it has ended; None when ``deadline`` came first. (It
+    closed the pipe, so it is ending: a child that closed it and went on is waited for
+    only until the deadline.)"""
+    pause = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        left = deadline - clock.monotonic()
+        if left <= 0:
+            return None
+        clock.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL the child's process group (the child itself if it has none yet) and reap
+    the child; one that does not end within a few seconds (stuck in the kernel) is reaped
+    by a thread left to wait for it, so that the caller is not held."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        ended = _wait_until(pid, clock.monotonic() + _REAP_SECONDS)
+    except ChildProcessError:
+        return  # reaped already
+    if ended is None:
+        threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()
 
 
 @dataclass(frozen=True)
