@@ -5,7 +5,8 @@ the marketer console (``/admin``) and the REST API (``/api/v1``), or one side al
 center, sign-up: they may face the internet); ``--only admin`` the console and the API
 (keep them internal). uvicorn imports the factory by name, so the choice reaches it as
 the ``web_only`` setting (``TACT_WEB_ONLY``, set for this process before uvicorn starts,
-and inherited by a ``--reload`` child).
+and inherited by a ``--reload`` child); ``--host`` and ``--port`` reach it the same way, as
+``web_host`` and ``web_port`` (the console accepts its forms from the address it listens on).
 
 uvicorn's own access log is turned off: it would write every path, and the
 paths carry capability tokens, next to client IP addresses. The app logs each
@@ -28,6 +29,9 @@ from engine.config import get_settings
 APP_FACTORY = "engine.web.app:create_app"
 #: The environment variable the factory's settings read ``web_only`` from.
 ONLY_ENV = "TACT_WEB_ONLY"
+#: ... and the address it listens on (the console accepts forms from its own address).
+HOST_ENV = "TACT_WEB_HOST"
+PORT_ENV = "TACT_WEB_PORT"
 
 
 class Parts(StrEnum):
@@ -85,11 +89,14 @@ def serve(
     """
     import uvicorn
 
-    if only is not None:
-        # The factory builds its own settings from the environment: this is how the choice
-        # reaches it (and a --reload child, which inherits the environment).
-        os.environ[ONLY_ENV] = only.value
-        get_settings.cache_clear()
+    # The factory builds its own settings from the environment: this is how the choices
+    # reach it (and a --reload child, which inherits the environment). The console's forms
+    # accept its own listening address as an origin, so it must know --host and --port.
+    chosen = {ONLY_ENV: only.value if only else None, HOST_ENV: host, PORT_ENV: port}
+    for name, value in chosen.items():
+        if value is not None:
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
     rt = Runtime()
     settings = rt.settings
     # Refuse a keyring that does not fit here, as one plain line (exit 2), before uvicorn

@@ -13,7 +13,9 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, sync_playwright
 
+from engine.web.console.csrf import ConsoleCsrf
 from support.services import install_hint
+from tests.console.support import console_of
 from tests.web.support import live_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,6 +42,15 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def served(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on 127.0.0.1 (Chromium keeps Secure cookies there)."""
+    """The app served by uvicorn on 127.0.0.1 (Chromium keeps Secure cookies there).
+
+    The console's origin is configuration (``console_base_url``), and the free port is
+    known only once uvicorn has it: the console's CSRF check is then built again from the
+    app's settings with that origin, exactly as ``TACT_CONSOLE_BASE_URL`` would make it.
+    """
     with live_server(app) as base:
+        console = console_of(app)
+        configured = console.runtime.settings.model_copy(update={"console_base_url": base})
+        key = console.runtime.vault.keyring.token_keys[0].key
+        console.csrf = ConsoleCsrf.of(key, configured)
         yield base

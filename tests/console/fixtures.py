@@ -19,7 +19,8 @@ from engine.web.app import create_app
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    """The shipped templates copied, no quiet hours, the Maildir outbox of var/."""
+    """The shipped templates copied, no quiet hours, the Maildir outbox of var/, and the
+    console's origin the one the tests' client talks to (tests/console/support.py: BASE)."""
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", templates)
     return Settings(
@@ -28,6 +29,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         templates_dir=templates,
         quiet_hours_start=0,
         quiet_hours_end=0,
+        console_base_url="https://testserver",
     )
 
 

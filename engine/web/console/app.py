@@ -94,7 +94,7 @@ def create_console(state: WebState) -> FastAPI:
         web=state,
         pages=Pages(),
         catalogs=Catalogs(HERE / "locales"),
-        csrf=ConsoleCsrf(state.runtime.vault.keyring.token_keys[0].key, settings.public_base_url),
+        csrf=ConsoleCsrf.of(state.runtime.vault.keyring.token_keys[0].key, settings),
         limiter=LoginLimiter(settings.login_attempts_per_minute),
     )
     console.include_router(auth.router)
