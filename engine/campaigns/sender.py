@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ from engine.errors import HeaderError, RenderError, TactError
 from engine.links.tokens import TokenSigner
 from engine.models import OutboxStatus
 from engine.policy import Action, GateContext, last_look
-from engine.render.compose import Composer
+from engine.render.compose import Composer, LinkHook
 from engine.render.dkim import signer_from_settings
 from engine.vault import Vault
 
@@ -71,12 +71,24 @@ class Composers:
     milliseconds, too much to repeat for every batch of 500. A worker process keeps
     one ``Composers`` for its life; ``send_campaign`` one per call. Bounded: the
     least recently used campaigns are dropped beyond ``size``.
+
+    ``links(campaign_id, composer)``, when given, makes each campaign's link hook
+    (click tracking: ``engine.engagement.links.LinkTables.hook``, handed in from above
+    the pipeline's layer); it returns None when links go out untouched.
     """
 
-    def __init__(self, settings: Settings, vault: Vault, *, size: int = 8) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        vault: Vault,
+        *,
+        size: int = 8,
+        links: Callable[[int, Composer], LinkHook | None] | None = None,
+    ) -> None:
         self.settings = settings
         self.vault = vault
         self.size = size
+        self.links = links
         self._built: OrderedDict[tuple[int, str], Composer] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -99,6 +111,8 @@ class Composers:
             TokenSigner(self.vault.keyring, self.settings),
             dkim=signer_from_settings(self.settings),
         )
+        if self.links is not None:
+            composer.links = self.links(campaign_id, composer)
         with self._lock:
             self._built[key] = composer
             while len(self._built) > self.size:

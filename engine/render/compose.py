@@ -5,6 +5,12 @@ the encoded header frame, the topic's List-Id); ``compose`` does the per
 recipient work. The demo, the preview and the sending pipeline all use it, so
 there is one way an email is made.
 
+A ``links`` hook (``LinkHook``), when given, rewrites the block links of each
+rendered message (click tracking, ``engine.engagement.links``); it is handed the
+message's own unsubscribe and preference links, which it must leave as they are.
+Without one, links go out as the template wrote them. List-Unsubscribe is built from
+the links, never from the rewritten parts.
+
 ``compose(..., locale=...)`` takes the contact's locale (or a language tag, for a
 preview); the email is written in the first language of its chain in which the
 campaign is complete (``engine.render.locales``), and the "why you got this" line,
@@ -33,6 +39,14 @@ class Signer(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
+class LinkHook(Protocol):
+    """Rewrites one rendered message's links (html and text parts), per message."""
+
+    def rewrite(
+        self, rendered: Rendered, *, segment: str | None, message_id: str, keep: frozenset[str]
+    ) -> Rendered: ...
+
+
 @dataclass(frozen=True)
 class Composed:
     message_id: str
@@ -52,8 +66,10 @@ class Composer:
         signer: TokenSigner,
         *,
         dkim: Signer | None = None,
+        links: LinkHook | None = None,
     ) -> None:
         self.settings = settings
+        self.links = links
         self.renderer = TemplateRenderer(settings.templates_dir, campaign)
         self.spec = self.renderer.spec
         self.topic: Topic = cached_topics(settings.resolved_topics_file).get(self.spec.topic)
@@ -113,6 +129,13 @@ class Composer:
             )
         )
         message_id = message_id or self.message_id(contact_id)
+        if self.links is not None:
+            rendered = self.links.rewrite(
+                rendered,
+                segment=segment,
+                message_id=message_id,
+                keep=frozenset((links.unsubscribe_url, links.preferences_url)),
+            )
         data = self.template.build(
             to_addr=to_addr,
             to_name=None,

@@ -20,6 +20,7 @@ Routes::
     GET  /e/{token}          erasure page;   POST: erase
     GET  /subscribe          sign-up form;   POST: request double opt-in
     GET  /confirm/{token}    confirmation page; POST: confirm
+    GET  /c/{token}          a tracked link: 302 to its destination (engine.web.clicks)
     GET  /healthz            liveness (plain "ok")
 
     /admin/...               the marketer console (engine.web.console), staff only
@@ -53,7 +54,7 @@ from engine.config import Settings
 from engine.errors import ContactNotFound, CsrfRejected, ExpiredToken, InvalidToken, NoticeNotSent
 from engine.render.brand import Brand
 from engine.runtime import Runtime
-from engine.web import personal_data, preferences, signup, unsubscribe
+from engine.web import clicks, personal_data, preferences, signup, unsubscribe
 from engine.web.csrf import Csrf
 from engine.web.i18n import load_translations
 from engine.web.pages import Pages
@@ -120,7 +121,7 @@ def create_app(
     )
     app.state.tact = state
     if parts in ("all", "public"):
-        for module in (unsubscribe, preferences, personal_data, signup):
+        for module in (unsubscribe, preferences, personal_data, signup, clicks):
             app.include_router(module.router)
     if parts in ("all", "admin"):
         from engine.web.api import create_api
