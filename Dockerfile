@@ -16,10 +16,14 @@ RUN groupadd --system --gid 10001 tact \
 WORKDIR /app
 COPY . /app
 RUN pip install . \
-    && install -d -m 0700 -o tact -g tact /app/var
+    && install -d -m 0700 -o tact -g tact /app/var \
+    && chown -R tact:tact /app/templates
 
 # The log (and a service's own local files) go to /app/var, the settings' default var_dir,
 # private to the tact user.
+# The templates are read from /app/templates (TACT_TEMPLATES_DIR in docker-compose.yml: the
+# installed package's default would be inside site-packages, where there are none), which
+# the console's template editor writes: so it belongs to the tact user.
 EXPOSE 8000
 
 USER tact

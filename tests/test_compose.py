@@ -110,3 +110,29 @@ def test_dockerignore_keeps_keys_out_of_the_image() -> None:
 def test_tact_console_script_is_declared() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["tact"] == "engine.cli.main:main"
+
+
+def test_every_app_service_reads_the_one_shared_template_folder(compose: dict[str, Any]) -> None:
+    """The image installs the package (not editable), so the default templates_dir, next to
+    the package, would be inside site-packages, where there are no templates. Every app
+    service names /app/templates (where ``COPY . /app`` puts the repository's) and mounts
+    one named volume there: what the console's editor saves, the workers render."""
+    import engine.config
+
+    default = Path(engine.config.__file__).resolve().parent.parent / "templates"
+    assert engine.config.Settings.model_fields["templates_dir"].default == default
+    assert (REPO / "templates" / "campaigns").is_dir()
+    dockerfile = DOCKERFILE.read_text()
+    assert "WORKDIR /app" in dockerfile and "COPY . /app" in dockerfile
+    assert "chown -R tact:tact /app/templates" in dockerfile  # the editor writes there
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not any(line.strip("/") in ("templates", "templates/*") for line in ignored)
+    mounts = set()
+    for name in _app_services():
+        spec = compose["services"][name]
+        assert spec["environment"]["TACT_TEMPLATES_DIR"] == "/app/templates", name
+        volumes = [v for v in spec["volumes"] if str(v).endswith(":/app/templates")]
+        assert len(volumes) == 1, (name, spec["volumes"])
+        mounts.add(volumes[0])
+    (mount,) = mounts
+    assert mount.split(":")[0] in compose["volumes"]  # a named volume, not a host path
