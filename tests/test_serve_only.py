@@ -199,6 +199,8 @@ def test_compose_serves_the_console_on_loopback_and_the_public_side_apart() -> N
     assert _only(web["command"]) == "public"
     assert _only(console["command"]) == "admin"
     assert console["ports"] == ["127.0.0.1:8001:8000"]
+    # Its forms accept the origin the browser sees: the published port, not the container's.
+    assert console["environment"]["TACT_CONSOLE_BASE_URL"].endswith("http://127.0.0.1:8001}")
     assert "build" in console and console["image"] == web["image"]  # the same app image
     assert console["environment"]["TACT_KEYRING_FILE"] == "/run/secrets/tact_keyring"
     assert console["environment"]["TACT_DATABASE_URL"] == web["environment"]["TACT_DATABASE_URL"]
