@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from engine.app.keys import rotate_tokens
 from engine.campaigns import Composers, create, launch, schedule, send_campaign
 from engine.config import Settings
 from engine.db import writing
@@ -32,6 +33,7 @@ from engine.delivery.maildir import MaildirTransport
 from engine.engagement.links import LinkTables, variant_key
 from engine.engagement.tokens import ClickSigner, ClickToken
 from engine.models import TrackingEvent, TrackingLink
+from engine.runtime import Runtime
 from engine.vault import Keyring, Vault
 from engine.vault.vault import contacts
 from engine.web.app import create_app
@@ -266,7 +268,7 @@ def test_altered_forged_and_unknown_tokens_get_a_plain_page_and_no_event(
         "not-a-token",
     ):
         response = client.get(f"/c/{bad}?to=https://evil.example/")
-        assert response.status_code in (400, 404), bad
+        assert response.status_code == 404, bad
         assert "location" not in response.headers
         assert bad not in response.text and "evil.example" not in response.text
         assert response.headers["referrer-policy"] == "no-referrer"
@@ -311,8 +313,11 @@ def test_rotated_token_keys_keep_old_click_links_working(
     html, _ = parts(sent(tmp_path / "outbox")[0])
     token = CLICK.findall(html)[0]
     old_key = keyring.token_keys[0].key
-    keyring.add_token_key()
-    keyring.save(settings.resolved_key_file)
+    rt = Runtime(settings, configure_logging=False)
+    try:
+        rotate_tokens(rt)  # what `tact keys rotate-tokens` does
+    finally:
+        rt.close()
     client = client_for(settings)  # a new process: the rotated keyring from its file
     ring = client.app.state.tact.runtime.vault.keyring  # type: ignore[attr-defined]
     assert ring.token_keys[0].key != old_key and ring.token_keys[1].key == old_key

@@ -120,3 +120,24 @@ def test_the_migration_creates_the_link_table_and_the_events(engine: Engine) -> 
         "variant_key",
         "link_index",
     ]
+
+
+def test_tracking_is_off_by_default_and_individual_is_refused_plainly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.config import Settings, get_settings
+    from engine.errors import ConfigurationError
+
+    assert Settings().tracking_mode == "off"
+    assert Settings().click_too_soon_seconds == 10
+    monkeypatch.setenv("TACT_TRACKING_MODE", "aggregate")
+    get_settings.cache_clear()
+    assert get_settings().tracking_mode == "aggregate"
+    monkeypatch.setenv("TACT_TRACKING_MODE", "individual")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError, match="'individual' is not available yet"):
+        get_settings()
+    monkeypatch.setenv("TACT_TRACKING_MODE", "everything")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError, match="tracking_mode"):
+        get_settings()
