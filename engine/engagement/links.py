@@ -57,11 +57,15 @@ links_t = TrackingLink.__table__  # type: ignore[attr-defined]
 #: The characters of a URL as written in an email (RFC 3986); a URL with others (spaces,
 #: quotes, non-ASCII) is not tracked, so a Location header never carries them.
 _URL_CHARS = r"A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%"
+#: An ``<a>`` start tag, then its href within it: two short scans instead of one slow one.
+_A_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
 _HREF = re.compile(
-    r"(<a\b[^>]*?\shref\s*=\s*)([\"'])(https?://[" + _URL_CHARS.replace("'", "") + r"]+)\2",
+    r"(\shref\s*=\s*)([\"'])(https?://[" + _URL_CHARS.replace("'", "") + r"]+)\2",
     re.IGNORECASE,
 )
-_TEXT_URL = re.compile(r"\bhttps?://[" + _URL_CHARS + r"]+")
+#: No leading ``\b``: a pattern that starts with a literal is searched for by its prefix
+#: (four times faster on a text part).
+_TEXT_URL = re.compile(r"https?://[" + _URL_CHARS + r"]+")
 #: Punctuation that ends a sentence rather than a URL written in running text.
 _TRAILING = ".,;:!?)]'"
 #: At most this many tracked links per variant (the token holds two bytes of index).
@@ -83,7 +87,11 @@ def _text_url(match: re.Match[str]) -> tuple[str, str]:
 
 def links_in(rendered: Rendered) -> list[str]:
     """The http(s) links of a rendered message, in order of first appearance, html first."""
-    found = [html.unescape(m.group(3)) for m in _HREF.finditer(rendered.html)]
+    found = [
+        html.unescape(m.group(3))
+        for tag in _A_TAG.finditer(rendered.html)
+        if (m := _HREF.search(tag.group(0)))
+    ]
     found += [_text_url(m)[0] for m in _TEXT_URL.finditer(rendered.text)]
     return list(dict.fromkeys(found))
 
@@ -247,12 +255,15 @@ class ClickRewriter:
                 done = made[url] = prefix + signer.sign_body(body)
             return done
 
-        def in_html(match: re.Match[str]) -> str:
+        def in_href(match: re.Match[str]) -> str:
             new = click_url(html.unescape(match.group(3)))
             if new is None:
                 return match.group(0)
             quote = match.group(2)
             return f"{match.group(1)}{quote}{new}{quote}"
+
+        def in_html(tag: re.Match[str]) -> str:
+            return _HREF.sub(in_href, tag.group(0), count=1)
 
         def in_text(match: re.Match[str]) -> str:
             url, tail = _text_url(match)
@@ -261,6 +272,6 @@ class ClickRewriter:
 
         return replace(
             rendered,
-            html=_HREF.sub(in_html, rendered.html),
+            html=_A_TAG.sub(in_html, rendered.html),
             text=_TEXT_URL.sub(in_text, rendered.text),
         )
