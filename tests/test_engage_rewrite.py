@@ -298,3 +298,29 @@ def test_links_in_reads_html_then_text_in_order() -> None:
         "http://b.example",
         "https://c.example/x",
     ]
+
+
+def test_a_variant_key_whose_stored_rows_name_another_pair_goes_untracked(
+    engine: Engine, vault: Vault, linky: Settings
+) -> None:
+    """Two (segment, language) pairs with one hash: the later one is not sent elsewhere."""
+    cid = campaign(engine, linky)
+    with writing(engine) as conn:
+        conn.execute(
+            links_t.insert().values(
+                campaign_id=cid,
+                variant_key=variant_key("standard", "en"),
+                link_index=0,
+                variant="standard",
+                segment="someone-else",
+                locale="en",
+                url="https://elsewhere.example/",
+                created_at=NOW,
+            )
+        )
+    composer = Composers(linky, vault, links=LinkTables(engine, linky, vault.keyring).hook).get(
+        cid, "linky"
+    )
+    html, text, _ = compose(composer)
+    assert "/c/" not in html and "/c/" not in text
+    assert "https://shop.example/b" in hrefs(html).found
