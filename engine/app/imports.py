@@ -11,9 +11,12 @@ deleted by the next upload once it is a day old.
 Progress is kept per :class:`~engine.runtime.Runtime` (a registry of this process's
 imports): ``bytes_done`` follows the importer's progress callback, the counters are
 read from the run's row (each committed batch updates them). An import another process
-ran, or one that ended, is read from its ``import_runs`` row alone; a row still
-``running`` that no thread of this process is running shows as ``interrupted`` (upload
-the same file again: the import resumes after its last committed batch).
+runs, or one that ended, is read from its ``import_runs`` row alone; a row still
+``running`` that no importer holds (:func:`engine.people.importer.claim_run`) shows as
+``interrupted`` (upload the same file again: the import resumes after its last
+committed batch). The run is claimed here, before its thread starts, and the thread
+imports into that run and no other: the same file uploaded while another process
+imports it gets that import's progress, not a second importer on its row.
 
 The rejects file lists the line number and the reason of each refused row, never the
 row itself (it may be personal data).
@@ -42,7 +45,7 @@ from engine.audit import record
 from engine.db import writing
 from engine.errors import ImportNotFound, TactError
 from engine.models import ImportRun
-from engine.people.importer import import_file
+from engine.people.importer import RunClaim, claim_run, import_file, run_claimed
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -207,8 +210,8 @@ def _progress(rt: Runtime, row: Any, live: _Live | None) -> ImportProgress:
     if live is not None:
         status, error = live.status, live.error
         bytes_total, bytes_done = live.bytes_total, live.bytes_done
-    elif status == "running":
-        status = "interrupted"  # no thread of this process runs it
+    elif status == "running" and not run_claimed(rt.engine, rt.settings, int(row.id)):
+        status = "interrupted"  # nobody imports it: uploading the file again resumes it
     return ImportProgress(
         id=int(row.id),
         status=status,
@@ -227,30 +230,37 @@ def _progress(rt: Runtime, row: Any, live: _Live | None) -> ImportProgress:
     )
 
 
-def _work(rt: Runtime, live: _Live, path: Path) -> None:
-    """The thread: import, record how it ended, delete the upload whatever happens."""
+def _work(rt: Runtime, live: _Live, path: Path, claim: RunClaim) -> None:
+    """The thread: import into the claimed run, record how it ended, let the run go, delete
+    the upload whatever happens."""
 
     def moved(consumed: int) -> None:
         live.bytes_done = consumed
 
+    ended = False
     try:
-        import_file(rt.engine, rt.vault, rt.settings, path, progress=moved)
+        import_file(rt.engine, rt.vault, rt.settings, path, progress=moved, claim=claim)
         live.bytes_done = live.bytes_total
         live.status = "finished"
+        ended = True
     except TactError as exc:
         live.error = str(exc)
         live.status = "failed"
-        _mark_failed(rt, live.id)
+        ended = _mark_failed(rt, live.id)
     except Exception as exc:  # the database went away...: the run stays resumable
         live.error = f"the import stopped ({type(exc).__name__}); upload the file again to resume"
         live.status = "failed"
         log.warning("import %s stopped: %s", live.id, type(exc).__name__)
     finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
-        live.finished.set()
+        try:
+            claim.release(ended=ended)
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            live.finished.set()
 
 
-def _mark_failed(rt: Runtime, import_id: int) -> None:
+def _mark_failed(rt: Runtime, import_id: int) -> bool:
+    """Record the run as failed; False when that could not be written."""
     try:
         with writing(rt.engine) as conn:
             conn.execute(
@@ -260,18 +270,21 @@ def _mark_failed(rt: Runtime, import_id: int) -> None:
             )
     except Exception as exc:  # the run then shows as interrupted; nothing else to do
         log.warning("import %s: could not record the failure (%s)", import_id, type(exc).__name__)
+        return False
+    return True
 
 
 def start_import(rt: Runtime, data: BinaryIO, *, filename: str) -> ImportProgress:
     """Receive the upload and start importing it in the background; returns at once with
     status ``running``. An interrupted import of the same file (same bytes) is resumed
-    under its own id; the same file while this process is importing it is not started a
-    second time (its progress is returned). CSV or JSON lines, by the name's suffix or the
+    under its own id; the same file while it is being imported (by this process or
+    another) is not started a second time (that import's progress is returned). CSV or JSON lines, by the name's suffix or the
     content, as ``tact contacts import`` reads them."""
     rt.vault  # noqa: B018 - refuse missing or wrong keys before receiving anything
     registry = _registry(rt)
     path, size, digest = _receive(rt, data, filename)
     started = False
+    claim: RunClaim | None = None
     try:
         with registry.lock:
             with writing(rt.engine) as conn:
@@ -280,11 +293,15 @@ def start_import(rt: Runtime, data: BinaryIO, *, filename: str) -> ImportProgres
                     .where(runs_t.c.file_sha256 == digest, runs_t.c.status == "running")
                     .order_by(runs_t.c.id.desc())
                 ).scalar()
-                if previous is not None and int(previous) in registry.live:
-                    current = registry.live[int(previous)]
-                    if current.status == "running":
+                if previous is not None:
+                    current = registry.live.get(int(previous))
+                    if current is not None and current.status == "running":
+                        return import_progress(rt, int(previous))  # this process imports it
+                    claim = claim_run(rt.engine, rt.settings, int(previous))
+                    if claim is None:  # another process imports it now
                         return import_progress(rt, int(previous))
-                if previous is None:
+                    import_id = int(previous)
+                else:
                     inserted = conn.execute(
                         insert(runs_t).values(
                             source_name=path.name[:255],
@@ -295,8 +312,10 @@ def start_import(rt: Runtime, data: BinaryIO, *, filename: str) -> ImportProgres
                     if inserted is None:
                         raise RuntimeError("the database returned no id for the import run")
                     import_id = int(inserted[0])
-                else:
-                    import_id = int(previous)
+                    # Claimed before the run is committed: nobody sees it unclaimed.
+                    claim = claim_run(rt.engine, rt.settings, import_id)
+                    if claim is None:
+                        raise RuntimeError(f"import {import_id} could not be claimed")
                 record(
                     conn,
                     "import.started",
@@ -311,7 +330,7 @@ def start_import(rt: Runtime, data: BinaryIO, *, filename: str) -> ImportProgres
             context = contextvars.copy_context()  # the thread acts as the caller did
             live.thread = threading.Thread(
                 target=context.run,
-                args=(_work, rt, live, path),
+                args=(_work, rt, live, path, claim),
                 name=f"tact-import-{import_id}",
                 daemon=True,
             )
@@ -320,6 +339,8 @@ def start_import(rt: Runtime, data: BinaryIO, *, filename: str) -> ImportProgres
             started = True
     finally:
         if not started:
+            if claim is not None:
+                claim.release()
             shutil.rmtree(path.parent, ignore_errors=True)
     return progress
 

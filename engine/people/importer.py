@@ -13,15 +13,25 @@ written again row by row, each row under a savepoint, so only the refused row
 is rejected. The counters of a resumed run cover the whole run: they are read
 back from the run's row, and the reject reasons from the rejects file, which is
 cut back to the checkpoint first (rows after it are read again).
+
+One run has one importer at a time: whoever imports a run holds its claim
+(:func:`claim_run`: a session advisory lock on PostgreSQL, an ``flock`` on
+``var/imports/import-<id>.lock`` on SQLite), which a process's end lets go. A run
+still ``running`` whose claim nobody holds was interrupted and may be resumed; one
+claimed is being imported, by this process or another, and is not entered twice (two
+importers of one run overwrote each other's counters and checkpoint).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,7 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from engine.config import Settings
@@ -39,7 +49,7 @@ from engine.consent.ledger import CASL_IMPLIED_PURCHASE, NewEvent, Regime, Sourc
 from engine.consent.service import store_default_cadences
 from engine.consent.topics import Topics, cached_topics
 from engine.db import writing
-from engine.errors import RowError, TactError
+from engine.errors import ImportFileError, RowError, TactError
 from engine.models import (
     AuditEvent,
     ConsentEventType,
@@ -164,6 +174,131 @@ def reason_key(reason: str) -> str:
     return re.sub(r"\[\d+\]", "[]", reason.split(":", 1)[0])
 
 
+#: The first key of an import run's advisory lock on PostgreSQL (the second is its id).
+_PG_LOCK_CLASS = 0x7AC7
+#: Tries at an SQLite claim a momentary look (:func:`run_claimed`) may stand in the way of.
+_CLAIM_TRIES = 20
+
+
+def _lock_path(settings: Settings, import_id: int) -> Path:
+    return settings.var_dir / "imports" / f"import-{int(import_id)}.lock"
+
+
+class RunClaim:
+    """One import run taken by one importer until :meth:`release` (or its process ends)."""
+
+    def __init__(
+        self,
+        import_id: int,
+        *,
+        conn: Connection | None = None,
+        fd: int | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.import_id = int(import_id)
+        self._conn = conn
+        self._fd = fd
+        self._path = path
+
+    def release(self, *, ended: bool = False) -> None:
+        """Let the run go; ``ended``: it is finished or failed (its lock file goes too)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:k, :id)"),
+                    {"k": _PG_LOCK_CLASS, "id": self.import_id},
+                )
+                conn.commit()
+            except Exception:
+                conn.invalidate()  # the session ends, and its lock with it
+            finally:
+                conn.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                if ended and self._path is not None:
+                    with contextlib.suppress(OSError):
+                        self._path.unlink()  # under the lock: see claim_run's inode check
+            finally:
+                os.close(fd)
+
+
+def claim_run(engine: Engine, settings: Settings, import_id: int) -> RunClaim | None:
+    """Take import run ``import_id`` for this importer; None when another holds it."""
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        try:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k, :id)"),
+                {"k": _PG_LOCK_CLASS, "id": int(import_id)},
+            ).scalar()
+            conn.commit()  # the lock is the session's: no transaction is left open
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return None
+        return RunClaim(import_id, conn=conn)
+    path = _lock_path(settings, import_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_CLAIM_TRIES):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not _lock_is_held(path):  # a look (run_claimed) held it a moment
+                time.sleep(0.005)
+                continue
+            return None
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False  # the holder ended the run and removed the file meanwhile
+        if same:
+            return RunClaim(import_id, fd=fd, path=path)
+        os.close(fd)
+    return None
+
+
+def _lock_is_held(path: Path) -> bool:
+    """An exclusive claim is held on ``path`` (a shared look does not count)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def run_claimed(engine: Engine, settings: Settings, import_id: int) -> bool:
+    """Someone (this process or another) is importing run ``import_id`` now."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND granted AND classid = CAST(:k AS oid)"
+                        " AND objid = CAST(:id AS oid) AND objsubid = 2"
+                        " AND database = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database()))"
+                    ),
+                    {"k": _PG_LOCK_CLASS, "id": int(import_id)},
+                ).scalar()
+            )
+    return _lock_is_held(_lock_path(settings, import_id))
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -181,35 +316,107 @@ def import_file(
     rejects_path: Path | None = None,
     progress: ProgressFn | None = None,
     batch_size: int | None = None,
+    claim: RunClaim | None = None,
 ) -> ImportReport:
-    """Import ``path``; resumes an interrupted import of the same file."""
+    """Import ``path``; resumes an interrupted import of the same file.
+
+    With ``claim`` (a run the caller registered for this file and claimed, as
+    :func:`engine.app.imports.start_import` does; the caller releases it), into that run.
+    Without, into the running run of this file (by its digest) if no importer holds it,
+    else a new one; the claim is taken and let go here. A run of this file that another
+    importer holds is refused (ImportFileError): its counters are its own."""
     started = datetime.now(UTC)
     batch_size = batch_size or settings.import_batch_size
     digest = file_sha256(path)
-    with engine.begin() as conn:
-        vault.verify(conn)
-        previous = conn.execute(
-            select(runs_t.c.id, runs_t.c.checkpoint_line)
-            .where(runs_t.c.file_sha256 == digest, runs_t.c.status == "running")
-            .order_by(runs_t.c.id.desc())
-        ).first()
-        counts: dict[str, int] = {}
-        if previous is not None:
-            import_id, resume_after = previous
-            run = conn.execute(
+    own: RunClaim | None = None
+    try:
+        with engine.begin() as conn:
+            vault.verify(conn)
+            if claim is not None:
+                import_id = claim.import_id
+                run = conn.execute(
+                    select(runs_t.c.file_sha256, runs_t.c.status, runs_t.c.checkpoint_line).where(
+                        runs_t.c.id == import_id
+                    )
+                ).first()
+                if run is None or run.status != "running" or run.file_sha256 != digest:
+                    raise ImportFileError(
+                        f"import {import_id} is not a running import of this file"
+                    )
+                resume_after = int(run.checkpoint_line or 0)
+            else:
+                previous = conn.execute(
+                    select(runs_t.c.id, runs_t.c.checkpoint_line)
+                    .where(runs_t.c.file_sha256 == digest, runs_t.c.status == "running")
+                    .order_by(runs_t.c.id.desc())
+                ).first()
+                if previous is not None:
+                    import_id, resume_after = int(previous[0]), int(previous[1] or 0)
+                    own = claim_run(engine, settings, import_id)
+                    if own is None:
+                        raise ImportFileError(
+                            f"this file is being imported now (import {import_id}); "
+                            "wait for it to end, or follow it in the console"
+                        )
+                else:
+                    inserted = conn.execute(
+                        insert(runs_t).values(
+                            source_name=path.name[:255], file_sha256=digest, started_at=started
+                        )
+                    ).inserted_primary_key
+                    if inserted is None:
+                        raise RuntimeError("the database returned no id for the import run")
+                    import_id = int(inserted[0])
+                    resume_after = 0
+                    # Claimed before the run is committed: nobody can see it unclaimed.
+                    own = claim_run(engine, settings, import_id)
+                    if own is None:
+                        raise RuntimeError(f"import {import_id} could not be claimed")
+            run_counts = conn.execute(
                 select(*(runs_t.c[name] for name in COUNTERS)).where(runs_t.c.id == import_id)
             ).one()
-            counts = {name: int(getattr(run, name) or 0) for name in COUNTERS}
-        else:
-            inserted = conn.execute(
-                insert(runs_t).values(
-                    source_name=path.name[:255], file_sha256=digest, started_at=started
-                )
-            ).inserted_primary_key
-            if inserted is None:
-                raise RuntimeError("the database returned no id for the import run")
-            import_id = inserted[0]
-            resume_after = 0
+            counts = {name: int(getattr(run_counts, name) or 0) for name in COUNTERS}
+    except BaseException:
+        if own is not None:
+            own.release()
+        raise
+    ended = False
+    try:
+        report = _import_run(
+            engine,
+            vault,
+            settings,
+            path,
+            import_id=import_id,
+            resume_after=resume_after,
+            counts=counts,
+            started=started,
+            rejects_path=rejects_path,
+            progress=progress,
+            batch_size=batch_size,
+        )
+        ended = True
+        return report
+    finally:
+        if own is not None:
+            own.release(ended=ended)
+
+
+def _import_run(
+    engine: Engine,
+    vault: Vault,
+    settings: Settings,
+    path: Path,
+    *,
+    import_id: int,
+    resume_after: int,
+    counts: dict[str, int],
+    started: datetime,
+    rejects_path: Path | None,
+    progress: ProgressFn | None,
+    batch_size: int,
+) -> ImportReport:
+    """Read ``path`` after line ``resume_after`` into run ``import_id`` (claimed)."""
     report = ImportReport(
         import_id=import_id, source_name=path.name, resumed_after_line=resume_after
     )
