@@ -20,6 +20,7 @@ from sqlalchemy import Connection, func, select
 
 from engine.consent.ledger import Source
 from engine.consent.service import personalization_opt_outs
+from engine.consent.topics import RESERVED_SCOPES
 from engine.models import (
     STANDARD_VERSION,
     Campaign,
@@ -175,6 +176,8 @@ def dashboard(rt: Runtime, *, now: datetime | None = None) -> Dashboard:
             .select_from(consent_t)
             .where(
                 consent_t.c.event == ConsentEventType.WITHDRAWN,
+                # An objection to profiling or a refusal of tracking is no unsubscribe.
+                consent_t.c.topic.not_in(RESERVED_SCOPES),
                 consent_t.c.occurred_at >= first,
                 consent_t.c.occurred_at <= now,
                 consent_t.c.source != Source.ERASURE,

@@ -38,6 +38,7 @@ from engine.app.visits import Link, Visitor, open_link, preferences_token
 from engine.consent import ledger, service
 from engine.consent.ledger import Source
 from engine.consent.service import Origin, set_cadence, set_personalization, withdraw
+from engine.consent.tracking import set_tracking, tracking_of
 from engine.db import writing
 from engine.errors import RateLimited
 from engine.links.tokens import TokenKind
@@ -230,6 +231,9 @@ class Choices:
     pauses: Mapping[str, str] = field(default_factory=dict)
     #: The personalization objection: "send me the standard version".
     standard_version: bool = False
+    #: "Let us measure which emails you open and click" as the form left it (None: the
+    #: form had no such box).
+    tracking: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,19 @@ def _apply(
                 conn, contact.id, spec.name, Cadence(cadence), paused_until=current_pause, now=now
             )
     set_personalization(conn, rt.vault, contact.id, choices.standard_version, origin)
+    if choices.tracking is not None and choices.tracking != tracking_of(conn, contact.id).allowed:
+        # Only a change of what the page showed is a choice (a save with the default
+        # still ticked agrees to nothing).
+        set_tracking(
+            conn,
+            rt.vault,
+            contact.id,
+            choices.tracking,
+            source=origin.source,
+            ip=origin.ip,
+            user_agent=origin.user_agent,
+            campaign=origin.campaign,
+        )
     log.info("preferences saved: contact %s", contact.id)
     return Notices(saved=True, pending=tuple(pending), rate_limited=tuple(rate_limited))
 

@@ -22,7 +22,8 @@ from engine.app import languages as i18n
 from engine.consent import ledger
 from engine.consent.service import cadence_shown, personalization_opted_out, topic_preferences
 from engine.consent.suppression import reason_for
-from engine.consent.topics import PERSONALIZATION, Topics
+from engine.consent.topics import RESERVED_SCOPES, Topics
+from engine.consent.tracking import tracking_of
 from engine.models import ConsentEventType, ConsentState
 from engine.people.lookup import Contact, behaviour, blind_index
 
@@ -87,9 +88,11 @@ class Reason:
 @dataclass(frozen=True)
 class HistoryRow:
     day: str | None
-    topic: str | None  # None: the personalization objection
+    topic: str | None  # None: a reserved scope (the profiling objection, tracking)
     event: str
     source: str
+    #: The reserved scope of the event (``personalization``, ``tracking``), else None.
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class PreferenceView:
     history: list[HistoryRow]
     data_used: DataUsed
     pause_weeks: tuple[int, ...] = PAUSE_WEEKS
+    #: May we measure opens and clicks: their choice, else their regime's default.
+    tracking_allowed: bool = False
 
 
 def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) -> PreferenceView:
@@ -140,6 +145,7 @@ def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) ->
             )
         )
     opted_out = personalization_opted_out(conn, contact.id)
+    tracking = tracking_of(conn, contact.id)
     index = blind_index(conn, contact.id)
     events = ledger.history(conn, contact.id)
     return PreferenceView(
@@ -153,16 +159,18 @@ def build_view(conn: Connection, topics: Topics, contact: Contact, lang: str) ->
                 topic=_title(topics, e["topic"], tlang),
                 event=str(e["event"]),
                 source=str(e["source"]),
+                scope=e["topic"] if e["topic"] in RESERVED_SCOPES else None,
             )
             for e in reversed(events)
         ],
         data_used=_data_used(conn, contact, opted_out, lang),
+        tracking_allowed=tracking.allowed,
     )
 
 
 def _title(topics: Topics, name: str, tlang: str) -> str | None:
-    """A topic's title for the history; None for the profiling objection."""
-    if name == PERSONALIZATION:
+    """A topic's title for the history; None for a reserved scope (profiling, tracking)."""
+    if name in RESERVED_SCOPES:
         return None
     return topics.by_name[name].title_in(tlang) if name in topics else name
 

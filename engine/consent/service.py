@@ -20,7 +20,7 @@ from engine.consent import ledger
 from engine.consent.cadence import effective_cadence
 from engine.consent.ledger import NewEvent
 from engine.consent.suppression import lift, reason_for, suppress
-from engine.consent.topics import PERSONALIZATION, Topic, Topics
+from engine.consent.topics import PERSONALIZATION, RESERVED_SCOPES, Topic, Topics
 from engine.errors import ContactNotFound
 from engine.models import (
     Cadence,
@@ -91,7 +91,9 @@ def withdraw(
     if topic is not None:
         targets = [topic] if states.get(topic, {}).get("state") in ACTIVE else []
     else:
-        targets = [t for t, s in states.items() if t != PERSONALIZATION and s["state"] in ACTIVE]
+        targets = [
+            t for t, s in states.items() if t not in RESERVED_SCOPES and s["state"] in ACTIVE
+        ]
     ledger.append(
         conn, vault, [_event(contact_id, t, ConsentEventType.WITHDRAWN, origin) for t in targets]
     )

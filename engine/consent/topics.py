@@ -17,6 +17,11 @@ from engine.models import Cadence
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: A reserved scope in the ledger: the objection to profiling (GDPR Art. 21).
 PERSONALIZATION = "personalization"
+#: A reserved scope in the ledger: the permission to measure opens and clicks.
+TRACKING = "tracking"
+#: Scopes of the ledger that are not topics: no mail is sent "for" them, unsubscribing
+#: from everything leaves them as they are, and they are never a topic's name.
+RESERVED_SCOPES = (PERSONALIZATION, TRACKING)
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ def load_topics(path: Path) -> Topics:
         raise TactError(f"topics file {path}: {exc}") from None
     topics: dict[str, Topic] = {}
     for name, spec in data.items():
-        if not _NAME.match(name) or name == PERSONALIZATION:
+        if not _NAME.match(name) or name in RESERVED_SCOPES:
             raise TactError(f"topics file {path}: invalid or reserved topic name {name!r}")
         try:
             cadence = Cadence(spec.get("cadence", Cadence.AS_IT_HAPPENS))

@@ -72,6 +72,8 @@ def choices(form: FormData) -> Choices:
         cadences=cadences,
         pauses=pauses,
         standard_version=form.get("standard_version") == "yes",
+        # An unticked box sends nothing: the hidden field says the form had one.
+        tracking=form.get("tracking") == "yes" if form.get("tracking_shown") == "1" else None,
     )
 
 
