@@ -114,7 +114,8 @@ class VariantCheck:
         return {
             "ok": self.ok,
             "findings": [
-                {"level": f.level, "where": f.where, "message": f.message} for f in self.findings
+                {"level": f.level, "where": f.where, "message": f.message, "code": f.code or None}
+                for f in self.findings
             ],
             "subject": self.subject,
             "html": self.html,
@@ -300,7 +301,7 @@ def _check(rt: Runtime, where: _Where, source: str) -> VariantCheck:
             if twin_source is not None:
                 (directory / rel_twin).write_text(twin_source, "utf-8")
             report = lint_template(scratch, template, None if known is None else set(known))
-            findings = [[f.level, f.where, f.message] for f in report.findings]
+            findings = [[f.level, f.where, f.message, f.code] for f in report.findings]
             out: dict[str, Any] = {"findings": findings}
             if report.errors:
                 return out
@@ -319,7 +320,7 @@ def _check(rt: Runtime, where: _Where, source: str) -> VariantCheck:
                     locale=where.language,
                 ).rendered
             except (RenderError, TemplateError) as exc:
-                findings.append(["error", rel_path, str(exc)])
+                findings.append(["error", rel_path, str(exc), ""])
                 return out
             out.update(subject=rendered.subject, html=rendered.html, text=rendered.text)
             return out
@@ -327,7 +328,7 @@ def _check(rt: Runtime, where: _Where, source: str) -> VariantCheck:
             shutil.rmtree(scratch, ignore_errors=True)
 
     result: dict[str, Any] = bounded(run, f"check {template}/{rel_path}")
-    findings = [Finding(level, w, message) for level, w, message in result["findings"]]
+    findings = [Finding(level, w, message, code) for level, w, message, code in result["findings"]]
     rank = {"error": 0, "warning": 1}
     findings.sort(key=lambda f: rank.get(f.level, 2))
     ok = not any(f.level == "error" for f in findings)

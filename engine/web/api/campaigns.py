@@ -135,6 +135,8 @@ class Finding(_From):
     level: str
     where: str
     message: str
+    #: The kind of finding (``script-url``, ``meta-refresh``...); None for an uncoded one.
+    code: str | None = None
 
 
 class Lint(BaseModel):

@@ -146,6 +146,8 @@ class LintFinding(BaseModel):
     level: str
     where: str
     message: str
+    #: The kind of finding (``script-url``, ``meta-refresh``...); None for an uncoded one.
+    code: str | None = None
 
 
 class Problem(BaseModel):
@@ -214,11 +216,12 @@ def from_error(exc: TactError, *, status: int | None = None) -> JSONResponse:
     return problem(status, exc.code, str(exc), hint=exc.hint, headers=headers, findings=findings)
 
 
-def _finding(f: Any) -> dict[str, str]:
+def _finding(f: Any) -> dict[str, str | None]:
     return {
         "level": str(getattr(f, "level", "error")),
         "where": str(getattr(f, "where", "")),
         "message": str(getattr(f, "message", f)),
+        "code": str(getattr(f, "code", "") or "") or None,
     }
 
 
