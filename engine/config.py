@@ -325,8 +325,10 @@ class Settings(BaseSettings):
     tracking_mode: Literal["off", "aggregate"] = Field(
         default="off",
         description="Click tracking: off (links go straight to their destination, nothing is "
-        "recorded) or aggregate (links in blocks become /c/TOKEN redirects; each click is "
-        "recorded with campaign, variant, segment and language, never a contact id).",
+        "recorded) or aggregate (for each contact who allows it, links in blocks become "
+        "/c/TOKEN redirects; each click is recorded with campaign, variant, segment and "
+        "language, never a contact id). Under the GDPR a contact allows it only by ticking "
+        "the preference center's box; under CAN-SPAM and CASL until they untick it.",
     )
     click_too_soon_seconds: int = Field(
         default=10,

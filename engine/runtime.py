@@ -90,8 +90,11 @@ class Runtime:
         """Each campaign's compiled templates, kept for the life of the process (a worker
         runs many batches of one campaign: compiling them again for each costs tens of ms)."""
         from engine.campaigns import Composers
+        from engine.engagement.links import LinkTables
 
-        return Composers(self.settings, self.vault)
+        # Click tracking's hook comes from here: the pipeline's layer does not import it.
+        tables = LinkTables(self.engine, self.settings, self.vault.keyring)
+        return Composers(self.settings, self.vault, links=tables.hook)
 
     @cached_property
     def celery(self) -> Celery:

@@ -96,7 +96,9 @@ def send(
     clock: Any = None,
 ) -> int:
     """``n`` subscribers, the autumn campaign launched and sent with the link hook."""
-    import_rows(engine, vault, settings, [{**p, "topics": ["offers"]} for p in people(n)])
+    # CAN-SPAM subscribers: measured unless they refuse (under the GDPR, only once they agree).
+    rows = [{**p, "topics": ["offers"], "consent_regime": "can-spam"} for p in people(n)]
+    import_rows(engine, vault, settings, rows)
     with writing(engine) as conn:
         cid = create(conn, settings, name="autumn-tracked", template="autumn-2026", now=NOW)
         schedule(conn, cid, NOW)

@@ -30,7 +30,7 @@ LAYERS = [
     "workers | engine.cli | engine.web",
     "engine.app",
     "engine.runtime | engine.setup",
-    "engine.campaigns | engine.notices | engine.events",
+    "engine.campaigns | engine.notices | engine.events | engine.engagement",
     "engine.people",
     "engine.segments | engine.policy | engine.staff",
     "engine.render | engine.delivery | engine.broker",

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from sqlalchemy import Engine
 
@@ -47,6 +48,7 @@ from engine.campaigns.outbox import (
 from engine.campaigns.recipients import load_recipients
 from engine.campaigns.results import BatchResults, Pending, Ready, render_pause_reason
 from engine.config import Settings
+from engine.consent.tracking import TrackingMode, modes_for
 from engine.db import writing
 from engine.delivery.base import OutgoingMessage, Transport
 from engine.errors import HeaderError, RenderError, TactError
@@ -138,6 +140,7 @@ class BatchSender:
     ) -> None:
         self.engine = engine
         self.vault = vault
+        self.settings = settings
         self.camp = camp
         self.ctx = ctx
         self.now = ctx.now
@@ -191,6 +194,13 @@ class BatchSender:
         ids = [r.contact_id for r, _ in allowed]
         with self.engine.connect() as conn:
             batch = load_recipients(conn, self.vault, ids, wanted, purpose=f"campaign:{camp.name}")
+            # Whose clicks may be measured: their choice, their regime's default, the setting
+            # (engine.consent.tracking). Links of everyone else go out as written.
+            measured: set[UUID] = set()
+            if composer.links is not None:
+                configured = TrackingMode(self.settings.tracking_mode)
+                modes = modes_for(conn, ids, configured)
+                measured = {i for i, mode in modes.items() if mode != TrackingMode.OFF}
         people, segments, meta = batch.people, batch.segments, batch.meta
         sender = composer.renderer.brand.sender_address
         for r, reason in allowed:
@@ -214,6 +224,7 @@ class BatchSender:
                     locale=info.locale,
                     date=self.now,
                     message_id=r.message_id,
+                    track=r.contact_id in measured,
                 )
             except HeaderError as exc:  # e.g. an internationalized address (SMTPUTF8)
                 log.info("contact %s not sendable: %s", r.contact_id, exc)

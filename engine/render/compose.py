@@ -111,9 +111,12 @@ class Composer:
         locale: str | None,
         date: datetime | None = None,
         message_id: str | None = None,
+        track: bool = True,
     ) -> Composed:
         """One recipient's message; ``message_id`` overrides the template's (a campaign's
-        outbox fixes its own, so two campaigns of one template stay two messages)."""
+        outbox fixes its own, so two campaigns of one template stay two messages).
+        ``track`` False: the links hook leaves this message alone (the recipient's
+        tracking mode is off)."""
         lang = self.renderer.language_for(locale)
         links = links_for(
             self.settings, self.signer, public_id, topic=self.topic.name, campaign=self.spec.name
@@ -129,7 +132,7 @@ class Composer:
             )
         )
         message_id = message_id or self.message_id(contact_id)
-        if self.links is not None:
+        if self.links is not None and track:
             rendered = self.links.rewrite(
                 rendered,
                 segment=segment,
