@@ -8,9 +8,13 @@ before each use-case. Every change and every login is audited (``staff.*``,
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine.audit import record
 from engine.db import writing
@@ -22,6 +26,8 @@ from engine.staff.tokens import TokenInfo
 
 __all__ = [
     "Added",
+    "Device",
+    "Devices",
     "LoggedIn",
     "StaffMember",
     "TokenCreated",
@@ -164,6 +170,69 @@ class LoggedIn:
     principal: Principal
 
 
+@dataclass(frozen=True)
+class Device:
+    """A browser that signed in to account ``staff_id`` before: what a face read from its
+    signed device cookie (the console's ``tact_device``). ``id`` is the cookie's random
+    part; it is never logged or audited, only a digest of it (:attr:`tag`)."""
+
+    staff_id: int
+    id: str
+
+    @property
+    def tag(self) -> str:
+        """A short digest naming the device in the audit log (not the cookie, not a person)."""
+        return hashlib.sha256(self.id.encode("utf-8")).hexdigest()[:12]
+
+
+class Devices:
+    """Wrong logins made from each trusted device, in memory (per server process, bounded).
+
+    After ``max_failures`` of them in a row a device is not trusted for ``distrust_for``:
+    its logins are then like any other (the account lock applies, failures count against
+    the account). A success from the device starts its count again.
+    """
+
+    #: Devices tracked at most (the oldest forgotten first), so a flood cannot grow it.
+    MAX_DEVICES = 10_000
+
+    def __init__(
+        self,
+        max_failures: int = accounts.MAX_FAILURES,
+        distrust_for: timedelta = accounts.LOCK_FOR,
+    ) -> None:
+        self.max_failures = max_failures
+        self.distrust_for = distrust_for
+        #: device id -> (failures in a row, distrusted until)
+        self._seen: OrderedDict[str, tuple[int, datetime | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def trusted(self, device_id: str, now: datetime) -> bool:
+        with self._lock:
+            _, until = self._seen.get(device_id, (0, None))
+            if until is not None and until <= now:  # the distrust has run out: start again
+                self._seen.pop(device_id, None)
+                return True
+            return until is None
+
+    def failed(self, device_id: str, now: datetime) -> bool:
+        """Count one wrong login from the device; True when this one made it untrusted."""
+        with self._lock:
+            failures, until = self._seen.pop(device_id, (0, None))
+            failures += 1
+            cut_off = until is None and failures >= self.max_failures
+            if cut_off:
+                until = now + self.distrust_for
+            self._seen[device_id] = (failures, until)
+            while len(self._seen) > self.MAX_DEVICES:
+                self._seen.popitem(last=False)
+            return cut_off
+
+    def succeeded(self, device_id: str) -> None:
+        with self._lock:
+            self._seen.pop(device_id, None)
+
+
 def login(
     rt: Runtime,
     email: str,
@@ -171,31 +240,67 @@ def login(
     *,
     code: str | None = None,
     now: datetime | None = None,
+    device: Device | None = None,
+    devices: Devices | None = None,
 ) -> LoggedIn:
-    """A new session, or AuthenticationFailed / AccountLocked. Every attempt is audited."""
+    """A new session, or AuthenticationFailed / AccountLocked. Every attempt is audited.
+
+    ``device`` (a checked device cookie) and ``devices`` (its face's failure counts): a
+    device still trusted for the account the address names is let through that account's
+    lock, and its wrong logins count against it instead of the account (see
+    :class:`Devices`). Audited: ``login.succeeded`` / ``login.failed`` say ``device`` (its
+    tag) when one was honoured, ``past_lock`` when it got in while the account was locked;
+    ``login.device-distrusted`` when a device has failed too often.
+    """
     now = _now(now)
+    trusted = device is not None and devices is not None and devices.trusted(device.id, now)
+    device_for = device.staff_id if trusted and device is not None else None
     with writing(rt.engine) as conn:
-        attempt = accounts.authenticate(conn, rt.vault, email, password, now, code=code)
+        attempt = accounts.authenticate(
+            conn, rt.vault, email, password, now, code=code, device_for=device_for
+        )
+        honoured: dict[str, Any] = {}
+        if attempt.device and device is not None:
+            honoured["device"] = device.tag
         if not attempt.ok:
+            actor = f"staff:{attempt.staff_id}" if attempt.staff_id else "anonymous"
             record(
                 conn,
                 "login.failed",
                 now,
-                actor=f"staff:{attempt.staff_id}" if attempt.staff_id else "anonymous",
+                actor=actor,
                 staff_id=attempt.staff_id,
                 outcome=attempt.outcome,
+                **honoured,
             )
+            wrong = attempt.outcome in ("bad-credentials", "second-factor")
+            if attempt.device and wrong and device is not None and devices is not None:
+                if devices.failed(device.id, now):
+                    record(
+                        conn,
+                        "login.device-distrusted",
+                        now,
+                        actor=actor,
+                        staff_id=attempt.staff_id,
+                        device=device.tag,
+                        until=now + devices.distrust_for,
+                    )
         else:
             if attempt.staff_id is None or attempt.role is None:  # an ok attempt names both
                 raise AuthenticationFailed("the address, password or code is not right")
             token = sessions.create(conn, attempt.staff_id, now)
+            if attempt.past_lock:
+                honoured["past_lock"] = True
             record(
                 conn,
                 "login.succeeded",
                 now,
                 actor=f"staff:{attempt.staff_id}",
                 staff_id=attempt.staff_id,
+                **honoured,
             )
+            if attempt.device and device is not None and devices is not None:
+                devices.succeeded(device.id)
     if not attempt.ok or attempt.staff_id is None or attempt.role is None:
         raise accounts.refuse(attempt)
     return LoggedIn(token, Principal(staff_id=attempt.staff_id, role=attempt.role))

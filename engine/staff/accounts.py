@@ -10,6 +10,12 @@ and does the same Argon2 work whether or not the address has an account. After
 :data:`MAX_FAILURES` failures in a row an account is locked for
 :data:`LOCK_FOR`; a login while locked fails with :class:`AccountLocked` even
 with the right password (the lock is what stops a guesser, not a hint).
+
+A login from a device the account signed in on before (``device_for``: the console's
+signed device cookie, still trusted) is not refused by that lock, and neither adds to
+nor clears the account's count: anyone who knows an address can lock the account,
+but not its owner's own browser out. That device's own failures are counted by the
+caller (engine.app.staff: in memory, per device).
 """
 
 from __future__ import annotations
@@ -218,6 +224,11 @@ class LoginAttempt:
     outcome: str
     role: StaffRole | None = None
     retry_after: timedelta | None = None
+    #: The attempt came from a trusted device of this account: the account lock was not
+    #: applied and the account's count of failures was left alone.
+    device: bool = False
+    #: A trusted device got in while the account was locked (the lock stays for the rest).
+    past_lock: bool = False
 
 
 def authenticate(
@@ -228,8 +239,13 @@ def authenticate(
     now: datetime,
     *,
     code: str | None = None,
+    device_for: int | None = None,
 ) -> LoginAttempt:
     """Check a login and record its effect on the account (failures, lock, last login).
+
+    ``device_for`` is the account a trusted device of the caller signed in to before: when
+    it is this address's account, the lock does not apply and the account's failures are
+    neither counted nor reset (the attempt says ``device``). Any other id changes nothing.
 
     Never raises for a wrong guess: the caller audits the attempt, then raises
     :class:`AuthenticationFailed` (or :class:`AccountLocked`) for anything not ok.
@@ -243,7 +259,9 @@ def authenticate(
     if row is None:
         passwords.verify_password(None, password)
         return LoginAttempt(None, False, "bad-credentials")
-    if row.locked_until is not None and row.locked_until > now:
+    device = device_for is not None and row.id == device_for
+    locked = row.locked_until is not None and row.locked_until > now
+    if locked and not device:
         passwords.verify_password(None, password)
         return LoginAttempt(row.id, False, "locked", retry_after=row.locked_until - now)
     good = passwords.verify_password(row.password_hash, password)
@@ -258,6 +276,8 @@ def authenticate(
         outcome_if_bad = "second-factor"
     else:
         outcome_if_bad = "bad-credentials"
+    if not good and device:
+        return LoginAttempt(row.id, False, outcome_if_bad, device=True)
     if not good:
         failures = (row.failed_logins or 0) + 1
         locked = now + LOCK_FOR if failures >= MAX_FAILURES else None
@@ -270,12 +290,16 @@ def authenticate(
             return LoginAttempt(row.id, False, "locked", retry_after=LOCK_FOR)
         return LoginAttempt(row.id, False, outcome_if_bad)
     if row.disabled_at is not None:
-        return LoginAttempt(row.id, False, "disabled")
-    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        return LoginAttempt(row.id, False, "disabled", device=device)
+    values: dict[str, Any] = {"last_login_at": now}
+    if not device:  # a device's success says nothing of the guesses made elsewhere
+        values.update(failed_logins=0, locked_until=None)
     if passwords.needs_rehash(row.password_hash):
         values["password_hash"] = passwords.hash_password(password)
     conn.execute(update(staff_t).where(staff_t.c.id == row.id).values(**values))
-    return LoginAttempt(row.id, True, "ok", role=StaffRole(row.role))
+    return LoginAttempt(
+        row.id, True, "ok", role=StaffRole(row.role), device=device, past_lock=device and locked
+    )
 
 
 def refuse(attempt: LoginAttempt) -> AuthenticationFailed:

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from engine.app import staff as staff_uc
 from engine.errors import (
     AuthenticationFailed,
     CampaignNotFound,
@@ -35,7 +36,7 @@ from engine.errors import (
     TactError,
 )
 from engine.web.console import auth
-from engine.web.console.auth import LoginLimiter
+from engine.web.console.auth import DeviceCookies, LoginLimiter
 from engine.web.console.context import (
     SESSION_COOKIE,
     Console,
@@ -90,12 +91,15 @@ def create_console(state: WebState) -> FastAPI:
         redirect_slashes=False,
     )
     console.state.tact = state
+    token_key = state.runtime.vault.keyring.token_keys[0].key
     console.state.console = ConsoleState(
         web=state,
         pages=Pages(),
         catalogs=Catalogs(HERE / "locales"),
-        csrf=ConsoleCsrf.of(state.runtime.vault.keyring.token_keys[0].key, settings),
+        csrf=ConsoleCsrf.of(token_key, settings),
         limiter=LoginLimiter(settings.login_attempts_per_minute),
+        device_cookies=DeviceCookies(token_key),
+        devices=staff_uc.Devices(),
     )
     console.include_router(auth.router)
     for router in _area_routers():

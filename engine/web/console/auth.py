@@ -13,15 +13,26 @@
   ``console_secure_cookie`` is off) and has no Max-Age: it ends with the browser
   session, and the server ends it sooner on its idle and absolute timeouts.
 - ``POST /logout`` revokes the session server-side: the old cookie no longer works.
+
+Device cookies (OWASP's defence against lockout as a weapon): on success the browser
+also gets ``tact_device`` (``HttpOnly; SameSite=Strict; Path=/admin; Secure`` unless
+``console_secure_cookie`` is off; Max-Age :data:`DEVICE_DAYS` days), signed for that
+account (:class:`DeviceCookies`). A later login presenting it for the same account is
+not refused by the account's lock, and its wrong passwords count against the device,
+not the account (:class:`engine.app.staff.Devices`); logging out keeps it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -30,6 +41,7 @@ from engine.app import staff as staff_uc
 from engine.errors import AccountLocked, AuthenticationFailed, CsrfRejected
 from engine.web.console.context import (
     COOKIE_PATH,
+    DEVICE_COOKIE,
     LOGIN_COOKIE,
     SESSION_COOKIE,
     Console,
@@ -79,6 +91,61 @@ class LoginLimiter:
             return allowed
 
 
+#: How long a device cookie is honoured after the login that set it.
+DEVICE_DAYS = 180
+
+
+class DeviceCookies:
+    """``tact_device`` values: ``v1.<staff id>.<issued, epoch day>.<random>.<HMAC>``.
+
+    The HMAC-SHA256 key is derived from the keyring's primary token key with a label of
+    its own (as the console's CSRF key is), so it is stored nowhere and rotates with it.
+    A value whose MAC does not verify, that is older than :data:`DEVICE_DAYS`, or that is
+    malformed in any way is no device at all.
+    """
+
+    VERSION = "v1"
+    #: Longest value read (a cookie is attacker-controlled).
+    MAX_LENGTH = 200
+
+    def __init__(self, token_key: bytes) -> None:
+        self._key = hmac.new(token_key, b"tact-console-device/1", hashlib.sha256).digest()
+
+    def _mac(self, staff_id: int, day: int, nonce: str) -> str:
+        message = f"{self.VERSION}|{staff_id}|{day}|{nonce}".encode("ascii")
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
+
+    def issue(self, staff_id: int, now: datetime) -> str:
+        """A new device value for ``staff_id`` (a fresh random device id each login)."""
+        day, nonce = int(now.timestamp() // 86400), secrets.token_urlsafe(18)
+        return f"{self.VERSION}.{staff_id}.{day}.{nonce}.{self._mac(staff_id, day, nonce)}"
+
+    def read(self, value: str | None, now: datetime) -> staff_uc.Device | None:
+        """The device a cookie names, or None when it is not one of ours (or too old)."""
+        if not value or len(value) > self.MAX_LENGTH:
+            return None
+        parts = value.split(".")
+        if len(parts) != 5 or parts[0] != self.VERSION:
+            return None
+        _, staff, issued, nonce, mac = parts
+        if not (staff.isascii() and staff.isdigit() and issued.isascii() and issued.isdigit()):
+            return None
+        if not nonce.isascii() or len(staff) > 12 or len(issued) > 8:
+            return None
+        staff_id, day = int(staff), int(issued)
+        if str(staff_id) != staff or str(day) != issued:  # one spelling per value
+            return None
+        if not hmac.compare_digest(
+            mac.encode("ascii", "replace"), self._mac(staff_id, day, nonce).encode()
+        ):
+            return None
+        age = now.timestamp() // 86400 - day
+        if age < 0 or age > DEVICE_DAYS:
+            return None
+        return staff_uc.Device(staff_id=staff_id, id=nonce)
+
+
 def safe_next(value: object) -> str:
     """A console path to go to after login: only local paths (no open redirect)."""
     if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
@@ -88,10 +155,13 @@ def safe_next(value: object) -> str:
     return value
 
 
-def _set_cookie(c: Console, response: Response, name: str, value: str) -> None:
+def _set_cookie(
+    c: Console, response: Response, name: str, value: str, *, max_age: int | None = None
+) -> None:
     response.set_cookie(
         name,
         value,
+        max_age=max_age,
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
@@ -142,8 +212,18 @@ def login(c: Visitor, form: Fields) -> Response:
     if len(email) > MAX_FIELD or len(password) > MAX_FIELD:
         return _login_page(c, status=400, error="login.error.failed", next_path=next_path)
     totp = code.strip() if isinstance(code, str) and code.strip() else None
+    now = c.now()
+    device = c.state.device_cookies.read(c.request.cookies.get(DEVICE_COOKIE), now)
     try:
-        done = staff_uc.login(c.rt, email.strip(), password, code=totp, now=c.now())
+        done = staff_uc.login(
+            c.rt,
+            email.strip(),
+            password,
+            code=totp,
+            now=now,
+            device=device,
+            devices=c.state.devices,
+        )
     except AccountLocked:
         return _login_page(c, status=403, error="login.error.locked", next_path=next_path)
     except AuthenticationFailed:
@@ -154,6 +234,8 @@ def login(c: Visitor, form: Fields) -> Response:
         staff_uc.logout(c.rt, old, now=c.now())
     response = c.redirect(next_path)
     _set_cookie(c, response, SESSION_COOKIE, done.token)
+    device_value = c.state.device_cookies.issue(done.principal.staff_id, now)
+    _set_cookie(c, response, DEVICE_COOKIE, device_value, max_age=DEVICE_DAYS * 86400)
     forget_cookie(response, LOGIN_COOKIE, c.settings)
     return response
 

@@ -48,11 +48,13 @@ from engine.web.deps import read_form
 from engine.web.state import WebState
 
 if TYPE_CHECKING:
-    from engine.web.console.auth import LoginLimiter
+    from engine.web.console.auth import DeviceCookies, LoginLimiter
 
 SESSION_COOKIE = "tact_session"
 LANG_COOKIE = "tact_lang"
 LOGIN_COOKIE = "tact_login"
+#: The signed device cookie that lets its account's owner through the account lock.
+DEVICE_COOKIE = "tact_device"
 #: Where the console's cookies live; the app is mounted there.
 COOKIE_PATH = "/admin"
 
@@ -103,6 +105,10 @@ class ConsoleState:
     catalogs: Catalogs
     csrf: ConsoleCsrf
     limiter: LoginLimiter
+    #: Signs and reads ``tact_device`` cookies.
+    device_cookies: DeviceCookies
+    #: The wrong logins of each trusted device (in memory, this process).
+    devices: staff_uc.Devices
     #: The time the console runs on (sessions' idle and absolute timeouts); tests set it.
     clock: Callable[[], datetime] = field(default=utc_now)
 
