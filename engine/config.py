@@ -152,8 +152,9 @@ class Settings(BaseSettings):
     console_base_url: str | None = Field(
         default=None,
         description="The console's external origin as browsers see it (for example "
-        "https://admin.example.com); its forms accept only this origin. Default: the origin "
-        "of public_base_url.",
+        "https://admin.example.com); its forms accept this origin and the address tact serve "
+        "listens on, never one taken from the request. Default: the origin of "
+        "public_base_url.",
     )
     console_session_idle_minutes: int = Field(
         default=30, ge=1, description="A console session ends after this long without a request."

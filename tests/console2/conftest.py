@@ -43,6 +43,9 @@ def settings(tmp_path: Path, db_url: str, templates_dir: Path) -> Settings:
         templates_dir=templates_dir,
         quiet_hours_start=0,
         quiet_hours_end=0,
+        # The origin the test client's requests come from: the console's forms accept
+        # configured origins only (never the request's Host header).
+        console_base_url="https://testserver",
     )
 
 
