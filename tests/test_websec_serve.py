@@ -42,3 +42,31 @@ def test_the_console_accepts_forms_from_the_address_it_serves(site: Site) -> Non
         ours = served.http.post("/admin/login", data=fields, headers={"origin": own})
         assert ours.status_code == 401, ours.text
         assert "Those details did not sign you in" in ours.text
+
+
+def test_forwarded_headers_do_not_change_the_address_the_login_limit_counts(
+    site: Site,  # noqa: F811
+) -> None:
+    """``tact serve`` runs uvicorn with ``proxy_headers=False``: a client that names another
+    address in X-Forwarded-For, X-Real-IP or Forwarded is still counted as itself, so it
+    cannot spread its guesses over made-up addresses past the login limit."""
+    env = {**PLAIN_HTTP, "TACT_LOGIN_ATTEMPTS_PER_MINUTE": "3"}
+    with serving(site, "--only", "admin", env=env) as served:
+        own = f"http://127.0.0.1:{served.http.base_url.port}"
+        answers = []
+        for i in range(5):
+            spoofed = f"203.0.113.{i + 1}"
+            answers.append(
+                served.http.post(
+                    "/admin/login",
+                    data=login_fields(served.http),  # a fresh form: each answer is a new page
+                    headers={
+                        "origin": own,
+                        "x-forwarded-for": spoofed,
+                        "x-real-ip": spoofed,
+                        "forwarded": f"for={spoofed}",
+                    },
+                ).status_code
+            )
+    assert answers[:3] == [401, 401, 401]  # three tries from this one address
+    assert answers[3:] == [429, 429]  # then limited, whatever address it claims
