@@ -127,17 +127,23 @@ async def test_login_form_is_protected_against_csrf(app: FastAPI) -> None:
         assert ok.status_code == 303
 
 
+def _session(token: str) -> dict[str, str]:
+    """The session cookie as a browser sends it, whatever the client's jar holds."""
+    return {"cookie": f"tact_session={token}"}
+
+
 async def test_a_cookie_planted_before_login_is_not_the_session_after(app: FastAPI) -> None:
     member = add_member(app, "viewer")
     async with client(app) as http:
         planted = "attacker-chosen-session-value-1234567890"
-        http.cookies.set("tact_session", planted, domain="testserver", path="/admin")
+        http.cookies.set("tact_session", planted, path="/admin")  # sent: no domain
         done = await sign_in(http, member)
         token = session_cookie(done)
         assert token is not None and token != planted
     async with client(app) as attacker:
-        attacker.cookies.set("tact_session", planted, domain="testserver", path="/admin")
-        refused = await attacker.get("/admin/")
+        # The cookie as a header: httpx's jar files a cookie set for "testserver" under
+        # "testserver.local" and would not send it, which would make this test vacuous.
+        refused = await attacker.get("/admin/", headers=_session(planted))
         assert refused.status_code == 303
         assert refused.headers["location"].startswith("/admin/login")
 
@@ -147,6 +153,8 @@ async def test_logout_ends_the_session_on_the_server(app: FastAPI) -> None:
     async with client(app) as http:
         token = session_cookie(await sign_in(http, member))
         assert token
+        async with client(app) as second:  # the control: this very cookie works until logout
+            assert (await second.get("/admin/", headers=_session(token))).status_code == 200
         out = await submit(http, "/admin/", "/admin/logout")
         assert out.status_code == 303
         assert out.headers["location"].startswith("/admin/login")
@@ -154,8 +162,7 @@ async def test_logout_ends_the_session_on_the_server(app: FastAPI) -> None:
         assert 'tact_session=""' in expired
         assert "Secure" in expired and "Path=/admin" in expired  # matches the cookie it ends
     async with client(app) as replay:
-        replay.cookies.set("tact_session", token, domain="testserver", path="/admin")
-        assert (await replay.get("/admin/")).status_code == 303
+        assert (await replay.get("/admin/", headers=_session(token))).status_code == 303
     actions = [e.action for e in audit_uc.entries(app.state.tact.runtime, limit=50).items]
     assert "logout" in actions and "login.succeeded" in actions
 
