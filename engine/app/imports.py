@@ -278,8 +278,9 @@ def start_import(rt: Runtime, data: BinaryIO, *, filename: str) -> ImportProgres
     """Receive the upload and start importing it in the background; returns at once with
     status ``running``. An interrupted import of the same file (same bytes) is resumed
     under its own id; the same file while it is being imported (by this process or
-    another) is not started a second time (that import's progress is returned). CSV or JSON lines, by the name's suffix or the
-    content, as ``tact contacts import`` reads them."""
+    another) is not started a second time (that import's progress is returned). CSV or
+    JSON lines, by the name's suffix or the content, as ``tact contacts import`` reads
+    them."""
     rt.vault  # noqa: B018 - refuse missing or wrong keys before receiving anything
     registry = _registry(rt)
     path, size, digest = _receive(rt, data, filename)
