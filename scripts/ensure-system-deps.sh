@@ -20,8 +20,18 @@ extra_bin_dirs() {
     done
 }
 
+# A font with Chinese glyphs, for Chromium: the console and preference center are also
+# in Simplified Chinese, and the README's screenshots are taken by the browser tests.
+has_cjk_font() {
+    command -v fc-list >/dev/null 2>&1 && [[ -n $(fc-list :lang=zh 2>/dev/null) ]]
+}
+
 find_command() {
     local cmd=$1 dir
+    if [[ $cmd == cjk-font ]]; then
+        has_cjk_font
+        return
+    fi
     command -v "$cmd" >/dev/null 2>&1 && return 0
     while IFS= read -r dir; do
         [[ -n $dir && -x $dir/$cmd ]] && return 0
@@ -53,6 +63,7 @@ require npm          npm
 # The preference-center browser tests drive Debian's Chromium (/usr/bin/chromium)
 # through Playwright; Playwright's own browser download is not used.
 require chromium     chromium
+require cjk-font     fonts-noto-cjk
 # ---------------------------------------------------------------------------
 
 is_debian_like() {
