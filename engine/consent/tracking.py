@@ -112,15 +112,19 @@ def tracking_of(conn: Connection, contact_id: UUID) -> Tracking:
     """The contact's choice and the regimes of their active subscriptions, from the
     ledger's current states."""
     states = ledger.current_states(conn, contact_id)
-    own = states.get(TRACKING)
+    return _standing((topic, s["state"], s["regime"]) for topic, s in states.items())
+
+
+def _standing(states: Iterable[tuple[str, object, object]]) -> Tracking:
+    """A contact's Tracking from their (scope, state, regime) rows: the ``tracking`` row is
+    their choice, the regimes are those of their active subscriptions."""
     choice: bool | None = None
-    if own is not None:
-        choice = str(own["state"]) == ConsentState.SUBSCRIBED
-    regimes = [
-        str(s["regime"])
-        for topic, s in states.items()
-        if topic != TRACKING and str(s["state"]) == ConsentState.SUBSCRIBED and s["regime"]
-    ]
+    regimes: list[str] = []
+    for topic, state, regime in states:
+        if topic == TRACKING:
+            choice = str(state) == ConsentState.SUBSCRIBED
+        elif str(state) == ConsentState.SUBSCRIBED and regime:
+            regimes.append(str(regime))
     return Tracking(choice, regimes)
 
 
@@ -172,21 +176,17 @@ def modes_for(
     ids = list(dict.fromkeys(contact_ids))
     if configured == TrackingMode.OFF or not ids:
         return dict.fromkeys(ids, TrackingMode.OFF)
-    choices: dict[UUID, bool | None] = dict.fromkeys(ids)
-    regimes: dict[UUID, set[str]] = {i: set() for i in ids}
+    rows: dict[UUID, list[tuple[str, object, object]]] = {i: [] for i in ids}
     objections: set[UUID] = set()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        rows = conn.execute(
+        found = conn.execute(
             select(state_t.c.contact_id, state_t.c.topic, state_t.c.state, state_t.c.regime).where(
                 state_t.c.contact_id.in_(chunk)
             )
         )
-        for contact_id, topic, state, regime in rows:
-            if topic == TRACKING:
-                choices[contact_id] = str(state) == ConsentState.SUBSCRIBED
-            elif str(state) == ConsentState.SUBSCRIBED and regime:
-                regimes[contact_id].add(str(regime))
+        for contact_id, topic, state, regime in found:
+            rows[contact_id].append((topic, state, regime))
         objections.update(
             conn.execute(
                 select(prefs_t.c.contact_id).where(
@@ -195,8 +195,6 @@ def modes_for(
             ).scalars()
         )
     return {
-        i: mode_for(
-            configured, Tracking(choices[i], regimes[i]), profiling_objection=i in objections
-        )
+        i: mode_for(configured, _standing(rows[i]), profiling_objection=i in objections)
         for i in ids
     }

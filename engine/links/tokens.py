@@ -64,6 +64,21 @@ def _short(value: str | None, what: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
+def decode_token(text: str) -> bytes:
+    """The bytes of an unpadded base64url token; InvalidToken unless ``text`` is exactly
+    their one spelling (the decoder ignores the unused low bits of the last character, so
+    without that check a few altered tokens would still verify)."""
+    if not _BASE64URL.fullmatch(text):
+        raise InvalidToken("not a valid link")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("not a valid link") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
+        raise InvalidToken("not a valid link")
+    return raw
+
+
 class TokenSigner:
     def __init__(self, keyring: Keyring, settings: Settings) -> None:
         if not keyring.token_keys:
@@ -104,16 +119,9 @@ class TokenSigner:
         self, text: str, kinds: set[TokenKind] | TokenKind, *, now: datetime | None = None
     ) -> Token:
         allowed = {kinds} if isinstance(kinds, TokenKind) else kinds
-        if not text or len(text) > 1024 or not _BASE64URL.fullmatch(text):
+        if not text or len(text) > 1024:
             raise InvalidToken("not a valid link")
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError):
-            raise InvalidToken("not a valid link") from None
-        # One token, one spelling: the decoder ignores the unused low bits of the last
-        # character, so without this check a few altered tokens would still verify.
-        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
-            raise InvalidToken("not a valid link")
+        raw = decode_token(text)
         if len(raw) < _HEAD.size + 2 + SIG_BYTES:
             raise InvalidToken("not a valid link")
         body, sig = raw[:-SIG_BYTES], raw[-SIG_BYTES:]
